@@ -1,0 +1,76 @@
+"""The Litestar application: wiring of settings, database, errors and every domain's routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, get
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from backend.auth.routes import AuthController
+from backend.auth.tokens import TokenCodec
+from backend.db.engine import Database
+from backend.deps import DEPENDENCIES
+from backend.errors import EXCEPTION_HANDLERS
+from backend.pois.routes import PoiController
+from backend.settings import Settings, get_settings
+from backend.tenants.routes import TenantController
+from backend.visits.routes import VisitController
+
+ROUTES = [AuthController, PoiController, VisitController, TenantController]
+
+
+@get("/healthz", operation_id="health", tags=["ops"], summary="Liveness", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.database = await Database.connect(settings)
+        try:
+            yield
+        finally:
+            await app.state.database.close()
+
+    return Litestar(
+        route_handlers=[*ROUTES, healthz],
+        dependencies=DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        state=_initial_state(settings),
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=openapi_config(),
+        debug=False,
+    )
+
+
+def _initial_state(settings: Settings) -> Any:
+    from litestar.datastructures import State
+
+    return State({"settings": settings, "tokens": TokenCodec(settings)})
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Groundwork mobile API",
+        version="1.0.0",
+        description="The contract the phone apps are built against. Errors are RFC 9457 problems with a `code`.",
+        components=Components(
+            security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+        ),
+        security=[{"bearer": []}],
+        use_handler_docstrings=False,
+    )
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document of the code, without touching a database."""
+    app = Litestar(route_handlers=ROUTES, dependencies=DEPENDENCIES, openapi_config=openapi_config())
+    return app.openapi_schema.to_schema()

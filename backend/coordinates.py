@@ -1,0 +1,29 @@
+"""Coordinate systems at the edge: requests in the caller's `crs` become WGS-84, answers go back in it."""
+
+from __future__ import annotations
+
+import msgspec
+
+from geo.crs import Crs, from_wgs84, to_wgs84
+from mobile_contract.location import CrsName, Fix, Point
+
+_DECIMALS = 7  # ~1 cm; more digits are noise
+
+
+def fix_to_wgs84(fix: Fix, crs: CrsName) -> Fix:
+    if crs is CrsName.WGS84:
+        return fix
+    lat, lon = to_wgs84(fix.lat, fix.lon, Crs(crs.value))
+    return msgspec.structs.replace(fix, lat=lat, lon=lon)
+
+
+def point_to_wgs84(lat: float, lon: float, crs: CrsName) -> tuple[float, float]:
+    if crs is CrsName.WGS84:
+        return lat, lon
+    return to_wgs84(lat, lon, Crs(crs.value))
+
+
+def point_out(lat: float, lon: float, crs: CrsName) -> Point:
+    if crs is not CrsName.WGS84:
+        lat, lon = from_wgs84(lat, lon, Crs(crs.value))
+    return Point(lat=round(lat, _DECIMALS), lon=round(lon, _DECIMALS))

@@ -1,0 +1,86 @@
+"""HTTP routes of merchants: nearby, the merchant view, adding one from the field."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.auth.tokens import Principal
+from backend.coordinates import point_to_wgs84
+from backend.db.engine import Database
+from backend.pois import service
+from mobile_contract.location import CrsName, PointIn
+from mobile_contract.pois import NearbyPage, PoiCreate, PoiDetail, PoolFilter
+
+CrsParam = Annotated[CrsName, Parameter(description="Coordinate system of lat/lon in and out")]
+
+
+class PoiController(Controller):
+    path = "/v1/pois"
+    tags = ["merchants"]
+
+    @get("/nearby", operation_id="nearbyPois", summary="Merchants nearest first, within a radius")
+    async def nearby(
+        self,
+        principal: NamedDependency[Principal],
+        database: NamedDependency[Database],
+        lat: Annotated[float, Parameter(ge=-90.0, le=90.0)],
+        lon: Annotated[float, Parameter(ge=-180.0, le=180.0)],
+        radius_m: Annotated[float, Parameter(gt=0.0, le=50_000.0, description="Search radius, metres")] = 2_000.0,
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+        pool: Annotated[PoolFilter, Parameter(description="Filter by who holds the merchant as a lead")] = (
+            PoolFilter.ALL
+        ),
+        category: Annotated[str | None, Parameter(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")] = None,
+        q: Annotated[str | None, Parameter(min_length=1, max_length=100, description="Part of the name")] = None,
+        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200)] = None,
+        crs: CrsParam = CrsName.WGS84,
+    ) -> NearbyPage:
+        lat, lon = point_to_wgs84(lat, lon, crs)
+        search = service.NearbySearch(
+            lat=lat,
+            lon=lon,
+            radius_m=radius_m,
+            limit=limit,
+            pool=pool,
+            category=category,
+            name=q.strip() or None if q else None,
+            cursor=cursor,
+            crs=crs,
+        )
+        return await service.nearby(database.hot, principal, search)
+
+    @get("/{poi_id:uuid}", operation_id="getPoi", summary="The merchant view: details, contacts, recent visits")
+    async def detail(
+        self,
+        poi_id: UUID,
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+        crs: CrsParam = CrsName.WGS84,
+    ) -> PoiDetail:
+        return await service.get_detail(session, principal, poi_id, crs)
+
+    @post(
+        "/",
+        operation_id="createPoi",
+        summary="Add a merchant found in the field (idempotent on the client id)",
+        responses=None,
+    )
+    async def create(
+        self,
+        data: JSONBody[PoiCreate],
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+        crs: CrsParam = CrsName.WGS84,
+    ) -> Response[PoiDetail]:
+        lat, lon = point_to_wgs84(data.location.lat, data.location.lon, crs)
+        data = msgspec.structs.replace(data, location=PointIn(lat=lat, lon=lon))
+        detail, created = await service.create(session, principal, data, crs)
+        await session.commit()
+        return Response(detail, status_code=201 if created else 200)

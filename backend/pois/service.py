@@ -1,0 +1,337 @@
+"""Merchant rules: the nearby search, the merchant view, adding a merchant from the field.
+
+Coordinates here are WGS-84; routes convert other systems (GCJ-02, BD-09) at the edge.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.auth.models import User
+from backend.auth.scopes import effective_scope, scope_params, visible_to
+from backend.auth.tokens import Principal
+from backend.coordinates import point_out
+from backend.errors import DomainError, forbidden, not_found
+from backend.pois.models import Poi, PoiContact
+from backend.pois.queries import NearbyVariant, nearby_params, nearby_query
+from backend.tenants.service import load_policy
+from backend.visits.models import Visit
+from mobile_contract.auth import Role
+from mobile_contract.errors import ErrorCode
+from mobile_contract.location import CrsName, Point, Verdict, VerdictReason, VerdictStatus
+from mobile_contract.pois import (
+    Contact,
+    DuplicateCandidate,
+    Geofence,
+    Holder,
+    NearbyPage,
+    PoiCreate,
+    PoiDetail,
+    PoiSummary,
+    PoolFilter,
+    VisitBrief,
+)
+
+RECENT_VISITS = 10
+DUPLICATE_RADIUS_M = 50.0
+DUPLICATE_MIN_SIMILARITY = 0.3  # pg_trgm's own default threshold
+
+
+# -- nearby ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NearbySearch:
+    lat: float
+    lon: float
+    radius_m: float
+    limit: int
+    pool: PoolFilter
+    category: str | None
+    name: str | None
+    cursor: str | None
+    crs: CrsName  # of the answer's coordinates; the search itself is in WGS-84
+
+
+def _fingerprint(search: NearbySearch) -> str:
+    """Ties a cursor to the search it came from: a cursor only continues the same search from the same place."""
+    key = f"{search.lat:.7f}|{search.lon:.7f}|{search.radius_m}|{search.pool}|{search.category}|{search.name}"
+    return hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
+
+
+def _encode_cursor(search: NearbySearch, distance: float, poi_id: UUID) -> str:
+    raw = msgspec.json.encode([distance, poi_id.hex, _fingerprint(search)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+_CURSOR_TYPE = tuple[float, str, str]
+
+
+def _decode_cursor(search: NearbySearch, cursor: str) -> tuple[float, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        distance, poi_hex, fingerprint = msgspec.json.decode(raw, type=_CURSOR_TYPE)
+        poi_id = UUID(hex=poi_hex)
+    except (binascii.Error, msgspec.DecodeError, ValueError) as exc:
+        raise DomainError(ErrorCode.INVALID_CURSOR, 400, "This cursor is malformed; start again without it.") from exc
+    if fingerprint != _fingerprint(search):
+        raise DomainError(
+            ErrorCode.INVALID_CURSOR, 400, "This cursor belongs to another search; start again without it."
+        )
+    return distance, poi_id
+
+
+async def nearby(pool: asyncpg.Pool, principal: Principal, search: NearbySearch) -> NearbyPage:
+    after = _decode_cursor(search, search.cursor) if search.cursor else None
+    scope = effective_scope(principal)
+    variant = NearbyVariant(
+        pool=search.pool,
+        scope=scope if search.pool is PoolFilter.TEAM else None,
+        by_category=search.category is not None,
+        by_name=search.name is not None,
+        after_cursor=after is not None,
+    )
+    query = nearby_query(variant)
+    params = nearby_params(
+        tenant_id=principal.tenant_id,
+        caller_user_id=principal.user_id,
+        caller_team_id=principal.team_id,
+        lat=search.lat,
+        lon=search.lon,
+        radius_m=search.radius_m,
+        limit=search.limit + 1,  # one more than asked tells whether another page exists
+        category=search.category,
+        name=search.name,
+        after=after,
+    )
+    rows = await pool.fetch(query.sql, *query.args(params))
+    items = [
+        PoiSummary(
+            id=row[0],
+            name=row[1],
+            category=row[2],
+            address=row[3],
+            location=point_out(row[4], row[5], search.crs),
+            distance_m=round(row[6], 1),
+            holder=Holder(user_id=row[7], display_name=row[8]) if row[7] is not None else None,
+        )
+        for row in rows[: search.limit]
+    ]
+    next_cursor = None
+    if len(rows) > search.limit:
+        last = rows[search.limit - 1]
+        next_cursor = _encode_cursor(search, last[6], last[0])
+    return NearbyPage(items=items, next_cursor=next_cursor)
+
+
+# -- the merchant view ---------------------------------------------------------------------------------------
+
+_POI_COLUMNS = text(
+    "ST_Y(pois.location::geometry) AS lat, ST_X(pois.location::geometry) AS lon, "
+    "CASE WHEN pois.geofence IS NULL THEN NULL ELSE ST_AsGeoJSON(pois.geofence, 7)::jsonb END AS geofence_json"
+)
+
+
+async def get_detail(
+    session: AsyncSession, principal: Principal, poi_id: UUID, crs: CrsName = CrsName.WGS84
+) -> PoiDetail:
+    holder = User.__table__.alias("holder")
+    row = (
+        await session.execute(
+            select(Poi, holder.c.display_name, _POI_COLUMNS)
+            .outerjoin(holder, holder.c.id == Poi.holder_id)
+            .where(Poi.id == poi_id, Poi.tenant_id == principal.tenant_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise not_found("merchant")
+    poi: Poi = row[0]
+    holder_name: str | None = row[1]
+    mapping = row._mapping
+    contacts = (
+        await session.scalars(
+            select(PoiContact)
+            .where(PoiContact.poi_id == poi_id, PoiContact.tenant_id == principal.tenant_id)
+            .order_by(PoiContact.created_at, PoiContact.id)
+        )
+    ).all()
+    policy = await load_policy(session, principal.tenant_id)
+    return PoiDetail(
+        id=poi.id,
+        name=poi.name,
+        category=poi.category,
+        address=poi.address,
+        phone=poi.phone,
+        location=point_out(mapping["lat"], mapping["lon"], crs),
+        geofence=Geofence(
+            radius_m=poi.geofence_radius_m if poi.geofence_radius_m is not None else policy.default_geofence_radius_m,
+            polygon=_polygon_points(mapping["geofence_json"], crs),
+        ),
+        holder=Holder(user_id=poi.holder_id, display_name=holder_name or "") if poi.holder_id else None,
+        claimed_at=poi.claimed_at,
+        created_at=poi.created_at,
+        updated_at=poi.updated_at,
+        contacts=[Contact(id=c.id, name=c.name, role=c.role, phone=c.phone) for c in contacts],
+        recent_visits=await _recent_visits(session, principal, poi_id),
+    )
+
+
+def _polygon_points(geojson: dict[str, Any] | None, crs: CrsName) -> list[Point] | None:
+    if not geojson:
+        return None
+    exterior = geojson["coordinates"][0]
+    return [point_out(lat, lon, crs) for lon, lat in exterior]
+
+
+async def _recent_visits(session: AsyncSession, principal: Principal, poi_id: UUID) -> list[VisitBrief]:
+    """The latest visits on this merchant that the caller's data scope lets them see."""
+    scope = effective_scope(principal)
+    rows = (
+        await session.execute(
+            select(Visit, User.display_name)
+            .join(User, User.id == Visit.user_id)
+            .where(
+                Visit.poi_id == poi_id,
+                Visit.tenant_id == principal.tenant_id,
+                visible_to(scope, Visit.user_id),
+            )
+            .order_by(Visit.checked_in_at.desc(), Visit.id)
+            .limit(RECENT_VISITS),
+            scope_params(principal),
+        )
+    ).all()
+    return [
+        VisitBrief(
+            id=visit.id,
+            user_id=visit.user_id,
+            user_name=name,
+            checked_in_at=visit.checked_in_at,
+            checked_out_at=visit.checked_out_at,
+            verdict=Verdict(
+                status=VerdictStatus(visit.check_in_status),
+                confidence=visit.check_in_confidence,
+                distance_m=visit.check_in_distance_m,
+                reasons=[VerdictReason(r) for r in visit.check_in_reasons],
+            ),
+        )
+        for visit, name in rows
+    ]
+
+
+# -- adding a merchant from the field ------------------------------------------------------------------------
+
+CAN_ADD_MERCHANTS = (Role.BD, Role.SUPERVISOR, Role.OPS, Role.ADMIN)
+
+
+def _request_hash(data: PoiCreate) -> str:
+    # `confirm_new` is how the BD answers a duplicate warning, not part of what the merchant is.
+    identity = msgspec.structs.replace(data, confirm_new=False)
+    return hashlib.sha256(msgspec.json.encode(identity)).hexdigest()
+
+
+async def create(
+    session: AsyncSession, principal: Principal, data: PoiCreate, crs: CrsName = CrsName.WGS84
+) -> tuple[PoiDetail, bool]:
+    """Add a merchant. Returns the merchant view and whether it was created now (False: an idempotent replay)."""
+    if not principal.has_role(*CAN_ADD_MERCHANTS):
+        raise forbidden("Your role cannot add merchants.")
+    request_hash = _request_hash(data)
+    existing = await session.scalar(select(Poi).where(Poi.id == data.id))
+    if existing is not None:
+        if existing.tenant_id == principal.tenant_id and existing.create_request_hash == request_hash:
+            return await get_detail(session, principal, data.id, crs), False
+        raise DomainError(
+            ErrorCode.IDEMPOTENCY_CONFLICT, 409, "This merchant id was already used with different content."
+        )
+    if not data.confirm_new:
+        candidates = await find_duplicates(
+            session, principal.tenant_id, data.name, data.location.lat, data.location.lon
+        )
+        if candidates:
+            raise DomainError(
+                ErrorCode.POSSIBLE_DUPLICATE,
+                409,
+                "A merchant with a similar name is within 50 m. Open it instead, or resend with confirm_new=true.",
+                candidates=[msgspec.to_builtins(c) for c in candidates],
+            )
+    now = datetime.now(UTC)
+    session.add(
+        Poi(
+            id=data.id,
+            tenant_id=principal.tenant_id,
+            name=data.name.strip(),
+            category=data.category,
+            address=data.address.strip(),
+            phone=data.phone,
+            location=f"SRID=4326;POINT({data.location.lon} {data.location.lat})",
+            holder_id=principal.user_id,  # whoever finds a merchant holds it as their lead
+            claimed_at=now,
+            source="field",
+            created_by=principal.user_id,
+            create_request_hash=request_hash,
+        )
+    )
+    await session.flush()
+    for index, contact in enumerate(data.contacts):
+        session.add(
+            PoiContact(
+                # Derived from the merchant's client id, so a replay can never add the contacts twice.
+                id=UUID(bytes=hashlib.blake2b(data.id.bytes + bytes([index]), digest_size=16).digest()),
+                tenant_id=principal.tenant_id,
+                poi_id=data.id,
+                name=contact.name,
+                role=contact.role,
+                phone=contact.phone,
+            )
+        )
+    await session.flush()
+    return await get_detail(session, principal, data.id, crs), True
+
+
+async def find_duplicates(
+    session: AsyncSession, tenant_id: UUID, name: str, lat: float, lon: float
+) -> list[DuplicateCandidate]:
+    rows = await session.execute(
+        text(
+            """
+            WITH origin AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography AS g)
+            SELECT p.id, p.name, p.address, ST_Distance(p.location, origin.g, false) AS distance_m,
+                   similarity(lower(p.name), lower(:name)) AS similarity
+            FROM pois p, origin
+            WHERE p.tenant_id = :tenant_id
+              AND ST_DWithin(p.location, origin.g, :radius, false)
+              AND similarity(lower(p.name), lower(:name)) >= :min_similarity
+            ORDER BY similarity DESC, distance_m
+            LIMIT 5
+            """
+        ),
+        {
+            "lon": lon,
+            "lat": lat,
+            "name": name.strip(),
+            "tenant_id": tenant_id,
+            "radius": DUPLICATE_RADIUS_M,
+            "min_similarity": DUPLICATE_MIN_SIMILARITY,
+        },
+    )
+    return [
+        DuplicateCandidate(
+            id=r.id,
+            name=r.name,
+            address=r.address,
+            distance_m=round(r.distance_m, 1),
+            similarity=round(r.similarity, 3),
+        )
+        for r in rows
+    ]

@@ -1,0 +1,1 @@
+"""Tenants and the settings each tenant tunes (the verification policy)."""

@@ -1,0 +1,331 @@
+"""Visit rules: checking in and out at a merchant, judged by where the phone really was.
+
+There is one implementation of "check in", whether it arrives online or, later, from an offline queue: both
+call `check_in` with the time the request reached us and, for queued work, the time the action happened.
+Every claim is stored with its verdict, rejected ones included.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from sqlalchemy import select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.auth.scopes import effective_scope, scope_params, visible_to
+from backend.auth.tokens import Principal
+from backend.errors import DomainError, not_found
+from backend.tenants.service import load_policy
+from backend.visits.models import Visit
+from geo.fence import CircleFence, Fence, PolygonFence
+from geo.verdict import Fix, PriorFix, judge, trusted_capture_time
+from geo.verdict import Verdict as GeoVerdict
+from mobile_contract import location as wire_location
+from mobile_contract import visits as wire
+from mobile_contract.errors import ErrorCode
+
+# Fixes that say nothing true about where the user was: never the "previous position" of a speed check.
+_UNTRUSTWORTHY_REASONS = ["mock_location", "impossible_speed", "future_fix"]
+
+
+def _request_hash(data: msgspec.Struct) -> str:
+    return hashlib.sha256(msgspec.json.encode(data)).hexdigest()
+
+
+def _to_geo_fix(fix: wire_location.Fix) -> Fix:
+    return Fix(
+        lat=fix.lat,
+        lon=fix.lon,
+        accuracy_m=fix.accuracy_m,
+        captured_at=fix.captured_at,
+        is_mock=fix.is_mock,
+        age_ms=fix.age_ms,
+        provider=fix.provider,
+        speed_mps=fix.speed_mps,
+    )
+
+
+async def _merchant_fence(session: AsyncSession, tenant_id: UUID, poi_id: UUID, default_radius_m: float) -> Fence:
+    row = (
+        await session.execute(
+            text(
+                "SELECT ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon, geofence_radius_m, "
+                "CASE WHEN geofence IS NULL THEN NULL ELSE ST_AsGeoJSON(geofence)::jsonb END AS polygon "
+                "FROM pois WHERE id = :id AND tenant_id = :tenant_id"
+            ),
+            {"id": poi_id, "tenant_id": tenant_id},
+        )
+    ).one_or_none()
+    if row is None:
+        raise not_found("merchant")
+    if row.polygon:
+        exterior = tuple((lat, lon) for lon, lat in row.polygon["coordinates"][0])
+        return PolygonFence(exterior=exterior)
+    radius = row.geofence_radius_m if row.geofence_radius_m is not None else default_radius_m
+    return CircleFence(lat=row.lat, lon=row.lon, radius_m=radius)
+
+
+async def _prior_fix(session: AsyncSession, principal: Principal, before: datetime) -> PriorFix | None:
+    """The user's latest believable position before `before`, from their check-ins and check-outs."""
+    row = (
+        await session.execute(
+            text(
+                """
+                SELECT lat, lon, accuracy_m, at FROM (
+                  (SELECT ST_Y(check_in_location::geometry) AS lat, ST_X(check_in_location::geometry) AS lon,
+                          check_in_accuracy_m AS accuracy_m, check_in_trusted_at AS at
+                   FROM visits
+                   WHERE tenant_id = :tenant_id AND user_id = :user_id AND check_in_trusted_at < :before
+                     AND NOT check_in_reasons && CAST(:bad AS varchar[])
+                   ORDER BY check_in_trusted_at DESC LIMIT 1)
+                  UNION ALL
+                  (SELECT ST_Y(check_out_location::geometry), ST_X(check_out_location::geometry),
+                          check_out_accuracy_m, check_out_trusted_at
+                   FROM visits
+                   WHERE tenant_id = :tenant_id AND user_id = :user_id AND check_out_trusted_at < :before
+                     AND NOT check_out_reasons && CAST(:bad AS varchar[])
+                   ORDER BY check_out_trusted_at DESC LIMIT 1)
+                ) AS fixes ORDER BY at DESC LIMIT 1
+                """
+            ),
+            {
+                "tenant_id": principal.tenant_id,
+                "user_id": principal.user_id,
+                "before": before,
+                "bad": _UNTRUSTWORTHY_REASONS,
+            },
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return PriorFix(lat=row.lat, lon=row.lon, accuracy_m=row.accuracy_m, at=row.at)
+
+
+async def _judge(
+    session: AsyncSession,
+    principal: Principal,
+    poi_id: UUID,
+    fix: wire_location.Fix,
+    received_at: datetime,
+    action_at: datetime,
+) -> GeoVerdict:
+    policy = await load_policy(session, principal.tenant_id)
+    fence = await _merchant_fence(session, principal.tenant_id, poi_id, policy.default_geofence_radius_m)
+    geo_fix = _to_geo_fix(fix)
+    # The prior position is looked up before this fix's trusted time, so a late-synced fix is compared with
+    # what came before it, not with whatever the user did since.
+    prior = await _prior_fix(session, principal, trusted_capture_time(geo_fix, received_at))
+    return judge(geo_fix, fence, received_at=received_at, policy=policy.verdict, prior=prior, action_at=action_at)
+
+
+def _action_time(claimed: datetime | None, received_at: datetime) -> datetime:
+    """When the action happened: the phone's claim for queued work, never later than its arrival."""
+    if claimed is None:
+        return received_at
+    return min(claimed, received_at)
+
+
+def _evidence_columns(
+    prefix: str, fix: wire_location.Fix, verdict: GeoVerdict, received_at: datetime
+) -> dict[str, Any]:
+    return {
+        f"{prefix}_fix": msgspec.to_builtins(fix),
+        f"{prefix}_location": f"SRID=4326;POINT({fix.lon} {fix.lat})",
+        f"{prefix}_accuracy_m": fix.accuracy_m,
+        f"{prefix}_is_mock": fix.is_mock,
+        f"{prefix}_trusted_at": verdict.trusted_captured_at,
+        f"{prefix}_received_at": received_at,
+        f"{prefix}_status": verdict.status.value,
+        f"{prefix}_confidence": verdict.confidence,
+        f"{prefix}_distance_m": verdict.distance_m,
+        f"{prefix}_reasons": [reason.value for reason in verdict.reasons],
+    }
+
+
+async def check_in(
+    session: AsyncSession,
+    principal: Principal,
+    data: wire.CheckIn,
+    *,
+    received_at: datetime,
+    action_at: datetime | None = None,
+) -> tuple[wire.Visit, bool]:
+    """Record a check-in and its verdict. Returns the visit and whether it was recorded now (False: a replay)."""
+    request_hash = _request_hash(data)
+    replay = await _replay_check_in(session, principal, data.id, request_hash)
+    if replay is not None:
+        return replay, False
+    acted_at = action_at or _action_time(data.checked_in_at, received_at)
+    verdict = await _judge(session, principal, data.poi_id, data.fix, received_at, acted_at)
+    inserted = await session.scalar(
+        insert(Visit)
+        .values(
+            id=data.id,
+            tenant_id=principal.tenant_id,
+            user_id=principal.user_id,
+            poi_id=data.poi_id,
+            status=wire.VisitStatus.OPEN.value,
+            note=data.note,
+            checked_in_at=acted_at,
+            check_in_request_hash=request_hash,
+            **_evidence_columns("check_in", data.fix, verdict, received_at),
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(Visit.id)
+    )
+    if inserted is None:
+        # A concurrent request with the same id won the race: answer as a replay of it.
+        replay = await _replay_check_in(session, principal, data.id, request_hash)
+        if replay is None:  # pragma: no cover - the row exists, _replay_check_in returns or raises
+            raise not_found("visit")
+        return replay, False
+    return await get_visit(session, principal, data.id), True
+
+
+async def _replay_check_in(
+    session: AsyncSession, principal: Principal, visit_id: UUID, request_hash: str
+) -> wire.Visit | None:
+    existing = await session.scalar(select(Visit).where(Visit.id == visit_id))
+    if existing is None:
+        return None
+    same_owner = existing.tenant_id == principal.tenant_id and existing.user_id == principal.user_id
+    if not same_owner or existing.check_in_request_hash != request_hash:
+        raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, 409, "This visit id was already used with other content.")
+    return to_wire(existing)
+
+
+async def check_out(
+    session: AsyncSession,
+    principal: Principal,
+    visit_id: UUID,
+    data: wire.CheckOut,
+    *,
+    received_at: datetime,
+    action_at: datetime | None = None,
+) -> wire.Visit:
+    visit = await session.scalar(
+        select(Visit)
+        .where(Visit.id == visit_id, Visit.tenant_id == principal.tenant_id, Visit.user_id == principal.user_id)
+        .with_for_update()
+    )
+    if visit is None:
+        raise not_found("visit")
+    request_hash = _request_hash(data)
+    if visit.status == wire.VisitStatus.CLOSED.value:
+        if visit.check_out_request_hash == request_hash:
+            return to_wire(visit)  # a retried check-out
+        raise DomainError(ErrorCode.VISIT_ALREADY_CLOSED, 409, "This visit was already checked out.")
+    acted_at = max(action_at or _action_time(data.checked_out_at, received_at), visit.checked_in_at)
+    verdict = await _judge(session, principal, visit.poi_id, data.fix, received_at, acted_at)
+    for column, value in _evidence_columns("check_out", data.fix, verdict, received_at).items():
+        setattr(visit, column, value)
+    visit.status = wire.VisitStatus.CLOSED.value
+    visit.checked_out_at = acted_at
+    visit.check_out_request_hash = request_hash
+    if data.note is not None:
+        visit.note = data.note
+    await session.flush()
+    await session.refresh(visit)
+    return to_wire(visit)
+
+
+async def get_visit(session: AsyncSession, principal: Principal, visit_id: UUID) -> wire.Visit:
+    visit = await session.scalar(
+        select(Visit).where(
+            Visit.id == visit_id,
+            Visit.tenant_id == principal.tenant_id,
+            visible_to(effective_scope(principal), Visit.user_id),
+        ),
+        scope_params(principal),
+    )
+    if visit is None:
+        raise not_found("visit")
+    return to_wire(visit)
+
+
+def _encode_cursor(at: datetime, visit_id: UUID) -> str:
+    raw = msgspec.json.encode([at.isoformat(), visit_id.hex])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        at_text, id_hex = msgspec.json.decode(
+            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), type=tuple[str, str]
+        )
+        at = datetime.fromisoformat(at_text)
+        if at.tzinfo is None:
+            raise ValueError("naive time in cursor")
+        return at, UUID(hex=id_hex)
+    except (binascii.Error, msgspec.DecodeError, ValueError) as exc:
+        raise DomainError(ErrorCode.INVALID_CURSOR, 400, "This cursor is malformed; start again without it.") from exc
+
+
+async def list_visits(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    limit: int,
+    cursor: str | None,
+    poi_id: UUID | None,
+    user_id: UUID | None,
+) -> wire.VisitPage:
+    """Visits the caller's data scope covers, newest first."""
+    statement = select(Visit).where(
+        Visit.tenant_id == principal.tenant_id, visible_to(effective_scope(principal), Visit.user_id)
+    )
+    if poi_id is not None:
+        statement = statement.where(Visit.poi_id == poi_id)
+    if user_id is not None:
+        statement = statement.where(Visit.user_id == user_id)
+    if cursor:
+        at, after_id = _decode_cursor(cursor)
+        statement = statement.where(tuple_(Visit.checked_in_at, Visit.id) < tuple_(at, after_id))
+    statement = statement.order_by(Visit.checked_in_at.desc(), Visit.id.desc()).limit(limit + 1)
+    visits = (await session.scalars(statement, scope_params(principal))).all()
+    items = [to_wire(v) for v in visits[:limit]]
+    next_cursor = None
+    if len(visits) > limit:
+        last = visits[limit - 1]
+        next_cursor = _encode_cursor(last.checked_in_at, last.id)
+    return wire.VisitPage(items=items, next_cursor=next_cursor)
+
+
+def _evidence(prefix: str, visit: Visit) -> wire.FixEvidence:
+    fix = getattr(visit, f"{prefix}_fix")
+    return wire.FixEvidence(
+        location=wire_location.Point(lat=fix["lat"], lon=fix["lon"]),
+        accuracy_m=getattr(visit, f"{prefix}_accuracy_m"),
+        captured_at=msgspec.convert(fix["captured_at"], datetime),
+        trusted_at=getattr(visit, f"{prefix}_trusted_at"),
+        received_at=getattr(visit, f"{prefix}_received_at"),
+        is_mock=getattr(visit, f"{prefix}_is_mock"),
+        provider=fix.get("provider"),
+        verdict=wire_location.Verdict(
+            status=wire_location.VerdictStatus(getattr(visit, f"{prefix}_status")),
+            confidence=getattr(visit, f"{prefix}_confidence"),
+            distance_m=getattr(visit, f"{prefix}_distance_m"),
+            reasons=[wire_location.VerdictReason(r) for r in getattr(visit, f"{prefix}_reasons")],
+        ),
+    )
+
+
+def to_wire(visit: Visit) -> wire.Visit:
+    return wire.Visit(
+        id=visit.id,
+        poi_id=visit.poi_id,
+        user_id=visit.user_id,
+        status=wire.VisitStatus(visit.status),
+        checked_in_at=visit.checked_in_at,
+        checked_out_at=visit.checked_out_at,
+        check_in=_evidence("check_in", visit),
+        check_out=_evidence("check_out", visit) if visit.check_out_fix is not None else None,
+        note=visit.note,
+    )

@@ -1,0 +1,54 @@
+"""Stable machine codes of every problem the API answers with (RFC 9457 `code` member).
+
+Phones branch on these strings, so they never change meaning; new ones may be added.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from mobile_contract.base import Response
+
+
+class ErrorCode(enum.StrEnum):
+    # request shape
+    VALIDATION_FAILED = "validation_failed"  # body/query/path did not match the contract; see `errors`
+    BODY_TOO_LARGE = "body_too_large"
+    INVALID_CURSOR = "invalid_cursor"  # a paging cursor that is malformed or was made for another query
+    NOT_FOUND = "not_found"  # no such route, or no such record visible to the caller
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    # auth
+    NOT_AUTHENTICATED = "not_authenticated"  # no bearer token
+    TOKEN_INVALID = "token_invalid"  # forged, malformed or for another audience
+    TOKEN_EXPIRED = "token_expired"  # access token expired: refresh it
+    INVALID_CREDENTIALS = "invalid_credentials"
+    REFRESH_TOKEN_INVALID = "refresh_token_invalid"  # unknown, expired or revoked: log in again
+    REFRESH_TOKEN_REUSED = "refresh_token_reused"  # a rotated token was presented again: the family is revoked
+    FORBIDDEN = "forbidden"  # authenticated, but the role may not do this
+    # domain
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"  # the client id was already used with a different body
+    POSSIBLE_DUPLICATE = "possible_duplicate"  # a similar merchant exists nearby; resend with confirm_new=true
+    VISIT_ALREADY_CLOSED = "visit_already_closed"
+    INTERNAL_ERROR = "internal_error"  # a bug on our side; retry later
+
+
+class FieldError(Response):
+    field: str
+    message: str
+    source: str | None = None
+
+
+class Problem(Response):
+    """RFC 9457 problem details, served as `application/problem+json`."""
+
+    type: str
+    title: str
+    status: int
+    code: ErrorCode
+    detail: str | None = None
+    errors: list[FieldError] | None = None
+    # Some problems add extension members (RFC 9457 section 3.2), e.g. `candidates` on possible_duplicate.
+
+
+def problem_type(code: ErrorCode) -> str:
+    return f"urn:groundwork:problem:{code.value}"
