@@ -67,12 +67,12 @@ def handle_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response
 
 
 def handle_validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
-    errors = []
-    for item in exc.extra if isinstance(exc.extra, list) else []:
-        if isinstance(item, dict):
-            errors.append(
-                {"field": str(item.get("key") or ""), "message": str(item.get("message")), "source": item.get("source")}
-            )
+    items = exc.extra if isinstance(exc.extra, list) else []
+    errors = [
+        {"field": str(item.get("key") or ""), "message": str(item.get("message")), "source": item.get("source")}
+        for item in items
+        if isinstance(item, dict)
+    ]
     detail = "The request does not match the contract; see `errors`."
     if not errors and exc.detail:
         detail = exc.detail

@@ -57,8 +57,7 @@ _Transform = Callable[[float, float], tuple[float, float]]
 # Inverses iterate until the forward transform of the estimate lands within this many degrees of the input.
 _INVERSE_TOLERANCE_DEG = 1e-9
 # Both offsets vary slowly with position, so the iteration converges in at most 5 steps over the whole box (measured
-# on a 100x100 grid); the cap only guards against
-# a point sitting exactly on the box edge, where the forward transform jumps.
+# on a 100 x 100 grid); the cap only guards against a point on the box edge, where the forward transform jumps.
 _INVERSE_MAX_STEPS = 30
 
 
@@ -67,6 +66,8 @@ def in_gcj02_region(lat: float, lon: float) -> bool:
     return _CHINA_MIN_LON <= lon <= _CHINA_MAX_LON and _CHINA_MIN_LAT <= lat <= _CHINA_MAX_LAT
 
 
+# The two offset functions are the widely circulated GCJ-02 algorithm's terms, kept exactly as SDK-compatible ports
+# have them (including the 320 * sin(y * pi / 30) term): bit-for-bit agreement with the published vectors is the point.
 def _gcj_delta_lat(x: float, y: float) -> float:
     ret = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * math.sqrt(abs(x))
     ret += (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2.0 / 3.0

@@ -130,6 +130,8 @@ class VerdictPolicy:
 
 
 class VerdictStatus(enum.StrEnum):
+    """`rejected` claims are still stored as evidence; `uncertain` ones are for a person to review."""
+
     VERIFIED = "verified"
     UNCERTAIN = "uncertain"
     REJECTED = "rejected"

@@ -18,6 +18,7 @@ from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
 from backend.db.admin import create_database, prepare_server, with_database_name
+from backend.db.embedded import EmbeddedCluster
 from backend.db.engine import Database
 from backend.db.migrate import upgrade
 from backend.settings import Settings, get_settings
@@ -29,17 +30,21 @@ TEST_DATABASE = os.environ.get("GROUNDWORK_TEST_DATABASE", "groundwork_test")
 @pytest.fixture(scope="session")
 def settings() -> Iterator[Settings]:
     base = get_settings()
+    cluster = EmbeddedCluster(base.data_dir, base.embedded_pg_port) if base.embedded else None
+    started_here = cluster is not None and not cluster.is_running()
     prepare_server(base)
     url = with_database_name(base.database_url, TEST_DATABASE)
     asyncio.run(create_database(url, drop_first=True))
     upgrade(url)
     yield base.with_database(url)
+    if cluster is not None and started_here:
+        cluster.stop()  # leave the machine as we found it
 
 
 @pytest.fixture(scope="session")
 async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
     app = create_app(settings)
-    async with AsyncTestClient(app=app, base_url="http://testserver") as test_client:
+    async with AsyncTestClient(app=app, base_url="http://groundwork.test") as test_client:
         yield test_client
 
 

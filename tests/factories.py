@@ -25,7 +25,7 @@ _password_hash: str | None = None
 
 
 def _hash() -> str:
-    global _password_hash  # noqa: PLW0603 - one argon2 hash for all test users keeps the suite fast
+    global _password_hash
     if _password_hash is None:
         _password_hash = hash_password(PASSWORD)
     return _password_hash

@@ -322,12 +322,12 @@ def _plan(poi_count: int) -> _Plan:
     team_ids: dict[str, UUID] = {}
     team_paths: dict[str, str] = {}
     teams: list[tuple[UUID, UUID, UUID | None, str, str]] = []
-    for spec in _TEAMS:
+    for team in _TEAMS:
         team_id = _uuid(rng)
-        parent_id = team_ids[spec.parent] if spec.parent else None
-        path = (team_paths[spec.parent] if spec.parent else "/") + f"{team_id}/"
-        team_ids[spec.name], team_paths[spec.name] = team_id, path
-        teams.append((team_id, tenant_id, parent_id, spec.name, path))
+        parent_id = team_ids[team.parent] if team.parent else None
+        path = (team_paths[team.parent] if team.parent else "/") + f"{team_id}/"
+        team_ids[team.name], team_paths[team.name] = team_id, path
+        teams.append((team_id, tenant_id, parent_id, team.name, path))
 
     password_hash = hash_password(DEMO_PASSWORD)  # argon2 is slow on purpose: one hash serves every demo user
     specs = _user_specs()
@@ -338,17 +338,27 @@ def _plan(poi_count: int) -> _Plan:
         user_id = _uuid(rng)
         user_ids[spec.username] = user_id
         usernames[spec.role].append(spec.username)
-        team_id = team_ids[spec.team] if spec.team else None
+        user_team_id = team_ids[spec.team] if spec.team else None
         phone = _mobile(rng)
         users.append(
-            (user_id, tenant_id, team_id, spec.username, display_name, phone, spec.role, spec.data_scope, password_hash)
+            (
+                user_id,
+                tenant_id,
+                user_team_id,
+                spec.username,
+                display_name,
+                phone,
+                spec.role,
+                spec.data_scope,
+                password_hash,
+            )
         )
 
     # Leads: a BD holds merchants on their own team's patch, each claimed some time in the last 30 days.
     patches = [
-        (spec.patch, [user_ids[u.username] for u in specs if u.role == "bd" and u.team == spec.name])
-        for spec in _TEAMS
-        if spec.patch is not None
+        (team.patch, [user_ids[u.username] for u in specs if u.role == "bd" and u.team == team.name])
+        for team in _TEAMS
+        if team.patch is not None
     ]
     holders: dict[int, UUID] = {}
     candidates: list[tuple[int, list[UUID]]] = []
@@ -374,8 +384,8 @@ def _plan(poi_count: int) -> _Plan:
             for n in range(1 if rng.random() < 0.7 else 2):
                 role = "owner" if n == 0 and rng.random() < 0.6 else rng.choice(CONTACT_ROLES)
                 name = f"{rng.choice(FAMILY_NAMES)} {rng.choice(GIVEN_NAMES)}"
-                phone = _mobile(rng) if rng.random() < 0.85 else None
-                contacts.append((_uuid(rng), tenant_id, poi_id, name, role, phone))
+                contact_phone = _mobile(rng) if rng.random() < 0.85 else None
+                contacts.append((_uuid(rng), tenant_id, poi_id, name, role, contact_phone))
 
     logins = DemoLogins(tenant_id, DEMO_PASSWORD, {role: names for role, names in usernames.items() if names})
     return _Plan(tenant_id, teams, users, pois, contacts, logins)

@@ -8,7 +8,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
@@ -59,7 +59,7 @@ class PoiController(Controller):
     @get("/{poi_id:uuid}", operation_id="getPoi", summary="The merchant view: details, contacts, recent visits")
     async def detail(
         self,
-        poi_id: UUID,
+        poi_id: FromPath[UUID],
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
         crs: CrsParam = CrsName.WGS84,

@@ -15,7 +15,8 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-from sqlalchemy import select, text
+from sqlalchemy import Float, literal_column, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.models import User
@@ -137,9 +138,10 @@ async def nearby(pool: asyncpg.Pool, principal: Principal, search: NearbySearch)
 
 # -- the merchant view ---------------------------------------------------------------------------------------
 
-_POI_COLUMNS = text(
-    "ST_Y(pois.location::geometry) AS lat, ST_X(pois.location::geometry) AS lon, "
-    "CASE WHEN pois.geofence IS NULL THEN NULL ELSE ST_AsGeoJSON(pois.geofence, 7)::jsonb END AS geofence_json"
+_POI_COLUMNS = (
+    literal_column("ST_Y(pois.location::geometry)", Float).label("lat"),
+    literal_column("ST_X(pois.location::geometry)", Float).label("lon"),
+    literal_column("ST_AsGeoJSON(pois.geofence, 7)::jsonb", JSONB).label("geofence_json"),
 )
 
 
@@ -149,7 +151,7 @@ async def get_detail(
     holder = User.__table__.alias("holder")
     row = (
         await session.execute(
-            select(Poi, holder.c.display_name, _POI_COLUMNS)
+            select(Poi, holder.c.display_name, *_POI_COLUMNS)
             .outerjoin(holder, holder.c.id == Poi.holder_id)
             .where(Poi.id == poi_id, Poi.tenant_id == principal.tenant_id)
         )

@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
@@ -56,7 +56,7 @@ class VisitController(Controller):
     @post("/{visit_id:uuid}/checkout", operation_id="checkOut", status_code=200, summary="Check out of a visit")
     async def check_out(
         self,
-        visit_id: UUID,
+        visit_id: FromPath[UUID],
         data: JSONBody[CheckOut],
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
@@ -71,7 +71,7 @@ class VisitController(Controller):
     @get("/{visit_id:uuid}", operation_id="getVisit", summary="One visit with its evidence")
     async def get_visit(
         self,
-        visit_id: UUID,
+        visit_id: FromPath[UUID],
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
         crs: CrsParam = CrsName.WGS84,
@@ -85,8 +85,8 @@ class VisitController(Controller):
         session: NamedDependency[AsyncSession],
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Parameter(min_length=1, max_length=200)] = None,
-        poi_id: UUID | None = None,
-        user_id: UUID | None = None,
+        poi_id: FromQuery[UUID | None] = None,
+        user_id: FromQuery[UUID | None] = None,
         crs: CrsParam = CrsName.WGS84,
     ) -> VisitPage:
         page = await service.list_visits(session, principal, limit=limit, cursor=cursor, poi_id=poi_id, user_id=user_id)

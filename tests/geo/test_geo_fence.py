@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -175,7 +176,7 @@ def test_share_falls_as_the_fix_moves_out() -> None:
     shares = [inside_share(*_at(90.0, d), 20.0, fence) for d in range(0, 80, 5)]
     assert shares[0] == 1.0
     assert shares[-1] == 0.0
-    assert all(later <= earlier for earlier, later in zip(shares, shares[1:], strict=False))
+    assert all(later <= earlier for earlier, later in itertools.pairwise(shares))
     assert any(0.0 < share < 1.0 for share in shares)
 
 
