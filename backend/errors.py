@@ -15,9 +15,10 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from mobile_contract.errors import ErrorCode, problem_type
+from mobile_contract.errors import ErrorCode, Problem, problem_type
 
 log = logging.getLogger("groundwork")
 
@@ -119,3 +120,26 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     HTTPException: handle_http_error,
     Exception: handle_internal_error,
 }
+
+
+_PROBLEM_DESCRIPTIONS = {
+    401: "Not authenticated: no, expired or invalid token (`code` tells which)",
+    403: "Authenticated, but the role may not do this",
+    404: "No such record visible to the caller (other tenants' records included)",
+    409: "Conflicts with what is stored (`code` tells which)",
+    413: "Body too large",
+    422: "The request does not match the contract (`errors` lists the fields)",
+}
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries of the problems a route may answer with, so phone developers see them in the contract."""
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            description=_PROBLEM_DESCRIPTIONS[status],
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for status in (*statuses, 422)
+    }

@@ -48,7 +48,7 @@ class TokenPair(Response):
     refresh_expires_in: int
     user_id: UUID
     tenant_id: UUID
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
 
 
 class Me(Response):

@@ -32,7 +32,7 @@ def _hash() -> str:
 
 
 @dataclass
-class TestUser:
+class FieldUser:
     id: UUID
     tenant_id: UUID
     username: str
@@ -77,7 +77,7 @@ class Factory:
         scope: str | None = None,
         login: bool = True,
         name: str | None = None,
-    ) -> TestUser:
+    ) -> FieldUser:
         user_id = uuid.uuid4()
         username = f"user{next(_counter)}-{user_id.hex[:6]}@test"
         async with self.database.sessions() as session:
@@ -94,7 +94,7 @@ class Factory:
                 )
             )
             await session.commit()
-        user = TestUser(id=user_id, tenant_id=tenant_id, username=username, role=role, team_id=team_id)
+        user = FieldUser(id=user_id, tenant_id=tenant_id, username=username, role=role, team_id=team_id)
         if login:
             tokens = await self.login(username)
             user.headers = {"Authorization": f"Bearer {tokens['access_token']}"}

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth import service
 from backend.auth.tokens import Principal, TokenCodec
+from backend.errors import problems
 from backend.settings import Settings
 from mobile_contract.auth import Me, RefreshRequest, TokenPair, TokenRequest
 
@@ -17,7 +18,13 @@ class AuthController(Controller):
     path = "/v1"
     tags = ["auth"]
 
-    @post("/auth/token", operation_id="login", status_code=200, summary="Log in with a password and a device id")
+    @post(
+        "/auth/token",
+        operation_id="login",
+        responses=problems(401),
+        status_code=200,
+        summary="Log in with a password and a device id",
+    )
     async def login(
         self,
         data: JSONBody[TokenRequest],
@@ -31,7 +38,13 @@ class AuthController(Controller):
         await session.commit()
         return pair
 
-    @post("/auth/refresh", operation_id="refreshToken", status_code=200, summary="Trade a refresh token for new ones")
+    @post(
+        "/auth/refresh",
+        operation_id="refreshToken",
+        responses=problems(401),
+        status_code=200,
+        summary="Trade a refresh token for new ones",
+    )
     async def refresh(
         self,
         data: JSONBody[RefreshRequest],
@@ -45,6 +58,6 @@ class AuthController(Controller):
         await session.commit()
         return pair
 
-    @get("/me", operation_id="getMe", summary="The caller's profile, role and data scope")
+    @get("/me", operation_id="getMe", responses=problems(401, 404), summary="The caller's profile, role and data scope")
     async def me(self, principal: NamedDependency[Principal], session: NamedDependency[AsyncSession]) -> Me:
         return await service.get_me(session, principal)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, select, true
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from backend.auth.models import Team, User
 from backend.auth.tokens import Principal
@@ -29,7 +29,7 @@ def effective_scope(principal: Principal) -> DataScope:
     return principal.data_scope
 
 
-def visible_to(scope: DataScope, user_column: Any) -> ColumnElement[bool]:
+def visible_to(scope: DataScope, user_column: ColumnElement[Any] | InstrumentedAttribute[Any]) -> ColumnElement[bool]:
     """Predicate: the user in `user_column` is within `scope` of the caller (tenant filtering is separate).
 
     Binds `caller_user_id` and/or `caller_team_id`; supply them with `scope_params`.

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -316,7 +315,8 @@ def _plan(poi_count: int) -> _Plan:
         merchants.append(poi)
         if i % _PROGRESS_EVERY == 0 and i < poi_count:
             say(f"  {i:,} / {poi_count:,}")
-    say(f"generated in {time.perf_counter() - started:.1f} s")
+    generated = time.perf_counter()
+    say(f"generated in {generated - started:.1f} s")
 
     tenant_id = _uuid(rng)
     team_ids: dict[str, UUID] = {}
@@ -388,6 +388,7 @@ def _plan(poi_count: int) -> _Plan:
                 contacts.append((_uuid(rng), tenant_id, poi_id, name, role, contact_phone))
 
     logins = DemoLogins(tenant_id, DEMO_PASSWORD, {role: names for role, names in usernames.items() if names})
+    say(f"prepared users, leads and contacts in {time.perf_counter() - generated:.1f} s")
     return _Plan(tenant_id, teams, users, pois, contacts, logins)
 
 
@@ -474,24 +475,16 @@ async def _existing_logins(conn: asyncpg.Connection) -> DemoLogins | None:
     tenant_id: UUID | None = await conn.fetchval("SELECT id FROM tenants WHERE slug = $1", DEMO_SLUG)
     if tenant_id is None:
         return None
-    rows = await conn.fetch(
-        "SELECT u.role, u.username, coalesce(length(t.path), 0) AS depth FROM users u"
-        " LEFT JOIN teams t ON t.id = u.team_id WHERE u.tenant_id = $1 AND u.is_active",
-        tenant_id,
-    )
-    # Higher in the tree first (supervisor@demo before sup.pudong@demo), then bd2 before bd10.
-    ordered = sorted(rows, key=lambda r: (r["depth"], *_natural_key(r["username"])))
+    rows = await conn.fetch("SELECT role, username FROM users WHERE tenant_id = $1 AND is_active", tenant_id)
+    # The order of a fresh seed (supervisor@demo before sup.pudong@demo, bd2 before bd10); extra users last.
+    canonical = {spec.username: i for i, spec in enumerate(_user_specs())}
+    ordered = sorted(rows, key=lambda r: (canonical.get(r["username"], len(canonical)), r["username"]))
     usernames: dict[str, list[str]] = {}
     for role in (*_ROLE_ORDER, *sorted({r["role"] for r in rows} - set(_ROLE_ORDER))):
         names = [r["username"] for r in ordered if r["role"] == role]
         if names:
             usernames[role] = names
     return DemoLogins(tenant_id, DEMO_PASSWORD, usernames)
-
-
-def _natural_key(username: str) -> tuple[str, int]:
-    digits = re.findall(r"\d+", username)
-    return re.sub(r"\d+", "", username), int(digits[0]) if digits else 0
 
 
 def _say_present(logins: DemoLogins) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.tokens import Principal
 from backend.coordinates import point_to_wgs84
 from backend.db.engine import Database
+from backend.errors import problems
 from backend.pois import service
 from mobile_contract.location import CrsName, PointIn
 from mobile_contract.pois import NearbyPage, PoiCreate, PoiDetail, PoolFilter
@@ -25,7 +26,12 @@ class PoiController(Controller):
     path = "/v1/pois"
     tags = ["merchants"]
 
-    @get("/nearby", operation_id="nearbyPois", summary="Merchants nearest first, within a radius")
+    @get(
+        "/nearby",
+        operation_id="nearbyPois",
+        responses=problems(401),
+        summary="Merchants nearest first, within a radius",
+    )
     async def nearby(
         self,
         principal: NamedDependency[Principal],
@@ -56,7 +62,12 @@ class PoiController(Controller):
         )
         return await service.nearby(database.hot, principal, search)
 
-    @get("/{poi_id:uuid}", operation_id="getPoi", summary="The merchant view: details, contacts, recent visits")
+    @get(
+        "/{poi_id:uuid}",
+        operation_id="getPoi",
+        responses=problems(401, 404),
+        summary="The merchant view: details, contacts, recent visits",
+    )
     async def detail(
         self,
         poi_id: FromPath[UUID],
@@ -69,8 +80,8 @@ class PoiController(Controller):
     @post(
         "/",
         operation_id="createPoi",
+        responses=problems(401, 403, 409, 413),
         summary="Add a merchant found in the field (idempotent on the client id)",
-        responses=None,
     )
     async def create(
         self,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
 from backend.coordinates import fix_to_wgs84, point_out
+from backend.errors import problems
 from backend.visits import service
 from mobile_contract.location import CrsName
 from mobile_contract.visits import CheckIn, CheckOut, FixEvidence, Visit, VisitPage
@@ -39,7 +40,12 @@ class VisitController(Controller):
     path = "/v1/visits"
     tags = ["visits"]
 
-    @post("/", operation_id="checkIn", summary="Check in at a merchant; the answer carries the verdict")
+    @post(
+        "/",
+        operation_id="checkIn",
+        responses=problems(401, 404, 409, 413),
+        summary="Check in at a merchant; the answer carries the verdict",
+    )
     async def check_in(
         self,
         data: JSONBody[CheckIn],
@@ -53,7 +59,13 @@ class VisitController(Controller):
         await session.commit()
         return Response(_visit_in(visit, crs), status_code=201 if created else 200)
 
-    @post("/{visit_id:uuid}/checkout", operation_id="checkOut", status_code=200, summary="Check out of a visit")
+    @post(
+        "/{visit_id:uuid}/checkout",
+        operation_id="checkOut",
+        responses=problems(401, 404, 409, 413),
+        status_code=200,
+        summary="Check out of a visit",
+    )
     async def check_out(
         self,
         visit_id: FromPath[UUID],
@@ -68,7 +80,9 @@ class VisitController(Controller):
         await session.commit()
         return _visit_in(visit, crs)
 
-    @get("/{visit_id:uuid}", operation_id="getVisit", summary="One visit with its evidence")
+    @get(
+        "/{visit_id:uuid}", operation_id="getVisit", responses=problems(401, 404), summary="One visit with its evidence"
+    )
     async def get_visit(
         self,
         visit_id: FromPath[UUID],
@@ -78,7 +92,12 @@ class VisitController(Controller):
     ) -> Visit:
         return _visit_in(await service.get_visit(session, principal, visit_id), crs)
 
-    @get("/", operation_id="listVisits", summary="Visits in the caller's data scope, newest first")
+    @get(
+        "/",
+        operation_id="listVisits",
+        responses=problems(401),
+        summary="Visits in the caller's data scope, newest first",
+    )
     async def list_visits(
         self,
         principal: NamedDependency[Principal],

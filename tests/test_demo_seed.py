@@ -1,0 +1,154 @@
+"""The demo data: the merchant generator's determinism, city shape and wire-valid fields, and the seed plan's rows.
+
+No database here. TODO(db fixtures): a test that runs `seed_demo(url, poi_count=2_000)` twice on a fresh migrated
+database and checks the second call returns the same DemoLogins and adds no rows; that every team's path is its
+parent's path plus its id; that `admin@demo` / `groundwork-demo` logs in; and that `pois.location` matches DemoPoi.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections import Counter
+from uuid import UUID
+
+import msgspec
+import pytest
+
+from backend.demo.names import CATEGORY_WEIGHTS, DISTRICTS
+from backend.demo.seed import (
+    CENTRE_LAT,
+    CENTRE_LON,
+    DEMO_PASSWORD,
+    SEED,
+    DemoPoi,
+    _plan,
+    generate_pois,
+)
+from geo.distance import haversine_m
+from mobile_contract.base import Phone
+
+CATEGORY_PATTERN = re.compile(r"^[a-z0-9_]+$")  # mobile_contract.pois: category
+PHONE_PATTERN = re.compile(r"^\+?[0-9][0-9 \-]{1,30}$")  # mobile_contract.base.Phone
+SAMPLE = 20_000
+
+
+@pytest.fixture(scope="module")
+def merchants() -> list[DemoPoi]:
+    return list(generate_pois(SAMPLE, random.Random(SEED)))
+
+
+def _km_from_centre(poi: DemoPoi) -> float:
+    return haversine_m(CENTRE_LAT, CENTRE_LON, poi.lat, poi.lon) / 1000.0
+
+
+def test_same_seed_same_merchants() -> None:
+    first = list(generate_pois(2_000, random.Random(42)))
+    assert first == list(generate_pois(2_000, random.Random(42)))
+    assert first != list(generate_pois(2_000, random.Random(43)))
+
+
+def test_a_shorter_run_is_a_prefix_of_a_longer_one(merchants: list[DemoPoi]) -> None:
+    # Benchmarks rebuild the demo's first n merchants with generate_pois(n, Random(SEED)).
+    assert list(generate_pois(1_000, random.Random(SEED))) == merchants[:1_000]
+
+
+def test_zero_merchants() -> None:
+    assert list(generate_pois(0, random.Random(SEED))) == []
+
+
+def test_all_merchants_lie_around_shanghai(merchants: list[DemoPoi]) -> None:
+    distances = [_km_from_centre(poi) for poi in merchants]
+    assert max(distances) <= 40.0
+    assert sum(d > 10.0 for d in distances) > 0.05 * SAMPLE  # a sparse edge exists
+    assert sum(d > 25.0 for d in distances) > 0  # reaching the suburbs
+
+
+def test_the_core_is_denser_than_the_edge(merchants: list[DemoPoi]) -> None:
+    distances = [_km_from_centre(poi) for poi in merchants]
+    core = sum(d <= 4.0 for d in distances)
+    # A ring far out with the same area as the 4 km core disc: pi * (r2^2 - r1^2) == pi * 4^2.
+    r1 = 25.0
+    r2 = math.sqrt(r1**2 + 4.0**2)
+    ring = sum(r1 < d <= r2 for d in distances)
+    assert core > 0.5 * SAMPLE
+    assert core > 50 * max(ring, 1)
+
+
+def test_categories_follow_the_contract_and_the_weights(merchants: list[DemoPoi]) -> None:
+    counts = Counter(poi.category for poi in merchants)
+    assert set(counts) == {category for category, _ in CATEGORY_WEIGHTS}  # every category occurs, nothing else
+    assert all(CATEGORY_PATTERN.fullmatch(category) and len(category) <= 64 for category in counts)
+    assert counts.most_common(1)[0][0] == "restaurant"
+
+
+def test_phones_follow_the_contract(merchants: list[DemoPoi]) -> None:
+    phones = [poi.phone for poi in merchants if poi.phone is not None]
+    assert 0.65 * SAMPLE < len(phones) < 0.75 * SAMPLE
+    for phone in phones:
+        assert PHONE_PATTERN.fullmatch(phone), phone
+        assert msgspec.convert(phone, Phone) == phone  # also the length limits
+        assert phone.startswith("+86 21 ")
+
+
+def test_names_and_addresses_look_real(merchants: list[DemoPoi]) -> None:
+    districts = {district.name for district in DISTRICTS}
+    for poi in merchants:
+        assert 0 < len(poi.name) <= 200
+        number, rest = poi.address.split(" ", 1)
+        road, district = rest.rsplit(", ", 1)
+        assert number.isdigit()
+        assert int(number) >= 1
+        assert road.endswith(" Rd")
+        assert district in districts
+    assert len({poi.name for poi in merchants}) > 0.5 * SAMPLE  # varied, not a handful of names repeated
+
+
+def test_the_plan_builds_a_consistent_tenant() -> None:
+    plan = _plan(500)
+
+    teams = {team_id: (parent_id, name, path) for team_id, _, parent_id, name, path in plan.teams}
+    for team_id, (parent_id, _, path) in teams.items():
+        parent_path = teams[parent_id][2] if parent_id else "/"
+        assert path == f"{parent_path}{team_id}/"
+    names = {name: path for _, name, path in teams.values()}
+    assert names["Lujiazui"].startswith(names["Pudong"])
+    assert names["Pudong"].startswith(names["Shanghai Sales"])
+    assert names["Field Service"].count("/") == 2  # a root of its own
+
+    usernames = [user[3] for user in plan.users]
+    assert len(set(usernames)) == len(usernames)
+    assert all(username == username.lower() for username in usernames)
+    assert len({user[8] for user in plan.users}) == 1  # one argon2 hash, shared
+    for _, tenant_id, _, _, _, phone, role, scope, _ in plan.users:
+        assert tenant_id == plan.tenant_id
+        assert role in {"bd", "technician", "supervisor", "ops", "admin"}
+        assert scope in {"self", "team", "team_and_below", "all"}
+        assert phone is None or PHONE_PATTERN.fullmatch(phone)
+
+    logins = plan.logins
+    assert logins.password == DEMO_PASSWORD
+    assert list(logins.usernames) == ["admin", "ops", "supervisor", "bd", "technician"]
+    assert logins.usernames["admin"] == ["admin@demo"]
+    assert logins.usernames["supervisor"][0] == "supervisor@demo"
+    assert len(logins.usernames["bd"]) == 15
+    assert len(logins.usernames["technician"]) == 2
+
+    bds = {user[0] for user in plan.users if user[6] == "bd"}
+    poi_ids = {poi[0] for poi in plan.pois}
+    held = [poi for poi in plan.pois if poi[8] is not None]
+    assert len(plan.pois) == 500
+    assert len(held) == 50
+    assert all(poi[8] in bds and poi[9] is not None for poi in held)
+    assert all(poi[9] is None for poi in plan.pois if poi[8] is None)
+    assert all(poi[7] is None or 30 <= poi[7] <= 80 for poi in plan.pois)
+    assert all(contact[2] in poi_ids and contact[4] in {"owner", "manager", "cashier"} for contact in plan.contacts)
+    assert all(isinstance(poi[0], UUID) for poi in plan.pois)
+
+
+def test_the_plan_is_deterministic_apart_from_claim_times() -> None:
+    first, second = _plan(200), _plan(200)
+    assert first.tenant_id == second.tenant_id
+    assert [poi[:9] for poi in first.pois] == [poi[:9] for poi in second.pois]
+    assert first.contacts == second.contacts
