@@ -17,6 +17,7 @@ from litestar.exceptions import (
 )
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import IntegrityError
 
 from mobile_contract.errors import ErrorCode, Problem, problem_type
 
@@ -103,6 +104,14 @@ def handle_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response
     return problem_response(status, code, exc.detail)
 
 
+def handle_integrity_error(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
+    """A unique violation is a race between two writers of the same record: a conflict the client may retry.
+    Every other integrity error is a bug (services check what clients can get wrong) and stays a 500."""
+    if getattr(exc.orig, "sqlstate", None) == "23505":
+        return problem_response(409, ErrorCode.CONFLICT, "Another request changed this record at the same time; retry.")
+    return handle_internal_error(request, exc)
+
+
 def handle_internal_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error", exc_info=exc)
     return problem_response(
@@ -118,6 +127,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     NotFoundException: handle_http_error,
     MethodNotAllowedException: handle_http_error,
     HTTPException: handle_http_error,
+    IntegrityError: handle_integrity_error,
     Exception: handle_internal_error,
 }
 

@@ -26,6 +26,7 @@ class ErrorCode(enum.StrEnum):
     REFRESH_TOKEN_REUSED = "refresh_token_reused"  # a rotated token was presented again: the family is revoked
     FORBIDDEN = "forbidden"  # authenticated, but the role may not do this
     # domain
+    CONFLICT = "conflict"  # a concurrent write got there first; retrying the same request is safe
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"  # the client id was already used with a different body
     POSSIBLE_DUPLICATE = "possible_duplicate"  # a similar merchant exists nearby; resend with confirm_new=true
     VISIT_ALREADY_CLOSED = "visit_already_closed"

@@ -1,12 +1,11 @@
 """The demo data: the merchant generator's determinism, city shape and wire-valid fields, and the seed plan's rows.
 
-No database here. TODO(db fixtures): a test that runs `seed_demo(url, poi_count=2_000)` twice on a fresh migrated
-database and checks the second call returns the same DemoLogins and adds no rows; that every team's path is its
-parent's path plus its id; that `admin@demo` / `groundwork-demo` logs in; and that `pois.location` matches DemoPoi.
+The last test seeds a database of its own for real, twice, and logs in with a printed credential.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import re
@@ -26,6 +25,7 @@ from backend.demo.seed import (
     _plan,
     generate_pois,
 )
+from backend.settings import Settings
 from geo.distance import haversine_m
 from mobile_contract.base import Phone
 
@@ -152,3 +152,56 @@ def test_the_plan_is_deterministic_apart_from_claim_times() -> None:
     assert first.tenant_id == second.tenant_id
     assert [poi[:9] for poi in first.pois] == [poi[:9] for poi in second.pois]
     assert first.contacts == second.contacts
+
+
+async def test_seed_demo_for_real_is_idempotent_and_logs_in(settings: Settings) -> None:
+    import asyncpg
+    from litestar.testing import AsyncTestClient
+
+    from backend.app import create_app
+    from backend.db.admin import create_database, drop_database, with_database_name
+    from backend.db.migrate import upgrade
+    from backend.demo.seed import seed_demo
+
+    url = with_database_name(settings.database_url, "groundwork_test_seed")
+    await create_database(url, drop_first=True)
+    await asyncio.to_thread(upgrade, url)
+    try:
+        first = await seed_demo(url, poi_count=2_000)
+        conn = await asyncpg.connect(url)
+        try:
+            counts = await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM pois) AS pois, (SELECT count(*) FROM users) AS users, "
+                "(SELECT count(*) FROM pois WHERE holder_id IS NOT NULL) AS held"
+            )
+            assert counts["pois"] == 2_000
+            assert counts["held"] == 200
+            bad_paths = await conn.fetchval(
+                "SELECT count(*) FROM teams c LEFT JOIN teams p ON p.id = c.parent_id "
+                "WHERE c.path <> coalesce(p.path, '/') || c.id::text || '/'"
+            )
+            assert bad_paths == 0
+            expected = next(generate_pois(1, random.Random(SEED)))
+            stored = await conn.fetchrow(
+                "SELECT ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon FROM pois WHERE name = $1 "
+                "ORDER BY ST_Distance(location, ST_MakePoint($3, $2)::geography) LIMIT 1",
+                expected.name,
+                expected.lat,
+                expected.lon,
+            )
+            assert abs(stored["lat"] - expected.lat) < 1e-9
+            assert abs(stored["lon"] - expected.lon) < 1e-9
+            second = await seed_demo(url, poi_count=2_000)
+            assert second == first
+            assert await conn.fetchval("SELECT count(*) FROM pois") == 2_000
+            assert await conn.fetchval("SELECT count(*) FROM users") == counts["users"]
+        finally:
+            await conn.close()
+        async with AsyncTestClient(app=create_app(settings.with_database(url))) as client:
+            response = await client.post(
+                "/v1/auth/token",
+                json={"username": first.usernames["bd"][0], "password": DEMO_PASSWORD, "device_id": "demo-phone"},
+            )
+            assert response.status_code == 200, response.text
+    finally:
+        await drop_database(url)

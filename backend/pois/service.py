@@ -16,7 +16,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 from sqlalchemy import Float, literal_column, select, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.models import User
@@ -249,13 +249,9 @@ async def create(
     if not principal.has_role(*CAN_ADD_MERCHANTS):
         raise forbidden("Your role cannot add merchants.")
     request_hash = _request_hash(data)
-    existing = await session.scalar(select(Poi).where(Poi.id == data.id))
-    if existing is not None:
-        if existing.tenant_id == principal.tenant_id and existing.create_request_hash == request_hash:
-            return await get_detail(session, principal, data.id, crs), False
-        raise DomainError(
-            ErrorCode.IDEMPOTENCY_CONFLICT, 409, "This merchant id was already used with different content."
-        )
+    replay = await _replay_create(session, principal, data, request_hash, crs)
+    if replay is not None:
+        return replay, False
     if not data.confirm_new:
         candidates = await find_duplicates(
             session, principal.tenant_id, data.name, data.location.lat, data.location.lon
@@ -267,9 +263,9 @@ async def create(
                 "A merchant with a similar name is within 50 m. Open it instead, or resend with confirm_new=true.",
                 candidates=[msgspec.to_builtins(c) for c in candidates],
             )
-    now = datetime.now(UTC)
-    session.add(
-        Poi(
+    inserted = await session.scalar(
+        insert(Poi)
+        .values(
             id=data.id,
             tenant_id=principal.tenant_id,
             name=data.name.strip(),
@@ -278,13 +274,20 @@ async def create(
             phone=data.phone,
             location=f"SRID=4326;POINT({data.location.lon} {data.location.lat})",
             holder_id=principal.user_id,  # whoever finds a merchant holds it as their lead
-            claimed_at=now,
+            claimed_at=datetime.now(UTC),
             source="field",
             created_by=principal.user_id,
             create_request_hash=request_hash,
         )
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(Poi.id)
     )
-    await session.flush()
+    if inserted is None:
+        # A concurrent request with the same id won the race: answer as a replay of it.
+        replay = await _replay_create(session, principal, data, request_hash, crs)
+        if replay is None:  # pragma: no cover - the row exists, so _replay_create returns or raises
+            raise not_found("merchant")
+        return replay, False
     for index, contact in enumerate(data.contacts):
         session.add(
             PoiContact(
@@ -299,6 +302,17 @@ async def create(
         )
     await session.flush()
     return await get_detail(session, principal, data.id, crs), True
+
+
+async def _replay_create(
+    session: AsyncSession, principal: Principal, data: PoiCreate, request_hash: str, crs: CrsName
+) -> PoiDetail | None:
+    existing = await session.scalar(select(Poi).where(Poi.id == data.id))
+    if existing is None:
+        return None
+    if existing.tenant_id == principal.tenant_id and existing.create_request_hash == request_hash:
+        return await get_detail(session, principal, data.id, crs)
+    raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, 409, "This merchant id was already used with different content.")
 
 
 async def find_duplicates(

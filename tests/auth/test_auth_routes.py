@@ -110,7 +110,7 @@ async def test_missing_forged_expired_and_malformed_tokens(factory: Factory, cli
         "iat": now,
         "exp": now + 600,
     }
-    forged = jwt.encode(claims, "not-the-secret", algorithm="HS256")
+    forged = jwt.encode(claims, "an-attacker-guessing-the-signing-key-0123456789", algorithm="HS256")
     expired = jwt.encode({**claims, "iat": now - 1200, "exp": now - 600}, settings.jwt_secret, algorithm="HS256")
     cases = {
         None: "not_authenticated",

@@ -172,3 +172,14 @@ async def test_technicians_cannot_add_merchants(factory: Factory, client: Client
     response = await client.post("/v1/pois", json=new_poi(), headers=tech.headers)
     assert response.status_code == 403
     assert response.json()["code"] == "forbidden"
+
+
+async def test_concurrent_retries_of_one_create_store_one_merchant(factory: Factory, client: Client) -> None:
+    import asyncio
+
+    tenant = await factory.tenant()
+    bd = await factory.user(tenant)
+    body = new_poi()
+    responses = await asyncio.gather(*(client.post("/v1/pois", json=body, headers=bd.headers) for _ in range(6)))
+    assert sorted(r.status_code for r in responses) == [200, 200, 200, 200, 200, 201]
+    assert await factory.count("SELECT count(*) FROM pois WHERE id = :id", id=uuid.UUID(body["id"])) == 1

@@ -306,3 +306,16 @@ async def test_tenant_policy_tunes_the_verdict(factory: Factory, client: Client)
     current = await client.get("/v1/tenant/verification-policy", headers=bd.headers)
     assert current.json()["max_speed_mps"] == 70.0
     assert current.json()["default_geofence_radius_m"] == 1000
+
+
+async def test_concurrent_retries_of_one_check_in_store_one_visit(factory: Factory, client: Client) -> None:
+    import asyncio
+
+    tenant = await factory.tenant()
+    bd = await factory.user(tenant)
+    poi = await factory.poi(tenant, *SHOP)
+    body = {"id": str(uuid.uuid4()), "poi_id": str(poi), "fix": fix(*SHOP)}
+    responses = await asyncio.gather(*(client.post("/v1/visits", json=body, headers=bd.headers) for _ in range(6)))
+    assert sorted(r.status_code for r in responses) == [200, 200, 200, 200, 200, 201]
+    assert len({r.json()["check_in"]["received_at"] for r in responses}) == 1  # all answer with the stored visit
+    assert await factory.count("SELECT count(*) FROM visits WHERE id = :id", id=uuid.UUID(body["id"])) == 1
