@@ -15,12 +15,23 @@ from backend.auth.tokens import TokenCodec
 from backend.db.engine import Database
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
+from backend.offline.routes import SyncController
 from backend.pois.routes import PoiController
 from backend.settings import Settings, get_settings
+from backend.tasks.routes import CampaignController, WorkItemController
 from backend.tenants.routes import TenantController
 from backend.visits.routes import VisitController
+from sync.cursor import CursorCodec
 
-ROUTES = [AuthController, PoiController, VisitController, TenantController]
+ROUTES = [
+    AuthController,
+    PoiController,
+    VisitController,
+    CampaignController,
+    WorkItemController,
+    SyncController,
+    TenantController,
+]
 
 
 @get("/healthz", operation_id="health", tags=["ops"], summary="Liveness", include_in_schema=False)
@@ -54,7 +65,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
 def _initial_state(settings: Settings) -> Any:
     from litestar.datastructures import State
 
-    return State({"settings": settings, "tokens": TokenCodec(settings)})
+    return State(
+        {
+            "settings": settings,
+            "tokens": TokenCodec(settings),
+            "cursors": CursorCodec(settings.jwt_secret.encode()),
+        }
+    )
 
 
 def openapi_config() -> OpenAPIConfig:

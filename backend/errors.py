@@ -20,6 +20,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import IntegrityError
 
 from mobile_contract.errors import ErrorCode, Problem, problem_type
+from sync.cursor import CursorRefused
 
 log = logging.getLogger("groundwork")
 
@@ -66,6 +67,10 @@ def problem_response(
 
 def handle_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
     return problem_response(exc.status, exc.code, exc.detail, **exc.extra)
+
+
+def handle_cursor_refused(_: Request[Any, Any, Any], exc: CursorRefused) -> Response[dict[str, Any]]:
+    return problem_response(exc.status, exc.code, exc.detail)
 
 
 def handle_validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
@@ -121,6 +126,7 @@ def handle_internal_error(_: Request[Any, Any, Any], exc: Exception) -> Response
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     DomainError: handle_domain_error,
+    CursorRefused: handle_cursor_refused,
     ValidationException: handle_validation_error,
     NotAuthorizedException: handle_http_error,
     PermissionDeniedException: handle_http_error,
@@ -137,6 +143,7 @@ _PROBLEM_DESCRIPTIONS = {
     403: "Authenticated, but the role may not do this",
     404: "No such record visible to the caller (other tenants' records included)",
     409: "Conflicts with what is stored (`code` tells which)",
+    410: "Gone: the sync cursor is too old; pull again without one",
     413: "Body too large",
     422: "The request does not match the contract (`errors` lists the fields)",
 }

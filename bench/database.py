@@ -119,7 +119,7 @@ def prepare(settings: Settings, pois: int) -> BenchData:
     except (OSError, asyncpg.PostgresError) as exc:
         raise BenchError(
             f"cannot create {database_name(url)} on {settings.database_url}: {exc}. "
-            "Is the server up (`./dev db start`), or does DATABASE_URL point at a server where you may create databases?"
+            "Is the server up (`./dev db start`)? Does DATABASE_URL point at a server where you may create databases?"
         ) from exc
     say(f"migrating {database_name(url)}")
     upgrade(url)

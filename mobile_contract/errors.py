@@ -15,6 +15,8 @@ class ErrorCode(enum.StrEnum):
     VALIDATION_FAILED = "validation_failed"  # body/query/path did not match the contract; see `errors`
     BODY_TOO_LARGE = "body_too_large"
     INVALID_CURSOR = "invalid_cursor"  # a paging cursor that is malformed or was made for another query
+    UNKNOWN_MUTATION = "unknown_mutation"  # a pushed mutation name this server does not know
+    RESYNC_REQUIRED = "resync_required"  # a sync cursor we can no longer serve: pull again without a cursor
     NOT_FOUND = "not_found"  # no such route, or no such record visible to the caller
     METHOD_NOT_ALLOWED = "method_not_allowed"
     # auth
@@ -30,6 +32,8 @@ class ErrorCode(enum.StrEnum):
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"  # the client id was already used with a different body
     POSSIBLE_DUPLICATE = "possible_duplicate"  # a similar merchant exists nearby; resend with confirm_new=true
     VISIT_ALREADY_CLOSED = "visit_already_closed"
+    GOAL_NOT_MET = "goal_not_met"  # a work item closed as goal_met whose outcome does not meet the goal
+    WORK_ITEM_CLOSED = "work_item_closed"  # a closed (met, not met, expired) work item cannot change hands
     INTERNAL_ERROR = "internal_error"  # a bug on our side; retry later
 
 

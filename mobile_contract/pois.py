@@ -65,6 +65,18 @@ class Geofence(Response):
     polygon: list[Point] | None  # exterior ring, when the merchant has a drawn fence
 
 
+class OpenWorkItem(Response):
+    """An open task on a merchant, whoever holds it: one BD should not call where another's task already is."""
+
+    id: UUID
+    campaign_id: UUID
+    campaign_title: str
+    campaign_type: str
+    assignee_id: UUID
+    assignee_name: str
+    status: str
+
+
 class PoiDetail(Response):
     """The merchant view: what a BD needs before walking in."""
 
@@ -81,6 +93,7 @@ class PoiDetail(Response):
     updated_at: datetime
     contacts: list[Contact]
     recent_visits: list[VisitBrief]
+    open_work_items: list[OpenWorkItem]
 
 
 class ContactIn(Request):

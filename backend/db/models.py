@@ -3,6 +3,21 @@
 from backend.auth.models import RefreshToken, Team, Tenant, User
 from backend.db.base import Base
 from backend.pois.models import Poi, PoiContact
+from backend.tasks.models import Campaign, WorkItem, WorkItemVisit
 from backend.visits.models import Visit
+from sync.tables import metadata as sync_metadata
 
-__all__ = ["Base", "Poi", "PoiContact", "RefreshToken", "Team", "Tenant", "User", "Visit"]
+__all__ = [
+    "Base",
+    "Campaign",
+    "Poi",
+    "PoiContact",
+    "RefreshToken",
+    "Team",
+    "Tenant",
+    "User",
+    "Visit",
+    "WorkItem",
+    "WorkItemVisit",
+    "sync_metadata",
+]

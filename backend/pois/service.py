@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-from sqlalchemy import Float, literal_column, select, text
+from sqlalchemy import Float, func, literal_column, or_, select, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +27,8 @@ from backend.coordinates import point_out
 from backend.errors import DomainError, forbidden, not_found
 from backend.pois.models import Poi, PoiContact
 from backend.pois.queries import NearbyVariant, nearby_params, nearby_query
+from backend.tasks import service as tasks_service
+from backend.tasks.models import WorkItem
 from backend.tenants.service import load_policy
 from backend.visits.models import Visit
 from mobile_contract.auth import Role
@@ -37,12 +40,14 @@ from mobile_contract.pois import (
     Geofence,
     Holder,
     NearbyPage,
+    OpenWorkItem,
     PoiCreate,
     PoiDetail,
     PoiSummary,
     PoolFilter,
     VisitBrief,
 )
+from sync.feed import Change, record_changes
 
 RECENT_VISITS = 10
 DUPLICATE_RADIUS_M = 50.0
@@ -148,45 +153,72 @@ _POI_COLUMNS = (
 async def get_detail(
     session: AsyncSession, principal: Principal, poi_id: UUID, crs: CrsName = CrsName.WGS84
 ) -> PoiDetail:
+    details = await load_details(session, principal, [poi_id], crs)
+    if poi_id not in details:
+        raise not_found("merchant")
+    return details[poi_id]
+
+
+async def load_details(
+    session: AsyncSession, principal: Principal, poi_ids: Sequence[UUID], crs: CrsName = CrsName.WGS84
+) -> dict[UUID, PoiDetail]:
+    """Merchant views of the caller's tenant, a few queries for any number of merchants (sync sends thousands)."""
+    if not poi_ids:
+        return {}
     holder = User.__table__.alias("holder")
-    row = (
+    rows = (
         await session.execute(
             select(Poi, holder.c.display_name, *_POI_COLUMNS)
             .outerjoin(holder, holder.c.id == Poi.holder_id)
-            .where(Poi.id == poi_id, Poi.tenant_id == principal.tenant_id)
-        )
-    ).one_or_none()
-    if row is None:
-        raise not_found("merchant")
-    poi: Poi = row[0]
-    holder_name: str | None = row[1]
-    mapping = row._mapping
-    contacts = (
-        await session.scalars(
-            select(PoiContact)
-            .where(PoiContact.poi_id == poi_id, PoiContact.tenant_id == principal.tenant_id)
-            .order_by(PoiContact.created_at, PoiContact.id)
+            .where(Poi.id.in_(poi_ids), Poi.tenant_id == principal.tenant_id)
         )
     ).all()
+    if not rows:
+        return {}
+    found = [row[0].id for row in rows]
+    contacts: dict[UUID, list[Contact]] = {}
+    for c in await session.scalars(
+        select(PoiContact)
+        .where(PoiContact.poi_id.in_(found), PoiContact.tenant_id == principal.tenant_id)
+        .order_by(PoiContact.created_at, PoiContact.id)
+    ):
+        contacts.setdefault(c.poi_id, []).append(Contact(id=c.id, name=c.name, role=c.role, phone=c.phone))
+    visits = await _recent_visits(session, principal, found)
+    work = await tasks_service.open_on_poi(session, principal.tenant_id, found)
     policy = await load_policy(session, principal.tenant_id)
-    return PoiDetail(
-        id=poi.id,
-        name=poi.name,
-        category=poi.category,
-        address=poi.address,
-        phone=poi.phone,
-        location=point_out(mapping["lat"], mapping["lon"], crs),
-        geofence=Geofence(
-            radius_m=poi.geofence_radius_m if poi.geofence_radius_m is not None else policy.default_geofence_radius_m,
-            polygon=_polygon_points(mapping["geofence_json"], crs),
-        ),
-        holder=Holder(user_id=poi.holder_id, display_name=holder_name or "") if poi.holder_id else None,
-        claimed_at=poi.claimed_at,
-        created_at=poi.created_at,
-        updated_at=poi.updated_at,
-        contacts=[Contact(id=c.id, name=c.name, role=c.role, phone=c.phone) for c in contacts],
-        recent_visits=await _recent_visits(session, principal, poi_id),
-    )
+    details = {}
+    for row in rows:
+        poi: Poi = row[0]
+        mapping = row._mapping
+        radius = poi.geofence_radius_m if poi.geofence_radius_m is not None else policy.default_geofence_radius_m
+        details[poi.id] = PoiDetail(
+            id=poi.id,
+            name=poi.name,
+            category=poi.category,
+            address=poi.address,
+            phone=poi.phone,
+            location=point_out(mapping["lat"], mapping["lon"], crs),
+            geofence=Geofence(radius_m=radius, polygon=_polygon_points(mapping["geofence_json"], crs)),
+            holder=Holder(user_id=poi.holder_id, display_name=row[1] or "") if poi.holder_id else None,
+            claimed_at=poi.claimed_at,
+            created_at=poi.created_at,
+            updated_at=poi.updated_at,
+            contacts=contacts.get(poi.id, []),
+            recent_visits=visits.get(poi.id, []),
+            open_work_items=[
+                OpenWorkItem(
+                    id=w.id,
+                    campaign_id=w.campaign_id,
+                    campaign_title=w.title,
+                    campaign_type=w.type,
+                    assignee_id=w.assignee_id,
+                    assignee_name=w.display_name,
+                    status=w.status,
+                )
+                for w in work.get(poi.id, [])
+            ],
+        )
+    return details
 
 
 def _polygon_points(geojson: dict[str, Any] | None, crs: CrsName) -> list[Point] | None:
@@ -196,39 +228,70 @@ def _polygon_points(geojson: dict[str, Any] | None, crs: CrsName) -> list[Point]
     return [point_out(lat, lon, crs) for lon, lat in exterior]
 
 
-async def _recent_visits(session: AsyncSession, principal: Principal, poi_id: UUID) -> list[VisitBrief]:
-    """The latest visits on this merchant that the caller's data scope lets them see."""
+async def _recent_visits(
+    session: AsyncSession, principal: Principal, poi_ids: Sequence[UUID]
+) -> dict[UUID, list[VisitBrief]]:
+    """The latest visits on each merchant that the caller's data scope lets them see."""
     scope = effective_scope(principal)
+    ranked = (
+        select(
+            Visit.id,
+            func.row_number()
+            .over(partition_by=Visit.poi_id, order_by=(Visit.checked_in_at.desc(), Visit.id))
+            .label("rank"),
+        )
+        .where(
+            Visit.poi_id.in_(poi_ids),
+            Visit.tenant_id == principal.tenant_id,
+            visible_to(scope, Visit.user_id),
+        )
+        .subquery()
+    )
     rows = (
         await session.execute(
             select(Visit, User.display_name)
+            .join(ranked, ranked.c.id == Visit.id)
             .join(User, User.id == Visit.user_id)
-            .where(
-                Visit.poi_id == poi_id,
-                Visit.tenant_id == principal.tenant_id,
-                visible_to(scope, Visit.user_id),
-            )
-            .order_by(Visit.checked_in_at.desc(), Visit.id)
-            .limit(RECENT_VISITS),
+            .where(ranked.c.rank <= RECENT_VISITS)
+            .order_by(Visit.checked_in_at.desc(), Visit.id),
             scope_params(principal),
         )
     ).all()
-    return [
-        VisitBrief(
-            id=visit.id,
-            user_id=visit.user_id,
-            user_name=name,
-            checked_in_at=visit.checked_in_at,
-            checked_out_at=visit.checked_out_at,
-            verdict=Verdict(
-                status=VerdictStatus(visit.check_in_status),
-                confidence=visit.check_in_confidence,
-                distance_m=visit.check_in_distance_m,
-                reasons=[VerdictReason(r) for r in visit.check_in_reasons],
-            ),
+    result: dict[UUID, list[VisitBrief]] = {}
+    for visit, name in rows:
+        result.setdefault(visit.poi_id, []).append(
+            VisitBrief(
+                id=visit.id,
+                user_id=visit.user_id,
+                user_name=name,
+                checked_in_at=visit.checked_in_at,
+                checked_out_at=visit.checked_out_at,
+                verdict=Verdict(
+                    status=VerdictStatus(visit.check_in_status),
+                    confidence=visit.check_in_confidence,
+                    distance_m=visit.check_in_distance_m,
+                    reasons=[VerdictReason(r) for r in visit.check_in_reasons],
+                ),
+            )
         )
-        for visit, name in rows
-    ]
+    return result
+
+
+async def fetch_for_sync(session: AsyncSession, principal: Principal, poi_ids: list[UUID]) -> dict[UUID, PoiDetail]:
+    """The sync collection: merchants the user holds as leads or is targeted at by a work item of theirs."""
+    targeted = select(WorkItem.poi_id).where(
+        WorkItem.tenant_id == principal.tenant_id, WorkItem.assignee_id == principal.user_id
+    )
+    in_scope = list(
+        await session.scalars(
+            select(Poi.id).where(
+                Poi.tenant_id == principal.tenant_id,
+                Poi.id.in_(poi_ids),
+                or_(Poi.holder_id == principal.user_id, Poi.id.in_(targeted)),
+            )
+        )
+    )
+    return await load_details(session, principal, in_scope)
 
 
 # -- adding a merchant from the field ------------------------------------------------------------------------
@@ -300,6 +363,7 @@ async def create(
                 phone=contact.phone,
             )
         )
+    await record_changes(session, principal.tenant_id, [Change(principal.user_id, "pois", data.id)])
     await session.flush()
     return await get_detail(session, principal, data.id, crs), True
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, not_found
+from backend.tasks import service as tasks_service
 from backend.tenants.service import load_policy
 from backend.visits.models import Visit
 from geo.fence import CircleFence, Fence, PolygonFence
@@ -30,6 +31,9 @@ from geo.verdict import Verdict as GeoVerdict
 from mobile_contract import location as wire_location
 from mobile_contract import visits as wire
 from mobile_contract.errors import ErrorCode
+from sync.feed import Change, record_changes
+
+VISITS = "visits"
 
 # Fixes that say nothing true about where the user was: never the "previous position" of a speed check.
 _UNTRUSTWORTHY_REASONS = ["mock_location", "impossible_speed", "future_fix"]
@@ -125,11 +129,16 @@ async def _judge(
     return judge(geo_fix, fence, received_at=received_at, policy=policy.verdict, prior=prior, action_at=action_at)
 
 
-def _action_time(claimed: datetime | None, received_at: datetime) -> datetime:
-    """When the action happened: the phone's claim for queued work, never later than its arrival."""
+def _action_time(claimed: datetime | None, received_at: datetime, fix: wire_location.Fix) -> datetime:
+    """When the action happened: the phone's claim for queued work, never later than its arrival.
+
+    The claim is by the phone's clock. When the fix carries a monotonic age, the fix tells us how wrong that clock
+    is (its wall-clock capture time against the one derived from the age), and the claim is corrected by as much.
+    """
     if claimed is None:
         return received_at
-    return min(claimed, received_at)
+    skew = fix.captured_at - trusted_capture_time(_to_geo_fix(fix), received_at)
+    return min(claimed - skew, received_at)
 
 
 def _evidence_columns(
@@ -162,7 +171,7 @@ async def check_in(
     replay = await _replay_check_in(session, principal, data.id, request_hash)
     if replay is not None:
         return replay, False
-    acted_at = action_at or _action_time(data.checked_in_at, received_at)
+    acted_at = action_at or _action_time(data.checked_in_at, received_at, data.fix)
     verdict = await _judge(session, principal, data.poi_id, data.fix, received_at, acted_at)
     inserted = await session.scalar(
         insert(Visit)
@@ -186,6 +195,8 @@ async def check_in(
         if replay is None:  # pragma: no cover - the row exists, _replay_check_in returns or raises
             raise not_found("visit")
         return replay, False
+    await tasks_service.link_visit(session, principal.tenant_id, principal.user_id, data.poi_id, data.id)
+    await record_changes(session, principal.tenant_id, [Change(principal.user_id, VISITS, data.id)])
     return await get_visit(session, principal, data.id), True
 
 
@@ -222,7 +233,7 @@ async def check_out(
         if visit.check_out_request_hash == request_hash:
             return to_wire(visit)  # a retried check-out
         raise DomainError(ErrorCode.VISIT_ALREADY_CLOSED, 409, "This visit was already checked out.")
-    acted_at = max(action_at or _action_time(data.checked_out_at, received_at), visit.checked_in_at)
+    acted_at = max(action_at or _action_time(data.checked_out_at, received_at, data.fix), visit.checked_in_at)
     verdict = await _judge(session, principal, visit.poi_id, data.fix, received_at, acted_at)
     for column, value in _evidence_columns("check_out", data.fix, verdict, received_at).items():
         setattr(visit, column, value)
@@ -231,6 +242,7 @@ async def check_out(
     visit.check_out_request_hash = request_hash
     if data.note is not None:
         visit.note = data.note
+    await record_changes(session, principal.tenant_id, [Change(principal.user_id, VISITS, visit.id)])
     await session.flush()
     await session.refresh(visit)
     return to_wire(visit)
@@ -329,3 +341,13 @@ def to_wire(visit: Visit) -> wire.Visit:
         check_out=_evidence("check_out", visit) if visit.check_out_fix is not None else None,
         note=visit.note,
     )
+
+
+async def fetch_for_sync(
+    session: AsyncSession, tenant_id: UUID, user_id: UUID, ids: list[UUID]
+) -> dict[UUID, wire.Visit]:
+    """The sync collection: the user's own visits, with the server's verdicts."""
+    visits = await session.scalars(
+        select(Visit).where(Visit.tenant_id == tenant_id, Visit.user_id == user_id, Visit.id.in_(ids))
+    )
+    return {visit.id: to_wire(visit) for visit in visits}

@@ -9,10 +9,10 @@ from geoalchemy2 import alembic_helpers
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from backend.db.models import Base
+from backend.db.models import Base, sync_metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = [Base.metadata, sync_metadata]
 
 
 def _database_url() -> str:

@@ -1,0 +1,1 @@
+"""Task campaigns that operations push to the field, and the work items (target x assignee) BDs follow."""

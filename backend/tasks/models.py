@@ -1,0 +1,75 @@
+"""Tables of campaigns, work items and the visits linked to them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.db.base import Base, created_at_column, updated_at_column
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="window"),
+        Index("ix_campaigns_tenant_ends", "tenant_id", "ends_at"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    instructions: Mapped[str] = mapped_column(Text, server_default="")
+    goal: Mapped[dict[str, Any]] = mapped_column(JSONB)  # {kind, target}
+    form: Mapped[dict[str, Any]] = mapped_column(JSONB)  # {version, fields: [...]}
+    offer: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    time_zone: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = updated_at_column()
+
+
+class WorkItem(Base):
+    """One target merchant for one assignee. `field_xids` holds, per editable field, the id of the transaction
+    that last changed it on the server: a phone's edit based on an older pull conflicts with that change."""
+
+    __tablename__ = "work_items"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "poi_id", name="uq_work_items_campaign_poi"),
+        Index("ix_work_items_tenant_assignee_status", "tenant_id", "assignee_id", "status"),
+        Index("ix_work_items_poi_status", "poi_id", "status"),
+        CheckConstraint(
+            "status IN ('assigned', 'in_progress', 'goal_met', 'visited_not_met', 'expired')", name="status"
+        ),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    campaign_id: Mapped[UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    poi_id: Mapped[UUID] = mapped_column(ForeignKey("pois.id", ondelete="CASCADE"))
+    assignee_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    status: Mapped[str] = mapped_column(String(16), server_default="assigned")
+    notes: Mapped[str] = mapped_column(Text, server_default="")
+    answers: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    form_version: Mapped[int] = mapped_column(Integer, server_default="1")
+    outcome: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    field_xids: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = updated_at_column()
+
+
+class WorkItemVisit(Base):
+    __tablename__ = "work_item_visits"
+
+    work_item_id: Mapped[UUID] = mapped_column(ForeignKey("work_items.id", ondelete="CASCADE"), primary_key=True)
+    visit_id: Mapped[UUID] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    linked_at: Mapped[datetime] = created_at_column()

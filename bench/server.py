@@ -1,0 +1,99 @@
+"""The real application under uvicorn (uvloop + httptools, as `groundwork serve` runs it), in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from backend.settings import REPO_ROOT
+from bench.progress import BenchError, say
+
+_START_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunningServer:
+    pid: int
+    base_url: str
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _uvicorn() -> list[str]:
+    script = Path(sys.executable).parent / "uvicorn"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "uvicorn"]
+
+
+@contextmanager
+def app_server(*, database_url: str, jwt_secret: str, port: int, host: str = "127.0.0.1") -> Iterator[RunningServer]:
+    """Serve backend.app on host:port until the block ends (also on errors and Ctrl-C)."""
+    if not _port_is_free(host, port):
+        raise BenchError(f"port {port} on {host} is in use (another bench still running?); pass --port")
+    argv = [
+        *_uvicorn(),
+        "backend.app:create_app",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    env = {**os.environ, "DATABASE_URL": database_url, "GROUNDWORK_JWT_SECRET": jwt_secret}
+    base_url = f"http://{host}:{port}"
+    with tempfile.NamedTemporaryFile("w+", prefix="bench-server-", suffix=".log") as log:
+        say(f"starting the app: uvicorn on {base_url} (uvloop, httptools, one process)")
+        process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_healthy(process, base_url, Path(log.name))
+            yield RunningServer(pid=process.pid, base_url=base_url)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            say("stopped the app")
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"the app exited (code {process.returncode}) before answering. Its output:\n{_tail(log)}")
+        try:
+            with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:  # noqa: S310 - our own URL
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    raise BenchError(f"the app did not answer /healthz within {_START_TIMEOUT_S:.0f} s. Its output:\n{_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])

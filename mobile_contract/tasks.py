@@ -1,0 +1,178 @@
+"""Task campaigns that operations push to the field, and the work items BDs follow."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+
+from mobile_contract.base import AwareDatetime, LongText, Request, Response, ShortText
+
+FieldKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+
+
+class CampaignType(enum.StrEnum):
+    CHURN_FOLLOW_UP = "churn_follow_up"
+    NEW_SIGNING = "new_signing"
+    RECHARGE_PUSH = "recharge_push"
+    ORDER_DRIVE = "order_drive"
+
+
+class GoalKind(enum.StrEnum):
+    SIGN = "sign"  # the merchant signs
+    RECHARGE_AMOUNT = "recharge_amount"  # the merchant recharges at least `target`
+    ORDER_COUNT = "order_count"  # the merchant places at least `target` orders
+
+
+class Goal(Request):
+    kind: GoalKind
+    target: Annotated[float, msgspec.Meta(gt=0, le=1e9)] = 1.0
+
+
+class FormField(Request):
+    key: FieldKey
+    label: ShortText
+    type: Literal["text", "number", "boolean", "choice"]
+    required: bool = False
+    options: Annotated[list[ShortText], msgspec.Meta(min_length=1, max_length=50)] | None = None  # for "choice"
+
+
+class FormSchema(Request):
+    """What the BD collects on the visit. Versioned: answers record the version they were given against."""
+
+    version: Annotated[int, msgspec.Meta(ge=1)] = 1
+    fields: Annotated[list[FormField], msgspec.Meta(max_length=50)] = []
+
+
+class Offer(Request):
+    title: ShortText
+    description: LongText = ""
+
+
+class CampaignCreate(Request, kw_only=True):
+    id: UUID | None = None  # optional client id, for an idempotent retry from a console
+    type: CampaignType
+    title: ShortText
+    instructions: LongText = ""
+    goal: Goal
+    form: FormSchema = msgspec.field(default_factory=FormSchema)
+    offer: Offer | None = None
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    time_zone: Annotated[str, msgspec.Meta(min_length=1, max_length=64, description="IANA, e.g. Asia/Shanghai")]
+
+
+class Campaign(Response):
+    id: UUID
+    type: CampaignType
+    title: str
+    instructions: str
+    goal: Goal
+    form: FormSchema
+    offer: Offer | None
+    starts_at: datetime
+    ends_at: datetime
+    time_zone: str
+    created_at: datetime
+
+
+class Target(Request):
+    poi_id: UUID
+    assignee_id: UUID | None = None  # required when assign="explicit"
+
+
+class TargetsAdd(Request):
+    targets: Annotated[list[Target], msgspec.Meta(min_length=1, max_length=5_000)]
+    assign: Literal["explicit", "poi_holder"] = "explicit"  # poi_holder: to whoever holds the merchant as a lead
+
+
+class SkippedTarget(Response):
+    poi_id: UUID
+    reason: str  # "not_found" | "no_holder" | "assignee_not_found" | "already_targeted"
+
+
+class TargetsAdded(Response):
+    created: list[UUID]  # work item ids
+    skipped: list[SkippedTarget]
+
+
+class WorkItemStatus(enum.StrEnum):
+    ASSIGNED = "assigned"
+    IN_PROGRESS = "in_progress"  # set by the first check-in at the merchant
+    GOAL_MET = "goal_met"
+    VISITED_NOT_MET = "visited_not_met"
+    EXPIRED = "expired"  # the campaign window closed first; set by the server only
+
+
+class Outcome(Request):
+    signed: bool | None = None
+    recharge_amount: Annotated[float, msgspec.Meta(ge=0, le=1e9)] | None = None
+    order_count: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] | None = None
+
+
+class WorkItem(Response):
+    id: UUID
+    campaign: Campaign
+    poi_id: UUID
+    poi_name: str
+    assignee_id: UUID
+    assignee_name: str
+    status: WorkItemStatus
+    notes: str
+    answers: dict[str, Any]
+    form_version: int
+    outcome: Outcome
+    visit_ids: list[UUID]
+    updated_at: datetime
+
+
+class WorkItemPage(Response):
+    items: list[WorkItem]
+    next_cursor: str | None
+
+
+class WorkItemUpdate(Request):
+    """A partial update: omitted fields are untouched. BDs edit notes, answers, outcome and close the item;
+    operations and supervisors reassign it."""
+
+    status: Literal["in_progress", "goal_met", "visited_not_met"] | msgspec.UnsetType = msgspec.UNSET
+    notes: Annotated[str, msgspec.Meta(max_length=4000)] | msgspec.UnsetType = msgspec.UNSET
+    answers: Annotated[dict[str, Any], msgspec.Meta(max_length=50)] | msgspec.UnsetType = msgspec.UNSET
+    outcome: Outcome | msgspec.UnsetType = msgspec.UNSET
+    assignee_id: UUID | msgspec.UnsetType = msgspec.UNSET
+
+
+class TaskUpdateArgs(WorkItemUpdate, kw_only=True):
+    """The `task.update` sync mutation: a work item update made offline."""
+
+    id: UUID
+
+
+class FieldConflict(Response):
+    field: str
+    resolution: Literal["server_kept", "merged", "phone_applied"]
+
+
+class WorkItemUpdated(Response):
+    work_item: WorkItem
+    conflicts: list[FieldConflict]
+
+
+class ProgressRow(Response):
+    key: UUID  # the merchant (by=target) or the assignee (by=assignee)
+    name: str
+    total: int
+    assigned: int
+    in_progress: int
+    goal_met: int
+    visited_not_met: int
+    expired: int
+
+
+class Progress(Response):
+    campaign_id: UUID
+    by: Literal["target", "assignee"]
+    rows: list[ProgressRow]

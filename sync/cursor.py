@@ -1,0 +1,81 @@
+"""Pull cursors: opaque to phones, signed, and tied to the user they were made for.
+
+A cursor holds `base` (send changes with xid >= base), `snapshot` (the first page's pg_snapshot_xmin, the base
+of the next pull once every page is read) and `after` (the last change sent, while paging). Because the next
+base is the snapshot's xmin, a transaction still running at pull time is never skipped: its xid is >= xmin.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+from uuid import UUID
+
+import msgspec
+
+from mobile_contract.errors import ErrorCode
+
+
+class CursorRefused(Exception):
+    """The cursor cannot be served; `code` tells the phone what to do."""
+
+    def __init__(self, code: ErrorCode, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class SyncCursor:
+    user_id: UUID
+    base: int
+    snapshot: int
+    after: tuple[int, str, str] | None  # (xid, collection, record id hex) of the last change sent
+
+    @property
+    def paging(self) -> bool:
+        return self.after is not None
+
+
+class _Wire(msgspec.Struct, array_like=True):
+    user: str
+    base: int
+    snapshot: int
+    after: tuple[int, str, str] | None
+
+
+class CursorCodec:
+    def __init__(self, key: bytes) -> None:
+        self._key = hashlib.sha256(b"groundwork-sync-cursor:" + key).digest()
+
+    def encode(self, cursor: SyncCursor) -> str:
+        payload = msgspec.msgpack.encode(_Wire(cursor.user_id.hex, cursor.base, cursor.snapshot, cursor.after))
+        tag = hmac.digest(self._key, payload, "sha256")[:12]
+        return base64.urlsafe_b64encode(tag + payload).decode().rstrip("=")
+
+    def decode(self, text: str, user_id: UUID) -> SyncCursor:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        except (binascii.Error, ValueError) as exc:
+            raise _malformed() from exc
+        tag, payload = raw[:12], raw[12:]
+        if len(tag) < 12 or not hmac.compare_digest(tag, hmac.digest(self._key, payload, "sha256")[:12]):
+            raise _malformed()
+        try:
+            wire = msgspec.msgpack.decode(payload, type=_Wire)
+            owner = UUID(hex=wire.user)
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise _malformed() from exc
+        if owner != user_id:
+            raise CursorRefused(
+                ErrorCode.RESYNC_REQUIRED, 409, "This cursor belongs to another user: pull again without a cursor."
+            )
+        return SyncCursor(user_id=owner, base=wire.base, snapshot=wire.snapshot, after=wire.after)
+
+
+def _malformed() -> CursorRefused:
+    return CursorRefused(ErrorCode.INVALID_CURSOR, 400, "This cursor is not one we issued: pull again without it.")
