@@ -18,6 +18,7 @@ from backend.auth.service import DEFAULT_SCOPE_BY_ROLE
 from backend.db.engine import Database
 from backend.pois.models import Poi
 from mobile_contract.auth import Role
+from sync.feed import Change, record_changes
 
 PASSWORD = "correct horse battery staple"
 _counter = itertools.count(1)
@@ -136,6 +137,9 @@ class Factory:
                     claimed_at=datetime.now(UTC) if holder_id else None,
                 )
             )
+            if holder_id is not None:  # a held lead is in its holder's sync scope, as a claim would record
+                await session.flush()
+                await record_changes(session, tenant_id, [Change(holder_id, "pois", poi_id)])
             await session.commit()
         return poi_id
 

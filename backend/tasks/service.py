@@ -476,18 +476,19 @@ async def update_work_item(
     if "answers" in values and "status" not in values:
         _check_answers(campaign.form, answers, complete=False)
 
+    item_id, assignee_id = item.id, item.assignee_id
     if values:
         await session.execute(
             update(WorkItem)
-            .where(WorkItem.id == item.id)
+            .where(WorkItem.id == item_id)
             .values(**values, field_xids=_stamp(values), updated_at=func.now())
+            .execution_options(synchronize_session=False)
         )
+        session.expire(item)
     # Bump even when nothing changed: the phone's view may be behind (a kept server value, a no-op replay).
-    await record_changes(session, item.tenant_id, [Change(item.assignee_id, WORK_ITEMS, item.id)])
-    await session.flush()
-    session.expire(item)
-    loaded = await load_wire(session, principal.tenant_id, [item.id])
-    return wire.WorkItemUpdated(work_item=loaded[item.id], conflicts=conflicts)
+    await record_changes(session, principal.tenant_id, [Change(assignee_id, WORK_ITEMS, item_id)])
+    loaded = await load_wire(session, principal.tenant_id, [item_id])
+    return wire.WorkItemUpdated(work_item=loaded[item_id], conflicts=conflicts)
 
 
 async def _reassign(
@@ -511,22 +512,23 @@ async def _reassign(
         raise not_found("assignee")
     if item.status not in OPEN_STATUSES:
         raise DomainError(ErrorCode.WORK_ITEM_CLOSED, 409, "A closed work item cannot be reassigned.")
-    previous = item.assignee_id
+    previous, item_id, poi_id, tenant_id = item.assignee_id, item.id, item.poi_id, item.tenant_id
     changes: list[Change] = []
     if previous != assignee_id:
         await session.execute(
             update(WorkItem)
-            .where(WorkItem.id == item.id)
+            .where(WorkItem.id == item_id)
             .values(assignee_id=assignee_id, field_xids=_stamp(["assignee_id"]), updated_at=func.now())
+            .execution_options(synchronize_session=False)
         )
-        changes += [Change(previous, WORK_ITEMS, item.id, "remove")]
-        if not await poi_in_scope(session, item.tenant_id, previous, item.poi_id):
-            changes.append(Change(previous, POIS, item.poi_id, "remove"))
-        changes += [Change(assignee_id, WORK_ITEMS, item.id), Change(assignee_id, POIS, item.poi_id)]
-    await record_changes(session, item.tenant_id, changes)
-    await session.flush()
-    loaded = await load_wire(session, principal.tenant_id, [item.id])
-    return wire.WorkItemUpdated(work_item=loaded[item.id], conflicts=[])
+        session.expire(item)
+        changes += [Change(previous, WORK_ITEMS, item_id, "remove")]
+        if not await poi_in_scope(session, tenant_id, previous, poi_id):
+            changes.append(Change(previous, POIS, poi_id, "remove"))
+        changes += [Change(assignee_id, WORK_ITEMS, item_id), Change(assignee_id, POIS, poi_id)]
+    await record_changes(session, tenant_id, changes)
+    loaded = await load_wire(session, principal.tenant_id, [item_id])
+    return wire.WorkItemUpdated(work_item=loaded[item_id], conflicts=[])
 
 
 async def poi_in_scope(session: AsyncSession, tenant_id: UUID, user_id: UUID, poi_id: UUID) -> bool:
@@ -564,6 +566,7 @@ async def link_visit(session: AsyncSession, tenant_id: UUID, user_id: UUID, poi_
         update(WorkItem)
         .where(WorkItem.id.in_(items), WorkItem.status == wire.WorkItemStatus.ASSIGNED.value)
         .values(status=wire.WorkItemStatus.IN_PROGRESS.value, field_xids=_stamp(["status"]), updated_at=func.now())
+        .execution_options(synchronize_session=False)
     )
     await record_changes(session, tenant_id, [Change(user_id, WORK_ITEMS, i) for i in items])
 
