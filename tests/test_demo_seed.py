@@ -181,6 +181,11 @@ async def test_seed_demo_for_real_is_idempotent_and_logs_in(settings: Settings) 
                 "WHERE c.path <> coalesce(p.path, '/') || c.id::text || '/'"
             )
             assert bad_paths == 0
+            # Every held merchant and every work item is in its user's change feed (what a first sync sends).
+            feed = await conn.fetchval("SELECT count(*) FROM sync_changes")
+            items = await conn.fetchval("SELECT count(*) FROM work_items")
+            assert items > 0
+            assert feed == counts["held"] + items
             expected = next(generate_pois(1, random.Random(SEED)))
             stored = await conn.fetchrow(
                 "SELECT ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon FROM pois WHERE name = $1 "

@@ -469,6 +469,53 @@ async def _load(conn: asyncpg.Connection, plan: _Plan) -> None:
     )
     held = sum(1 for poi in plan.pois if poi[8] is not None)
     say(f"{len(plan.contacts):,} contacts in {time.perf_counter() - inserted:.1f} s; {held:,} merchants held by BDs")
+    await _seed_campaign(conn, plan.tenant_id)
+    # Every record in a user's scope has a row in their change feed: that is what a first sync sends.
+    await conn.execute(
+        "INSERT INTO sync_changes (user_id, collection, record_id, tenant_id, op)"
+        " SELECT holder_id, 'pois', id, tenant_id, 'upsert' FROM pois WHERE tenant_id = $1 AND holder_id IS NOT NULL"
+        " UNION ALL"
+        " SELECT assignee_id, 'work_items', id, tenant_id, 'upsert' FROM work_items WHERE tenant_id = $1",
+        plan.tenant_id,
+    )
+
+
+DEMO_CAMPAIGN_FORM = (
+    '{"version": 1, "fields": ['
+    '{"key": "owner_present", "label": "Owner present?", "type": "boolean", "required": true},'
+    '{"key": "competitor", "label": "Competitor app used", "type": "choice", "options": ["none", "meituan", "eleme"]},'
+    '{"key": "monthly_orders", "label": "Monthly orders (estimate)", "type": "number"}]}'
+)
+
+
+async def _seed_campaign(conn: asyncpg.Connection, tenant_id: UUID) -> None:
+    """A running recharge campaign: each BD's 25 nearest-to-centre held merchants become their work items."""
+    campaign_id = UUID(int=random.Random(SEED + 1).getrandbits(128), version=4)
+    await conn.execute(
+        "INSERT INTO campaigns (id, tenant_id, type, title, instructions, goal, form, offer, starts_at, ends_at,"
+        " time_zone, request_hash)"
+        " VALUES ($1, $2, 'recharge_push', 'Winter recharge push',"
+        " 'Visit the merchant, present the winter bonus, help them recharge in the app.',"
+        ' \'{"kind": "recharge_amount", "target": 500}\'::jsonb, $3::jsonb,'
+        ' \'{"title": "10% winter bonus", "description": "On recharges of 500 CNY or more"}\'::jsonb,'
+        " date_trunc('day', now()) - interval '2 days', date_trunc('day', now()) + interval '28 days',"
+        " 'Asia/Shanghai', 'demo')",
+        campaign_id,
+        tenant_id,
+        DEMO_CAMPAIGN_FORM,
+    )
+    await conn.execute(
+        "INSERT INTO work_items (id, tenant_id, campaign_id, poi_id, assignee_id, form_version)"
+        " SELECT gen_random_uuid(), $1, $2, id, holder_id, 1 FROM ("
+        "   SELECT id, holder_id, row_number() OVER (PARTITION BY holder_id"
+        "     ORDER BY location <-> ST_SetSRID(ST_MakePoint($3, $4), 4326)::geography, id) AS rank"
+        "   FROM pois WHERE tenant_id = $1 AND holder_id IS NOT NULL) AS held"
+        " WHERE rank <= 25",
+        tenant_id,
+        campaign_id,
+        CENTRE_LON,
+        CENTRE_LAT,
+    )
 
 
 async def _existing_logins(conn: asyncpg.Connection) -> DemoLogins | None:
