@@ -2,6 +2,7 @@
 
 from backend.auth.models import RefreshToken, Team, Tenant, User
 from backend.db.base import Base
+from backend.jobs.models import Job, JobCode, JobEvent, JobType, TechnicianProfile
 from backend.pois.models import Poi, PoiContact
 from backend.tasks.models import Campaign, WorkItem, WorkItemVisit
 from backend.visits.models import Visit
@@ -10,10 +11,15 @@ from sync.tables import metadata as sync_metadata
 __all__ = [
     "Base",
     "Campaign",
+    "Job",
+    "JobCode",
+    "JobEvent",
+    "JobType",
     "Poi",
     "PoiContact",
     "RefreshToken",
     "Team",
+    "TechnicianProfile",
     "Tenant",
     "User",
     "Visit",
