@@ -15,6 +15,7 @@ from backend.auth.tokens import TokenCodec
 from backend.db.engine import Database
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
+from backend.jobs.routes import JobController, TechnicianController
 from backend.offline.routes import SyncController
 from backend.pois.routes import PoiController
 from backend.settings import Settings, get_settings
@@ -29,6 +30,8 @@ ROUTES = [
     VisitController,
     CampaignController,
     WorkItemController,
+    JobController,
+    TechnicianController,
     SyncController,
     TenantController,
 ]

@@ -145,6 +145,8 @@ _PROBLEM_DESCRIPTIONS = {
     409: "Conflicts with what is stored (`code` tells which)",
     410: "Gone: the sync cursor is too old; pull again without one",
     413: "Body too large",
+    415: "Not a supported image type (sniffed from the bytes, not the header)",
+    423: "Locked: too many wrong attempts",
     422: "The request does not match the contract (`errors` lists the fields)",
 }
 

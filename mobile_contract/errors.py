@@ -33,6 +33,14 @@ class ErrorCode(enum.StrEnum):
     POSSIBLE_DUPLICATE = "possible_duplicate"  # a similar merchant exists nearby; resend with confirm_new=true
     VISIT_ALREADY_CLOSED = "visit_already_closed"
     GOAL_NOT_MET = "goal_not_met"  # a work item closed as goal_met whose outcome does not meet the goal
+    INVALID_TRANSITION = "invalid_transition"  # the job's status does not allow this step; see `allowed_actions`
+    OUTSIDE_SERVICE_WINDOW = "outside_service_window"
+    VERIFICATION_INCOMPLETE = "verification_incomplete"  # the job type's proof is not complete; see `missing`
+    CODE_INVALID = "code_invalid"  # wrong customer code; `attempts_left` tells how many tries remain
+    CODE_EXPIRED = "code_expired"  # ask dispatch to send a new code
+    CODE_ATTEMPTS_EXCEEDED = "code_attempts_exceeded"  # locked after 5 wrong codes: dispatch must send a new one
+    NOT_ELIGIBLE = "not_eligible"  # the technician fails a hard dispatch filter; see `reasons`
+    ALREADY_TAKEN = "already_taken"  # another technician grabbed the job first
     WORK_ITEM_CLOSED = "work_item_closed"  # a closed (met, not met, expired) work item cannot change hands
     INTERNAL_ERROR = "internal_error"  # a bug on our side; retry later
 

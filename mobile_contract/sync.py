@@ -10,6 +10,7 @@ from uuid import UUID
 import msgspec
 
 from mobile_contract.base import AwareDatetime, Request, Response
+from mobile_contract.jobs import Job
 from mobile_contract.pois import PoiDetail
 from mobile_contract.tasks import WorkItem
 from mobile_contract.visits import Visit
@@ -37,12 +38,18 @@ class VisitChanges(Response):
     removed: list[UUID]
 
 
+class JobChanges(Response):
+    upserted: list[Job]
+    removed: list[UUID]
+
+
 class Changes(Response):
     """Per collection, the current state of every record that changed, in the online endpoints' shapes."""
 
     pois: PoiChanges
     work_items: WorkItemChanges
     visits: VisitChanges
+    jobs: JobChanges
 
 
 class PullResponse(Response):

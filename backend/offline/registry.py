@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
 from backend.errors import DomainError
+from backend.jobs import service as jobs_service
 from backend.pois import service as pois_service
 from backend.tasks import service as tasks_service
 from backend.visits import service as visits_service
 from mobile_contract.base import AwareDatetime, LongText, Request
+from mobile_contract.jobs import CodeEntry, JobCommandArgs, JobVerifyArgs, Transition
 from mobile_contract.location import Fix
 from mobile_contract.pois import PoiCreate
 from mobile_contract.tasks import TaskUpdateArgs, WorkItemUpdate
@@ -78,11 +80,39 @@ async def _fetch_visits(session: AsyncSession, principal: Principal, ids: list[U
     return await visits_service.fetch_for_sync(session, principal.tenant_id, principal.user_id, ids)
 
 
+JOB_STEPS = ("accept", "refuse", "schedule", "arrive", "complete", "hold", "resume", "cannot_complete")
+
+
+def _job_step(step: str) -> Any:
+    async def handler(session: AsyncSession, principal: Principal, args: JobCommandArgs, meta: MutationMeta) -> Any:
+        # Queued offline: when it happened is the phone's `at`, else when it queued the step.
+        data = Transition(
+            reason=args.reason, appointment_at=args.appointment_at, fix=args.fix, at=args.at or meta.created_at
+        )
+        return await jobs_service.transition(session, principal, args.job_id, step, data, received_at=meta.received_at)
+
+    return handler
+
+
+async def _job_verify(session: AsyncSession, principal: Principal, args: JobVerifyArgs, meta: MutationMeta) -> Any:
+    entry = CodeEntry(code=args.code, at=args.at or meta.created_at)
+    return await jobs_service.enter_code(session, principal, args.job_id, entry, received_at=meta.received_at)
+
+
+async def _job_grab(session: AsyncSession, principal: Principal, args: JobCommandArgs, meta: MutationMeta) -> Any:
+    return await jobs_service.grab(session, principal, args.job_id)
+
+
+async def _fetch_jobs(session: AsyncSession, principal: Principal, ids: list[UUID]) -> dict[UUID, Any]:
+    return await jobs_service.fetch_for_sync(session, principal, ids)
+
+
 def build_registry() -> Registry[Principal]:
     registry: Registry[Principal] = Registry(refusal=_refusal)
     registry.collection(CollectionSpec("pois", _fetch_pois))
     registry.collection(CollectionSpec("work_items", _fetch_work_items))
     registry.collection(CollectionSpec("visits", _fetch_visits))
+    registry.collection(CollectionSpec("jobs", _fetch_jobs))
     registry.mutation(MutationSpec("visit.check_in", CheckIn, _check_in, touches=lambda a: [("visits", a.id)]))
     registry.mutation(
         MutationSpec("visit.check_out", CheckOutArgs, _check_out, touches=lambda a: [("visits", a.visit_id)])
@@ -91,6 +121,12 @@ def build_registry() -> Registry[Principal]:
     registry.mutation(
         MutationSpec("task.update", TaskUpdateArgs, _update_task, touches=lambda a: [("work_items", a.id)])
     )
+    for step in JOB_STEPS:
+        registry.mutation(
+            MutationSpec(f"job.{step}", JobCommandArgs, _job_step(step), touches=lambda a: [("jobs", a.job_id)])
+        )
+    registry.mutation(MutationSpec("job.verify", JobVerifyArgs, _job_verify, touches=lambda a: [("jobs", a.job_id)]))
+    registry.mutation(MutationSpec("job.grab", JobCommandArgs, _job_grab, touches=lambda a: [("jobs", a.job_id)]))
     return registry
 
 

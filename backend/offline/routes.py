@@ -16,6 +16,7 @@ from backend.offline import watermelon
 from backend.offline.registry import REGISTRY
 from mobile_contract.sync import (
     Changes,
+    JobChanges,
     PoiChanges,
     PullRequest,
     PullResponse,
@@ -75,6 +76,7 @@ class SyncController(Controller):
                     upserted=changes["work_items"].upserted, removed=changes["work_items"].removed
                 ),
                 visits=VisitChanges(upserted=changes["visits"].upserted, removed=changes["visits"].removed),
+                jobs=JobChanges(upserted=changes["jobs"].upserted, removed=changes["jobs"].removed),
             ),
             cursor=page.cursor,
             has_more=page.has_more,

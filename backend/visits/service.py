@@ -122,6 +122,20 @@ async def _judge(
 ) -> GeoVerdict:
     policy = await load_policy(session, principal.tenant_id)
     fence = await _merchant_fence(session, principal.tenant_id, poi_id, policy.default_geofence_radius_m)
+    return await judge_claim(session, principal, fence, fix, received_at=received_at, action_at=action_at)
+
+
+async def judge_claim(
+    session: AsyncSession,
+    principal: Principal,
+    fence: Fence,
+    fix: wire_location.Fix,
+    *,
+    received_at: datetime,
+    action_at: datetime,
+) -> GeoVerdict:
+    """The verdict on a claim to be inside `fence`: at a merchant, or at a job's site (jobs use this too)."""
+    policy = await load_policy(session, principal.tenant_id)
     geo_fix = _to_geo_fix(fix)
     # The prior position is looked up before this fix's trusted time, so a late-synced fix is compared with
     # what came before it, not with whatever the user did since.
@@ -129,7 +143,7 @@ async def _judge(
     return judge(geo_fix, fence, received_at=received_at, policy=policy.verdict, prior=prior, action_at=action_at)
 
 
-def _action_time(claimed: datetime | None, received_at: datetime, fix: wire_location.Fix) -> datetime:
+def action_time(claimed: datetime | None, received_at: datetime, fix: wire_location.Fix) -> datetime:
     """When the action happened: the phone's claim for queued work, never later than its arrival.
 
     The claim is by the phone's clock. When the fix carries a monotonic age, the fix tells us how wrong that clock
@@ -171,7 +185,7 @@ async def check_in(
     replay = await _replay_check_in(session, principal, data.id, request_hash)
     if replay is not None:
         return replay, False
-    acted_at = action_at or _action_time(data.checked_in_at, received_at, data.fix)
+    acted_at = action_at or action_time(data.checked_in_at, received_at, data.fix)
     verdict = await _judge(session, principal, data.poi_id, data.fix, received_at, acted_at)
     inserted = await session.scalar(
         insert(Visit)
@@ -233,7 +247,7 @@ async def check_out(
         if visit.check_out_request_hash == request_hash:
             return to_wire(visit)  # a retried check-out
         raise DomainError(ErrorCode.VISIT_ALREADY_CLOSED, 409, "This visit was already checked out.")
-    acted_at = max(action_at or _action_time(data.checked_out_at, received_at, data.fix), visit.checked_in_at)
+    acted_at = max(action_at or action_time(data.checked_out_at, received_at, data.fix), visit.checked_in_at)
     verdict = await _judge(session, principal, visit.poi_id, data.fix, received_at, acted_at)
     for column, value in _evidence_columns("check_out", data.fix, verdict, received_at).items():
         setattr(visit, column, value)
