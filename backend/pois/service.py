@@ -5,8 +5,6 @@ Coordinates here are WGS-84; routes convert other systems (GCJ-02, BD-09) at the
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.coordinates import point_out
 from backend.errors import DomainError, forbidden, not_found
+from backend.paging import decode_cursor, encode_cursor
 from backend.pois.models import Poi, PoiContact
 from backend.pois.queries import NearbyVariant, nearby_params, nearby_query
 from backend.tasks import service as tasks_service
@@ -76,21 +75,8 @@ def _fingerprint(search: NearbySearch) -> str:
     return hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
 
 
-def _encode_cursor(search: NearbySearch, distance: float, poi_id: UUID) -> str:
-    raw = msgspec.json.encode([distance, poi_id.hex, _fingerprint(search)])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-_CURSOR_TYPE = tuple[float, str, str]
-
-
 def _decode_cursor(search: NearbySearch, cursor: str) -> tuple[float, UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        distance, poi_hex, fingerprint = msgspec.json.decode(raw, type=_CURSOR_TYPE)
-        poi_id = UUID(hex=poi_hex)
-    except (binascii.Error, msgspec.DecodeError, ValueError) as exc:
-        raise DomainError(ErrorCode.INVALID_CURSOR, 400, "This cursor is malformed; start again without it.") from exc
+    distance, poi_id, fingerprint = decode_cursor(cursor, tuple[float, UUID, str])
     if fingerprint != _fingerprint(search):
         raise DomainError(
             ErrorCode.INVALID_CURSOR, 400, "This cursor belongs to another search; start again without it."
@@ -137,7 +123,7 @@ async def nearby(pool: asyncpg.Pool, principal: Principal, search: NearbySearch)
     next_cursor = None
     if len(rows) > search.limit:
         last = rows[search.limit - 1]
-        next_cursor = _encode_cursor(search, last[6], last[0])
+        next_cursor = encode_cursor(last[6], last[0], _fingerprint(search))
     return NearbyPage(items=items, next_cursor=next_cursor)
 
 

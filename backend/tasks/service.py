@@ -6,8 +6,6 @@ a work item entering someone's list, changing, or leaving it (reassigned) reache
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import zoneinfo
 from collections.abc import Iterable, Sequence
@@ -24,10 +22,12 @@ from backend.auth.models import User
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
+from backend.paging import decode_cursor, encode_cursor
 from backend.pois.models import Poi
 from backend.tasks.models import Campaign, WorkItem, WorkItemVisit
 from mobile_contract import tasks as wire
 from mobile_contract.auth import Role
+from mobile_contract.base import AwareDatetime
 from mobile_contract.errors import ErrorCode
 from sync.feed import Change, record_changes
 
@@ -245,22 +245,6 @@ async def get_work_item(session: AsyncSession, principal: Principal, work_item_i
     return (await load_wire(session, principal.tenant_id, [work_item_id]))[work_item_id]
 
 
-def _encode_cursor(updated_at: datetime, item_id: UUID) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode([updated_at.isoformat(), item_id.hex])).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, item = msgspec.json.decode(raw, type=tuple[str, str])
-        parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive time")
-        return parsed, UUID(hex=item)
-    except (binascii.Error, msgspec.DecodeError, ValueError) as exc:
-        raise DomainError(ErrorCode.INVALID_CURSOR, 400, "This cursor is malformed; start again without it.") from exc
-
-
 async def list_work_items(
     session: AsyncSession,
     principal: Principal,
@@ -282,13 +266,13 @@ async def list_work_items(
     if assignee_id is not None:
         statement = statement.where(WorkItem.assignee_id == assignee_id)
     if cursor:
-        at, after = _decode_cursor(cursor)
+        at, after = decode_cursor(cursor, tuple[AwareDatetime, UUID])
         statement = statement.where(tuple_(WorkItem.updated_at, WorkItem.id) < tuple_(at, after))
     statement = statement.order_by(WorkItem.updated_at.desc(), WorkItem.id.desc()).limit(limit + 1)
     rows = (await session.execute(statement, scope_params(principal))).all()
     page = rows[:limit]
     loaded = await load_wire(session, principal.tenant_id, [r.id for r in page])
-    next_cursor = _encode_cursor(page[-1].updated_at, page[-1].id) if len(rows) > limit else None
+    next_cursor = encode_cursor(page[-1].updated_at, page[-1].id) if len(rows) > limit else None
     return wire.WorkItemPage(items=[loaded[r.id] for r in page], next_cursor=next_cursor)
 
 

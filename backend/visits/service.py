@@ -7,8 +7,6 @@ Every claim is stored with its verdict, rejected ones included.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from datetime import datetime
 from typing import Any
@@ -22,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, not_found
+from backend.paging import decode_cursor, encode_cursor
 from backend.tasks import service as tasks_service
 from backend.tenants.service import load_policy
 from backend.visits.models import Visit
@@ -30,6 +29,7 @@ from geo.verdict import Fix, PriorFix, judge, trusted_capture_time
 from geo.verdict import Verdict as GeoVerdict
 from mobile_contract import location as wire_location
 from mobile_contract import visits as wire
+from mobile_contract.base import AwareDatetime
 from mobile_contract.errors import ErrorCode
 from sync.feed import Change, record_changes
 
@@ -276,24 +276,6 @@ async def get_visit(session: AsyncSession, principal: Principal, visit_id: UUID)
     return to_wire(visit)
 
 
-def _encode_cursor(at: datetime, visit_id: UUID) -> str:
-    raw = msgspec.json.encode([at.isoformat(), visit_id.hex])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        at_text, id_hex = msgspec.json.decode(
-            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), type=tuple[str, str]
-        )
-        at = datetime.fromisoformat(at_text)
-        if at.tzinfo is None:
-            raise ValueError("naive time in cursor")
-        return at, UUID(hex=id_hex)
-    except (binascii.Error, msgspec.DecodeError, ValueError) as exc:
-        raise DomainError(ErrorCode.INVALID_CURSOR, 400, "This cursor is malformed; start again without it.") from exc
-
-
 async def list_visits(
     session: AsyncSession,
     principal: Principal,
@@ -312,7 +294,7 @@ async def list_visits(
     if user_id is not None:
         statement = statement.where(Visit.user_id == user_id)
     if cursor:
-        at, after_id = _decode_cursor(cursor)
+        at, after_id = decode_cursor(cursor, tuple[AwareDatetime, UUID])
         statement = statement.where(tuple_(Visit.checked_in_at, Visit.id) < tuple_(at, after_id))
     statement = statement.order_by(Visit.checked_in_at.desc(), Visit.id.desc()).limit(limit + 1)
     visits = (await session.scalars(statement, scope_params(principal))).all()
@@ -320,7 +302,7 @@ async def list_visits(
     next_cursor = None
     if len(visits) > limit:
         last = visits[limit - 1]
-        next_cursor = _encode_cursor(last.checked_in_at, last.id)
+        next_cursor = encode_cursor(last.checked_in_at, last.id)
     return wire.VisitPage(items=items, next_cursor=next_cursor)
 
 
