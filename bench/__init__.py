@@ -6,5 +6,5 @@ endpoint throughput to pgbench throughput for the same SQL on the same server at
 
 Modules: `database` (the bench database and its data), `server` (the real app under uvicorn), `loadgen`
 (wrk and pgbench runs), `cpu` (where the CPU went, from /proc), `nearby` (the nearby benchmark), `report`
-(table and JSON result).
+(table and JSON result), `progress` (the `[bench]` lines and BenchError).
 """

@@ -84,3 +84,12 @@ def window(first: Snapshot, last: Snapshot, requests_per_s: float, pids: dict[st
     cores["other"] = max(0.0, busy - sum(cores.values()))
     cores["idle"] = max(0.0, total - busy)
     return CpuWindow(seconds=seconds, requests_per_s=requests_per_s, cores=cores, pids=pids)
+
+
+def machine_busy_cores(seconds: float = 1.0) -> float:
+    """How many cores the machine keeps busy right now (a quiet machine: close to 0)."""
+    busy_before, total_before = machine_cpu_s()
+    time.sleep(seconds)
+    busy_after, total_after = machine_cpu_s()
+    cores = os.cpu_count() or 1
+    return (busy_after - busy_before) / (total_after - total_before) * cores if total_after > total_before else 0.0

@@ -24,7 +24,7 @@ from uuid import UUID
 from backend.auth.tokens import TokenCodec
 from backend.pois.queries import NEARBY_BENCH_VARIANT, CompiledQuery, nearby_params, nearby_query
 from backend.settings import Settings
-from bench import database, loadgen
+from bench import cpu, database, loadgen
 from bench.progress import BenchError, say
 from bench.server import RunningServer, app_server
 
@@ -165,11 +165,12 @@ def run(settings: Settings, config: NearbyConfig) -> NearbyResult:
         with app_server(database_url=data.url, jwt_secret=BENCH_JWT_SECRET, port=config.port) as server:
             _check_endpoint(server, token, data, query)
             load_before = os.getloadavg()
+            busy_before = cpu.machine_busy_cores()
             others = database.other_sessions(data.url)
-            if load_before[0] > 0.5 or others:
+            if busy_before > 0.2:
                 say(
-                    f"note: the machine is not quiet (load average {load_before[0]:.2f}, {others} other client "
-                    "sessions on the database server): expect noise"
+                    f"note: the machine is not quiet ({busy_before:.2f} cores busy before the measurements, "
+                    f"{others} other client sessions on the database server): expect noise"
                 )
 
             def pgbench_pids(pid: int) -> dict[str, list[int]]:
@@ -251,6 +252,7 @@ def run(settings: Settings, config: NearbyConfig) -> NearbyResult:
         "noise": {
             "loadavg_before": [round(value, 2) for value in load_before],
             "loadavg_after": [round(value, 2) for value in load_after],
+            "busy_cores_before": round(busy_before, 2),
             "other_client_sessions_before": others,
         },
         "sql": query.sql,

@@ -62,7 +62,7 @@ def versions() -> dict[str, str]:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             found[package] = "not installed"
-    found["wrk"] = _tool_version([wrk_path(), "-v"])
+    found["wrk"] = _tool_version([wrk_path(), "-v"]).split(" [")[0]
     found["pgbench"] = _tool_version([pgbench_path(), "--version"])
     return found
 

@@ -17,7 +17,7 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -58,6 +58,12 @@ PULL_FIRST_PAGE_SQL = _SNAPSHOT.format(changes=_CHANGES_SINCE)
 PULL_NEXT_PAGE_SQL = _SNAPSHOT.format(changes=_CHANGES_AFTER)
 
 
+class Fetcher(Protocol):
+    """Runs one statement: an asyncpg pool, or the app's lean hot pool."""
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]: ...
+
+
 @dataclass(slots=True)
 class CollectionDelta:
     upserted: list[Any] = field(default_factory=list)
@@ -74,7 +80,7 @@ class PullPage:
 
 async def pull(
     *,
-    hot: asyncpg.Pool,
+    hot: Fetcher,
     sessions: async_sessionmaker[AsyncSession],
     registry: Registry[Any],
     codec: CursorCodec,

@@ -1,6 +1,6 @@
 """Test harness: a real PostgreSQL + PostGIS database built by the migrations, and the app served in-process.
 
-The database is created once per run (`groundwork_test`, dropped first) on the embedded cluster, or on the
+The database is created once per run (`groundwork_test_<pid>`, dropped at the end) on the embedded cluster, or on the
 server of DATABASE_URL. Tests isolate themselves by tenant: each builds its own tenant with the factories, and
 every query in the app is tenant-scoped, so tests never see each other's rows and nothing needs truncating.
 """
@@ -17,14 +17,15 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
-from backend.db.admin import create_database, prepare_server, with_database_name
+from backend.db.admin import create_database, drop_database, prepare_server, with_database_name
 from backend.db.embedded import EmbeddedCluster
 from backend.db.engine import Database
 from backend.db.migrate import upgrade
 from backend.settings import Settings, get_settings
 from tests.factories import Factory
 
-TEST_DATABASE = os.environ.get("GROUNDWORK_TEST_DATABASE", "groundwork_test")
+# One database per test run, so runs in parallel (two checkouts, two engineers) never drop each other's.
+TEST_DATABASE = os.environ.get("GROUNDWORK_TEST_DATABASE", f"groundwork_test_{os.getpid()}")
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +38,7 @@ def settings() -> Iterator[Settings]:
     asyncio.run(create_database(url, drop_first=True))
     upgrade(url)
     yield base.with_database(url)
+    asyncio.run(drop_database(url))
     if cluster is not None and started_here:
         cluster.stop()  # leave the machine as we found it
 

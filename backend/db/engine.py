@@ -1,9 +1,5 @@
-"""Connections: a SQLAlchemy async engine for ordinary reads and writes, and a lean asyncpg pool for hot reads.
-
-The hot pool skips asyncpg's per-release reset (`SELECT pg_advisory_unlock_all()` and friends): its
-connections never take advisory locks or change session state, and the reset cost ~19% of nearby's
-throughput (research/perf-baseline.md).
-"""
+"""Connections: a SQLAlchemy async engine for ordinary reads and writes, and a lean pool of asyncpg
+connections for the hot reads (see hotpool.py for why not asyncpg's own pool)."""
 
 from __future__ import annotations
 
@@ -11,21 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from backend.db.hotpool import HotPool
 from backend.settings import Settings
-
-
-async def _no_reset(connection: asyncpg.Connection) -> None:
-    """The hot pool's connections hold no session state worth resetting."""
 
 
 @dataclass(slots=True)
 class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    hot: asyncpg.Pool
+    hot: HotPool
 
     @classmethod
     async def connect(cls, settings: Settings) -> Database:
@@ -36,12 +28,8 @@ class Database:
             pool_pre_ping=False,
             connect_args={"server_settings": {"application_name": "groundwork"}},
         )
-        hot = await asyncpg.create_pool(
-            settings.database_url,
-            min_size=1,
-            max_size=settings.hot_pool_size,
-            reset=_no_reset,
-            server_settings={"application_name": "groundwork-hot"},
+        hot = await HotPool.open(
+            settings.database_url, settings.hot_pool_size, server_settings={"application_name": "groundwork-hot"}
         )
         return cls(engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False), hot=hot)
 

@@ -88,22 +88,31 @@ def nearby_query(variant: NearbyVariant) -> CompiledQuery:
         conditions.append(Poi.name.ilike(bindparam("name_pattern"), escape="\\"))
     if variant.after_cursor:
         conditions.append(tuple_(distance, Poi.id) > tuple_(bindparam("after_distance"), bindparam("after_id")))
-    point = cast(Poi.location, Geometry)
+    # KNN on PostgreSQL 15 only works when ordering by the distance alone; the id tie-breaker (which keeps pages
+    # stable when merchants share a spot) is applied outside. WITH TIES keeps every row tied with the last one,
+    # so the outer top-N by (distance, id) is exact.
+    nearest = (
+        select(Poi.id, Poi.name, Poi.category, Poi.address, Poi.location, Poi.holder_id, distance.label("distance_m"))
+        .where(*conditions)
+        .order_by(distance)
+        .fetch(bindparam("limit"), with_ties=True)
+        .subquery("nearest")
+    )
+    point = cast(nearest.c.location, Geometry(srid=4326))
     statement = (
         select(
-            Poi.id,
-            Poi.name,
-            Poi.category,
-            Poi.address,
+            nearest.c.id,
+            nearest.c.name,
+            nearest.c.category,
+            nearest.c.address,
             func.ST_Y(point).label("lat"),
             func.ST_X(point).label("lon"),
-            distance.label("distance_m"),
-            Poi.holder_id,
+            nearest.c.distance_m,
+            nearest.c.holder_id,
             User.display_name.label("holder_name"),
         )
-        .outerjoin(User, User.id == Poi.holder_id)
-        .where(*conditions)
-        .order_by(distance, Poi.id)
+        .select_from(nearest.outerjoin(User, User.id == nearest.c.holder_id))
+        .order_by(nearest.c.distance_m, nearest.c.id)
         .limit(bindparam("limit"))
     )
     return compile_once(statement)

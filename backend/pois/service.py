@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import msgspec
 from sqlalchemy import Float, func, literal_column, or_, select, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -22,6 +21,7 @@ from backend.auth.models import User
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.coordinates import point_out
+from backend.db.hotpool import HotPool
 from backend.errors import DomainError, forbidden, not_found
 from backend.paging import decode_cursor, encode_cursor
 from backend.pois.models import Poi, PoiContact
@@ -84,7 +84,7 @@ def _decode_cursor(search: NearbySearch, cursor: str) -> tuple[float, UUID]:
     return distance, poi_id
 
 
-async def nearby(pool: asyncpg.Pool, principal: Principal, search: NearbySearch) -> NearbyPage:
+async def nearby(pool: HotPool, principal: Principal, search: NearbySearch) -> NearbyPage:
     after = _decode_cursor(search, search.cursor) if search.cursor else None
     scope = effective_scope(principal)
     variant = NearbyVariant(
