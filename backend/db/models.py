@@ -3,6 +3,7 @@
 from backend.auth.models import RefreshToken, Team, Tenant, User
 from backend.db.base import Base
 from backend.jobs.models import Job, JobCode, JobEvent, JobType, TechnicianProfile
+from backend.offline.models import WatermelonPull
 from backend.pois.models import Poi, PoiContact
 from backend.tasks.models import Campaign, WorkItem, WorkItemVisit
 from backend.visits.models import Visit
@@ -23,6 +24,7 @@ __all__ = [
     "Tenant",
     "User",
     "Visit",
+    "WatermelonPull",
     "WorkItem",
     "WorkItemVisit",
     "sync_metadata",

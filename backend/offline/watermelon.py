@@ -23,10 +23,13 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.dialects.postgresql import insert
 
 from backend.auth.tokens import Principal
 from backend.db.engine import Database
 from backend.errors import DomainError
+from backend.offline.models import WatermelonPull
 from backend.offline.registry import REGISTRY
 from mobile_contract.base import Request, Response
 from mobile_contract.errors import ErrorCode
@@ -119,7 +122,40 @@ async def pull(database: Database, codec: CursorCodec, principal: Principal, las
         )
         for table, rows in latest.items()
     }
+    await _remember_pull(database, principal, last_pulled_at or 0, page.snapshot)
     return PullAnswer(changes=changes, timestamp=page.snapshot)
+
+
+async def _remember_pull(database: Database, principal: Principal, pulled_from: int, timestamp: int) -> None:
+    async with database.sessions() as session:
+        statement = insert(WatermelonPull).values(
+            user_id=principal.user_id, device_id=principal.device_id, timestamp=timestamp, base=pulled_from
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["user_id", "device_id", "timestamp"],
+                set_={"base": func.least(WatermelonPull.base, pulled_from)},
+            )
+        )
+        await session.execute(
+            delete(WatermelonPull).where(WatermelonPull.created_at < func.now() - text("interval '30 days'"))
+        )
+        await session.commit()
+
+
+async def _base_of(database: Database, principal: Principal, last_pulled_at: int | None) -> int:
+    """What the phone had seen when it made the edits it is pushing (see WatermelonPull)."""
+    if last_pulled_at is None:
+        return 0
+    async with database.sessions() as session:
+        base = await session.scalar(
+            select(WatermelonPull.base).where(
+                WatermelonPull.user_id == principal.user_id,
+                WatermelonPull.device_id == principal.device_id,
+                WatermelonPull.timestamp == last_pulled_at,
+            )
+        )
+    return base if base is not None else last_pulled_at  # older than we remember: judge against it as is
 
 
 def _poi_row(poi: PoiDetail) -> dict[str, Any]:
@@ -305,7 +341,7 @@ async def push(database: Database, principal: Principal, body: PushBody, last_pu
         tenant_id=principal.tenant_id,
         user_id=principal.user_id,
         client_id=f"watermelon:{principal.device_id}",
-        base_xid=last_pulled_at if last_pulled_at is not None else 0,
+        base_xid=await _base_of(database, principal, last_pulled_at),
         mutations=mutations_of(body),
         received_at=datetime.now(UTC),
     )

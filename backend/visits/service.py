@@ -25,7 +25,7 @@ from backend.tasks import service as tasks_service
 from backend.tenants.service import load_policy
 from backend.visits.models import Visit
 from geo.fence import CircleFence, Fence, PolygonFence
-from geo.verdict import Fix, PriorFix, judge, trusted_capture_time
+from geo.verdict import Fix, PriorFix, VerdictStatus, judge, trusted_capture_time
 from geo.verdict import Verdict as GeoVerdict
 from mobile_contract import location as wire_location
 from mobile_contract import visits as wire
@@ -209,7 +209,9 @@ async def check_in(
         if replay is None:  # pragma: no cover - the row exists, _replay_check_in returns or raises
             raise not_found("visit")
         return replay, False
-    await tasks_service.link_visit(session, principal.tenant_id, principal.user_id, data.poi_id, data.id)
+    if verdict.status is not VerdictStatus.REJECTED:
+        # A check-in the server rejects (800 m away, mocked) is kept as evidence but is no visit of the merchant.
+        await tasks_service.link_visit(session, principal.tenant_id, principal.user_id, data.poi_id, data.id)
     await record_changes(session, principal.tenant_id, [Change(principal.user_id, VISITS, data.id)])
     return await get_visit(session, principal, data.id), True
 

@@ -27,6 +27,14 @@ async def test_campaign_targets_and_the_bd_follows_them(factory: Factory, client
     assert item["status"] == "assigned"
     assert item["campaign"]["goal"] == {"kind": "recharge_amount", "target": 500.0}
     assert item["form_version"] == 2
+    # A check-in the server rejects (far from the shop) is kept, but starts nothing.
+    far = await client.post(
+        "/v1/visits",
+        json={"id": str(uuid.uuid4()), "poi_id": str(poi), "fix": fix(SHOP[0] + 0.01, SHOP[1], ago_s=600)},
+        headers=bd.headers,
+    )
+    assert far.json()["check_in"]["verdict"]["status"] == "rejected"
+    assert (await client.get(f"/v1/work-items/{item_id}", headers=bd.headers)).json()["status"] == "assigned"
     # The first check-in at the merchant links the visit and starts the work.
     visit = await client.post(
         "/v1/visits", json={"id": str(uuid.uuid4()), "poi_id": str(poi), "fix": fix(*SHOP)}, headers=bd.headers

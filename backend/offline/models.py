@@ -1,0 +1,30 @@
+"""What the WatermelonDB adapter remembers between a device's pull and its push."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import BigInteger, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.db.base import Base, created_at_column
+
+
+class WatermelonPull(Base):
+    """`synchronize()` pulls, then pushes with the timestamp the pull just returned, so the push's
+    `last_pulled_at` says nothing about what the phone had seen when it made its edits. We remember, per
+    timestamp we handed out, the `last_pulled_at` it was pulled from: that is the base the phone's edits are
+    judged against, so a server edit the phone never saw still meets its conflict rule.
+
+    Not covered: a push that failed, followed by another pull, judges the still-pending edits against the later
+    base (WatermelonDB does not tell us that edits are older than its last pull)."""
+
+    __tablename__ = "watermelon_pulls"
+    __table_args__ = (Index("ix_watermelon_pulls_created", "created_at"),)
+
+    user_id: Mapped[UUID] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    base: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = created_at_column()
