@@ -16,8 +16,10 @@ from backend.db.engine import Database
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
 from backend.jobs.routes import JobController, TechnicianController
+from backend.media.routes import PhotoController
 from backend.offline.routes import SyncController
 from backend.pois.routes import PoiController
+from backend.push.routes import DeviceController
 from backend.settings import Settings, get_settings
 from backend.tasks.routes import CampaignController, WorkItemController
 from backend.tenants.routes import TenantController
@@ -32,8 +34,10 @@ ROUTES = [
     WorkItemController,
     JobController,
     TechnicianController,
+    PhotoController,
     SyncController,
     TenantController,
+    DeviceController,
 ]
 
 

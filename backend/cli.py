@@ -57,6 +57,17 @@ def _serve(host: str, port: int) -> None:
     )
 
 
+@main.command(help="Run background jobs (push delivery, ...) until Ctrl-C or SIGTERM. Run as many as you like.")
+@click.option("--concurrency", default=8, show_default=True, help="How many jobs this worker runs at once.")
+def worker(concurrency: int) -> None:
+    from backend.db.admin import prepare_server
+    from backend.queue.worker import serve
+
+    settings = get_settings()
+    prepare_server(settings)
+    asyncio.run(serve(settings, concurrency=concurrency))
+
+
 @main.group(help="The database: start the embedded server, migrate, reset.")
 def db() -> None:
     pass

@@ -29,6 +29,8 @@ class Settings:
     hot_pool_size: int  # asyncpg connections for the hot read paths (nearby)
     orm_pool_size: int  # SQLAlchemy connections for ordinary reads and writes
     argon2_fast: bool  # cheaper argon2 parameters, for tests only
+    photo_dir: Path  # where LocalDiskStore keeps uploaded photos
+    max_photo_bytes: int  # one photo upload; the JSON bodies keep max_body_bytes
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -81,4 +83,6 @@ def get_settings() -> Settings:
         hot_pool_size=int(env.get("GROUNDWORK_HOT_POOL_SIZE", "8")),
         orm_pool_size=int(env.get("GROUNDWORK_ORM_POOL_SIZE", "8")),
         argon2_fast=env.get("GROUNDWORK_ARGON2_FAST") == "1",
+        photo_dir=Path(env.get("GROUNDWORK_PHOTO_DIR", data_dir / "photos")),
+        max_photo_bytes=int(env.get("GROUNDWORK_MAX_PHOTO_BYTES", str(15 * 1024 * 1024))),
     )

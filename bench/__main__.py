@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 from backend.settings import get_settings
-from bench import nearby, report
+from bench import dispatch, nearby, report
+from bench import sync as sync_bench
 from bench.progress import BenchError, say
 
 QUICK_DURATION_S = 5.0
 QUICK_POIS = 100_000
+FIRST_SYNC_RUNS = 3  # per page size; --quick: 1
+QUICK_DISPATCH_REQUESTS = 50
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_nearby(args: argparse.Namespace) -> None:
+def run_nearby(args: argparse.Namespace) -> list[report.SummaryRow]:
     started = report.utc_now()
     config = nearby.NearbyConfig(
         duration=args.duration, connections=args.connections, pois=args.pois, port=args.port, warmup=args.warmup
@@ -69,27 +75,83 @@ def run_nearby(args: argparse.Namespace) -> None:
     print()
     print(report.cpu_table(measurements))
     print()
+    _write("nearby", args, started, result.payload)
+    return [
+        report.SummaryRow(
+            "nearby",
+            f"GET /v1/pois/nearby, {args.pois:,} POIs, {args.connections} connections",
+            f"{result.http_side.requests_per_s:,.0f} req/s, p99 {p99:.2f} ms",
+            f"pgbench {result.sql_side.requests_per_s:,.0f} tps: {result.ratio:.1%}",
+        )
+    ]
+
+
+def _write(name: str, args: argparse.Namespace, started: datetime, payload: dict[str, Any]) -> None:
+    """bench/results/<name>-<UTC date>[-quick].json, with the machine and the versions (PostgreSQL's and PostGIS's
+    are in the payload, under "server"). A later run the same day replaces it."""
     suffix = "-quick" if args.quick else ""
-    payload = {
+    document = {
         "started_at": started.isoformat(timespec="seconds"),
-        **result.payload,
+        **payload,
         "quick": args.quick,
-        "machine": machine,
-        "versions": report.versions(),  # PostgreSQL's and PostGIS's are under "server"
+        "machine": report.machine(),
+        "versions": report.versions(),
     }
-    path = report.write_json(f"nearby-{started.date().isoformat()}{suffix}", payload)
+    path = report.write_json(f"{name}-{started.date().isoformat()}{suffix}", document)
     say(f"wrote {path}")
 
 
-BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {"nearby": run_nearby}
+def run_sync(args: argparse.Namespace) -> list[report.SummaryRow]:
+    started = report.utc_now()
+    config = sync_bench.SyncConfig(
+        duration=args.duration,
+        connections=args.connections,
+        port=args.port,
+        warmup=args.warmup,
+        repeats=1 if args.quick else FIRST_SYNC_RUNS,
+    )
+    result = sync_bench.run(get_settings(), config)
+    rows = sync_bench.print_result(result, config, report.machine())
+    _write("sync", args, started, result.payload)
+    return rows
+
+
+def run_dispatch(args: argparse.Namespace) -> list[report.SummaryRow]:
+    started = report.utc_now()
+    config = dispatch.DispatchConfig(
+        duration=args.duration,
+        warmup=args.warmup,
+        port=args.port,
+        requests=QUICK_DISPATCH_REQUESTS if args.quick else dispatch.REQUESTS,
+    )
+    result = dispatch.run(get_settings(), config)
+    rows = dispatch.print_result(result, config, report.machine())
+    _write("dispatch", args, started, result.payload)
+    return rows
+
+
+BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[report.SummaryRow]]] = {
+    "nearby": run_nearby,
+    "sync": run_sync,
+    "dispatch": run_dispatch,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    load_before = os.getloadavg()
+    rows: list[report.SummaryRow] = []
     try:
         for name, run in BENCHMARKS.items():
             if args.only in (None, name):
-                run(args)
+                rows += run(args)
+        load_after = os.getloadavg()
+        print(
+            f"## summary (load average {' '.join(f'{value:.2f}' for value in load_before)} before, "
+            f"{' '.join(f'{value:.2f}' for value in load_after)} after; figures per benchmark above)"
+        )
+        print()
+        print(report.summary_table(rows))
     except BenchError as exc:
         say(f"error: {exc}")
         return 1

@@ -106,23 +106,30 @@ def bench_database_name(pois: int) -> str:
     return "groundwork_bench" if pois == DEFAULT_POIS else f"groundwork_bench_{pois}"
 
 
-def prepare(settings: Settings, pois: int) -> BenchData:
-    """Start the server if it is the embedded one, create and migrate the bench database, load it if needed."""
+def create_and_migrate(settings: Settings, name: str) -> str:
+    """Start the server if it is the embedded one, create the database `name` on it if missing, migrate it.
+    Returns its URL (asyncpg form). Every benchmark keeps its data in a database of its own."""
     try:
         prepare_server(settings)
     except ProvisionError as exc:
         raise BenchError(f"no PostgreSQL to benchmark against: {exc}") from exc
-    url = with_database_name(settings.database_url, bench_database_name(pois))
+    url = with_database_name(settings.database_url, name)
     try:
         if asyncio.run(create_database(url)):
-            say(f"created database {database_name(url)}")
+            say(f"created database {name}")
     except (OSError, asyncpg.PostgresError) as exc:
         raise BenchError(
-            f"cannot create {database_name(url)} on {settings.database_url}: {exc}. "
+            f"cannot create {name} on {settings.database_url}: {exc}. "
             "Is the server up (`./dev db start`)? Does DATABASE_URL point at a server where you may create databases?"
         ) from exc
-    say(f"migrating {database_name(url)}")
+    say(f"migrating {name}")
     upgrade(url)
+    return url
+
+
+def prepare(settings: Settings, pois: int) -> BenchData:
+    """Create and migrate the nearby bench database, load it if needed."""
+    url = create_and_migrate(settings, bench_database_name(pois))
     return asyncio.run(_ensure_data(url, pois))
 
 
@@ -131,7 +138,7 @@ async def _ensure_data(url: str, pois: int) -> BenchData:
     try:
         # Two benches at once: the second waits here, then finds the data loaded.
         await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
-        tenant_id, team_id, user_id = await _ensure_people(conn)
+        tenant_id, team_id, user_id = await ensure_people(conn)
         count: int = await conn.fetchval("SELECT count(*) FROM pois WHERE tenant_id = $1", tenant_id)
         if count == pois:
             say(f"reusing {count:,} POIs already loaded in {database_name(url)}")
@@ -145,8 +152,8 @@ async def _ensure_data(url: str, pois: int) -> BenchData:
     return BenchData(url=url, tenant_id=tenant_id, team_id=team_id, user_id=user_id, poi_count=pois)
 
 
-async def _ensure_people(conn: asyncpg.Connection) -> tuple[UUID, UUID, UUID]:
-    """The bench tenant, its one team and its one BD; created on the first run."""
+async def ensure_people(conn: asyncpg.Connection) -> tuple[UUID, UUID, UUID]:
+    """The bench tenant, its one team and its one BD (tenant, team, user ids); created on the first run."""
     row = await conn.fetchrow(
         "SELECT t.id AS tenant_id, u.team_id, u.id AS user_id FROM tenants t"
         " JOIN users u ON u.tenant_id = t.id AND u.username = $2 WHERE t.slug = $1",
@@ -212,23 +219,27 @@ async def _load_pois(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, p
 # -- facts about the server, for the report -----------------------------------------------------------------
 
 
-async def _server_facts(url: str) -> dict[str, Any]:
+async def _server_facts(url: str, tables: tuple[str, ...]) -> dict[str, Any]:
     conn: asyncpg.Connection = await asyncpg.connect(url)
     try:
         full: str = await conn.fetchval("SELECT postgis_full_version()")
         parts = dict(re.findall(r'(POSTGIS|GEOS|PROJ)="([^"]*)"', full))
-        return {
+        facts = {
             "postgres": await conn.fetchval("SHOW server_version"),
             "postgis": " ".join(f"{key}={value}" for key, value in parts.items()),
             "shared_buffers": await conn.fetchval("SHOW shared_buffers"),
-            "pois_table_size": await conn.fetchval("SELECT pg_size_pretty(pg_total_relation_size('pois'))"),
         }
+        for table in tables:  # table sizes, indexes included
+            facts[f"{table}_table_size"] = await conn.fetchval(
+                "SELECT pg_size_pretty(pg_total_relation_size($1::regclass))", table
+            )
+        return facts
     finally:
         await conn.close()
 
 
-def server_facts(url: str) -> dict[str, Any]:
-    return asyncio.run(_server_facts(url))
+def server_facts(url: str, tables: tuple[str, ...] = ("pois",)) -> dict[str, Any]:
+    return asyncio.run(_server_facts(url, tables))
 
 
 async def _fetch(url: str, sql: str, args: list[Any]) -> list[asyncpg.Record]:

@@ -91,6 +91,20 @@ def _percentile(sorted_values: list[float], percent: float) -> float:
     return sorted_values[int(rank) - 1]
 
 
+def latency_summary_ms(seconds: list[float]) -> dict[str, float]:
+    """mean, p50, p90, p99 and max, in milliseconds, of per-request times in seconds (as wrk and pgbench give)."""
+    values = sorted(value * 1000 for value in seconds)
+    if not values:
+        return {key: float("nan") for key in ("mean", "p50", "p90", "p99", "max")}
+    return {
+        "mean": sum(values) / len(values),
+        "p50": _percentile(values, 50),
+        "p90": _percentile(values, 90),
+        "p99": _percentile(values, 99),
+        "max": values[-1],
+    }
+
+
 # -- wrk ----------------------------------------------------------------------------------------------------
 
 

@@ -9,7 +9,6 @@ asyncpg round trip, building and encoding the answer.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -21,12 +20,11 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from backend.auth.tokens import TokenCodec
 from backend.pois.queries import NEARBY_BENCH_VARIANT, CompiledQuery, nearby_params, nearby_query
 from backend.settings import Settings
 from bench import cpu, database, loadgen
 from bench.progress import BenchError, say
-from bench.server import RunningServer, app_server
+from bench.server import BENCH_JWT_SECRET, RunningServer, app_server, mint_token
 
 RATIO_TARGET = 0.45  # of pgbench's throughput, with the full feature set (the issue's target)
 P99_TARGET_MS = 10.0  # at 4 connections
@@ -38,8 +36,6 @@ SQL_LIMIT = PAGE_SIZE + 1
 RADIUS_M = 2000.0
 QUERY_BOX_KM = 10.0  # requests come from random points in the central 10 km of the 50 km box of data
 
-# The app under test gets this secret (GROUNDWORK_JWT_SECRET), so the token the bench mints verifies.
-BENCH_JWT_SECRET = "groundwork-bench-only-secret-0f3c9a7e5d1b4c2a8e6f0b9d7c5a3e1f"  # noqa: S105 - bench data only
 LUA_SCRIPT = Path(__file__).with_name("nearby.lua")
 
 
@@ -101,14 +97,8 @@ def _query_params(data: database.BenchData, lat: float, lon: float) -> dict[str,
 
 
 def _mint_token(settings: Settings, data: database.BenchData) -> str:
-    codec = TokenCodec(dataclasses.replace(settings, jwt_secret=BENCH_JWT_SECRET, access_token_ttl_s=6 * 3600))
-    return codec.issue(
-        user_id=data.user_id,
-        tenant_id=data.tenant_id,
-        role="bd",
-        data_scope="self",
-        team_id=data.team_id,
-        device_id="bench",
+    return mint_token(
+        settings, user_id=data.user_id, tenant_id=data.tenant_id, role="bd", data_scope="self", team_id=data.team_id
     )
 
 

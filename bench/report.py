@@ -7,6 +7,7 @@ import math
 import os
 import platform
 import subprocess
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -114,3 +115,29 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def markdown(headers: list[str], rows: list[list[str]], *, right_from: int = 1) -> str:
+    """A Markdown table; columns from `right_from` on are right-aligned (numbers)."""
+    align = ["---" if index < right_from else "---:" for index in range(len(headers))]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRow:
+    """One line of the table printed at the end of `./dev bench`: a benchmark's headline figure."""
+
+    benchmark: str
+    measurement: str
+    result: str
+    against: str = ""  # the reference it is read against (pgbench, a target), and the ratio
+
+
+def summary_table(rows: list[SummaryRow]) -> str:
+    return markdown(
+        ["benchmark", "measurement", "result", "against"],
+        [[row.benchmark, row.measurement, row.result, row.against] for row in rows],
+        right_from=4,
+    )

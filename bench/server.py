@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -14,11 +15,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import UUID
 
-from backend.settings import REPO_ROOT
+from backend.auth.tokens import TokenCodec
+from backend.settings import REPO_ROOT, Settings
 from bench.progress import BenchError, say
 
 _START_TIMEOUT_S = 60.0
+
+# The app under test gets this secret (GROUNDWORK_JWT_SECRET), so the tokens the bench mints verify, and so do
+# the sync cursors the app signs with it.
+BENCH_JWT_SECRET = "groundwork-bench-only-secret-0f3c9a7e5d1b4c2a8e6f0b9d7c5a3e1f"  # noqa: S105 - bench data only
+
+
+def mint_token(
+    settings: Settings, *, user_id: UUID, tenant_id: UUID, role: str, data_scope: str, team_id: UUID | None
+) -> str:
+    """An access token for the app under test, valid for 6 hours (a run never has to refresh it)."""
+    codec = TokenCodec(dataclasses.replace(settings, jwt_secret=BENCH_JWT_SECRET, access_token_ttl_s=6 * 3600))
+    return codec.issue(
+        user_id=user_id, tenant_id=tenant_id, role=role, data_scope=data_scope, team_id=team_id, device_id="bench"
+    )
 
 
 @dataclass(frozen=True, slots=True)

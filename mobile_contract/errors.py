@@ -42,6 +42,8 @@ class ErrorCode(enum.StrEnum):
     NOT_ELIGIBLE = "not_eligible"  # the technician fails a hard dispatch filter; see `reasons`
     ALREADY_TAKEN = "already_taken"  # another technician grabbed the job first
     WORK_ITEM_CLOSED = "work_item_closed"  # a closed (met, not met, expired) work item cannot change hands
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # the bytes are not a JPEG, PNG or WebP image (HEIC is not)
+    CORRUPT_IMAGE = "corrupt_image"  # an image that cannot be decoded whole: truncated or damaged; take it again
     INTERNAL_ERROR = "internal_error"  # a bug on our side; retry later
 
 

@@ -3,19 +3,25 @@
 from backend.auth.models import RefreshToken, Team, Tenant, User
 from backend.db.base import Base
 from backend.jobs.models import Job, JobCode, JobEvent, JobType, TechnicianProfile
+from backend.media.models import Photo
 from backend.offline.models import WatermelonPull
 from backend.pois.models import Poi, PoiContact
+from backend.push.models import Device
+from backend.queue.models import BackgroundJob
 from backend.tasks.models import Campaign, WorkItem, WorkItemVisit
 from backend.visits.models import Visit
 from sync.tables import metadata as sync_metadata
 
 __all__ = [
+    "BackgroundJob",
     "Base",
     "Campaign",
+    "Device",
     "Job",
     "JobCode",
     "JobEvent",
     "JobType",
+    "Photo",
     "Poi",
     "PoiContact",
     "RefreshToken",

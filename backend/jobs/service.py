@@ -27,6 +27,8 @@ from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
 from backend.jobs.models import Job, JobCode, JobEvent, JobType, TechnicianProfile
+from backend.media.service import count_proof_photos, count_proof_photos_of_jobs
+from backend.push.service import notify_users
 from backend.settings import get_settings
 from backend.visits.service import action_time, judge_claim
 from geo.fence import CircleFence
@@ -113,11 +115,8 @@ async def _notify(
 ) -> None:
     """Wake the phones concerned so they sync now (push), and put the job in their change feed."""
     targets = [u for u in dict.fromkeys(users) if u is not None]
-    if not targets:
-        return
-    from backend.push.service import notify_users  # the push domain is optional for the rules of jobs
-
-    await notify_users(session, tenant_id, targets, reason=reason, collection=JOBS, record_id=job_id)
+    if targets:
+        await notify_users(session, tenant_id, targets, reason=reason, collection=JOBS, record_id=job_id)
 
 
 # -- creating ----------------------------------------------------------------------------------------------------
@@ -214,12 +213,6 @@ _LAT = text("ST_Y(jobs.location::geometry)")
 _LON = text("ST_X(jobs.location::geometry)")
 
 
-async def _proof_photos(session: AsyncSession, tenant_id: UUID, job_ids: Sequence[UUID]) -> dict[UUID, int]:
-    from backend.media.service import count_proof_photos
-
-    return {job_id: await count_proof_photos(session, tenant_id, job_id) for job_id in job_ids}
-
-
 def _arrival_verdict(job: Job) -> Verdict | None:
     if not job.arrival_visit:
         return None
@@ -242,7 +235,7 @@ async def load_wire(session: AsyncSession, tenant_id: UUID, ids: Sequence[UUID])
             ).where(Job.tenant_id == tenant_id, Job.id.in_(ids))
         )
     ).all()
-    photos = await _proof_photos(session, tenant_id, [row[0].id for row in rows])
+    photos = await count_proof_photos_of_jobs(session, tenant_id, [row[0].id for row in rows])
     result = {}
     for job, lat, lon in rows:
         result[job.id] = wire.Job(
@@ -298,8 +291,14 @@ async def _visible_job(session: AsyncSession, principal: Principal, job_id: UUID
 
 async def get_job(session: AsyncSession, principal: Principal, job_id: UUID) -> wire.JobDetail:
     job = await _visible_job(session, principal, job_id)
-    base = (await load_wire(session, principal.tenant_id, [job.id]))[job.id]
-    events = await session.scalars(select(JobEvent).where(JobEvent.job_id == job.id).order_by(JobEvent.id))
+    return await _detail(session, principal.tenant_id, job.id)
+
+
+async def _detail(session: AsyncSession, tenant_id: UUID, job_id: UUID) -> wire.JobDetail:
+    """The job and its trail, without a visibility check: for the answer to whoever just acted on it (a
+    technician who refused a job may no longer see it, but is told what they did)."""
+    base = (await load_wire(session, tenant_id, [job_id]))[job_id]
+    events = await session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
     return wire.JobDetail(
         **msgspec.structs.asdict(base),
         events=[
@@ -407,7 +406,7 @@ async def transition(
     if rule.needs_reason and not data.reason:
         raise DomainError(ErrorCode.VALIDATION_FAILED, 422, f"To {action} a job, give a reason.", errors=[])
     received = received_at or datetime.now(UTC)
-    previous_status, previous_assignee = job.status, job.assignee_id
+    previous_status, previous_assignee, policy = job.status, job.assignee_id, dict(job.policy)
     target = (job.held_from or "accepted") if rule.target == "held_from" else rule.target
     details = dict(event_data or {})
     values: dict[str, Any] = {"status": target}
@@ -465,10 +464,10 @@ async def transition(
     await record_changes(session, principal.tenant_id, changes)
     if action in ("assign", "refuse", "cancel", "send_back", "resume", "hold"):
         # Whoever gains, loses or must act on the job hears about it now, not at their next poll.
-        await _notify(session, principal.tenant_id, [previous_assignee, new_assignee], job_id, f"job.{action}")
-    if action == "arrive" and job.policy.get("code"):
+        await _notify(session, principal.tenant_id, [previous_assignee, new_assignee], job_id, action)
+    if action == "arrive" and policy.get("code"):
         await issue_code(session, principal.tenant_id, job_id)
-    return await get_job(session, principal, job_id)
+    return await _detail(session, principal.tenant_id, job_id)
 
 
 async def _arrival(
@@ -505,7 +504,7 @@ async def missing_proof(session: AsyncSession, job: Job) -> list[str]:
         missing.append("arrival at the site not verified")
     wanted = int(policy.get("photos", 0))
     if wanted:
-        have = (await _proof_photos(session, job.tenant_id, [job.id]))[job.id]
+        have = await count_proof_photos(session, job.tenant_id, job.id)
         if have < wanted:
             missing.append(f"photos: {have} of {wanted}")
     return missing
@@ -752,7 +751,11 @@ async def grab(session: AsyncSession, principal: Principal, job_id: UUID) -> wir
     it no longer pooled."""
     if principal.role is not Role.TECHNICIAN:
         raise forbidden("Only technicians grab jobs.")
-    job = await _visible_job(session, principal, job_id, lock=True)
+    job = await session.scalar(
+        select(Job).where(Job.id == job_id, Job.tenant_id == principal.tenant_id).with_for_update()
+    )
+    if job is None:
+        raise not_found("job")
     if job.status != "pooled":
         raise DomainError(ErrorCode.ALREADY_TAKEN, 409, "Someone else took this job first.")
     views = await candidates(session, principal.tenant_id, job_id, only=principal.user_id)

@@ -24,6 +24,7 @@ from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
 from backend.paging import decode_cursor, encode_cursor
 from backend.pois.models import Poi
+from backend.push.service import notify_users
 from backend.tasks.models import Campaign, WorkItem, WorkItemVisit
 from mobile_contract import tasks as wire
 from mobile_contract.auth import Role
@@ -178,6 +179,10 @@ async def add_targets(
         created.append(work_item_id)
         changes += [Change(assignee, WORK_ITEMS, work_item_id), Change(assignee, POIS, target.poi_id)]
     await record_changes(session, principal.tenant_id, changes)
+    # One push per phone, not per work item: it only tells the app to sync.
+    await notify_users(
+        session, principal.tenant_id, {c.user_id for c in changes}, reason="assigned", collection=WORK_ITEMS
+    )
     return wire.TargetsAdded(created=created, skipped=skipped)
 
 
@@ -510,6 +515,10 @@ async def _reassign(
         if not await poi_in_scope(session, tenant_id, previous, poi_id):
             changes.append(Change(previous, POIS, poi_id, "remove"))
         changes += [Change(assignee_id, WORK_ITEMS, item_id), Change(assignee_id, POIS, poi_id)]
+        await notify_users(session, tenant_id, [previous], reason="removed", collection=WORK_ITEMS, record_id=item_id)
+        await notify_users(
+            session, tenant_id, [assignee_id], reason="assigned", collection=WORK_ITEMS, record_id=item_id
+        )
     await record_changes(session, tenant_id, changes)
     loaded = await load_wire(session, principal.tenant_id, [item_id])
     return wire.WorkItemUpdated(work_item=loaded[item_id], conflicts=[])
@@ -574,6 +583,7 @@ async def expire_due(session: AsyncSession, now: datetime | None = None) -> int:
         by_tenant.setdefault(row.tenant_id, []).append(Change(row.assignee_id, WORK_ITEMS, row.id))
     for tenant_id, changes in by_tenant.items():
         await record_changes(session, tenant_id, changes)
+        await notify_users(session, tenant_id, {c.user_id for c in changes}, reason="changed", collection=WORK_ITEMS)
     return len(expired)
 
 

@@ -1,0 +1,1 @@
+"""Push notifications: the phones' device registry and APNs delivery of "sync now" nudges through the job queue."""
