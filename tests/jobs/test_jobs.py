@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 
 from mobile_contract.auth import Role
 from tests.factories import Factory, FieldUser, fix
@@ -343,3 +344,48 @@ async def test_jobs_sync_to_the_technician_and_transitions_are_mutations(
     await client.post(f"/v1/jobs/{second['id']}/assign", json={"technician_id": str(other.id)}, headers=ops.headers)
     moved = (await client.post("/v1/sync/pull", json={"cursor": cursor}, headers=tech.headers)).json()
     assert moved["changes"]["jobs"]["removed"] == [second["id"]]
+
+
+async def test_an_expired_code_is_refused_but_one_typed_in_time_offline_counts(
+    factory: Factory, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="groundwork.jobs")
+    _, tech, job_id = await arrived_job(factory, client)
+    code = sent_code(caplog)
+    async with factory.database.sessions() as session:
+        await session.execute(
+            text("UPDATE job_codes SET expires_at = now() - interval '1 hour' WHERE job_id = :j"), {"j": job_id}
+        )
+        await session.commit()
+    late = await client.post(f"/v1/jobs/{job_id}/code", json={"code": code}, headers=tech.headers)
+    assert late.status_code == 410
+    assert late.json()["code"] == "code_expired"
+    # Typed in at the site two hours ago, while the code was valid, and synced only now: it counts.
+    typed_at = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    queued = {
+        "id": 1,
+        "name": "job.verify",
+        "args": {"job_id": job_id, "code": code, "at": typed_at},
+        "created_at": typed_at,
+    }
+    [result] = (
+        await client.post("/v1/sync/push", json={"client_id": "t", "mutations": [queued]}, headers=tech.headers)
+    ).json()["results"]
+    assert result["status"] == "applied", result
+    assert result["result"]["code_verified"] is True
+
+
+async def test_technicians_list_their_jobs_and_dispatchers_their_scope(factory: Factory, client: Client) -> None:
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    tech = await technician(factory, client, ops, tenant)
+    other = await technician(factory, client, ops, tenant)
+    mine = await create_job(client, ops)
+    theirs = await create_job(client, ops)
+    await client.post(f"/v1/jobs/{mine['id']}/assign", json={"technician_id": str(tech.id)}, headers=ops.headers)
+    await client.post(f"/v1/jobs/{theirs['id']}/assign", json={"technician_id": str(other.id)}, headers=ops.headers)
+    listed = (await client.get("/v1/jobs", headers=tech.headers)).json()
+    assert [j["id"] for j in listed] == [mine["id"]]
+    assert {j["id"] for j in (await client.get("/v1/jobs", headers=ops.headers)).json()} == {mine["id"], theirs["id"]}
+    assert (await client.get(f"/v1/jobs/{theirs['id']}", headers=tech.headers)).status_code == 404
+    assert (await client.get("/v1/jobs", params={"status": "flying"}, headers=tech.headers)).status_code == 422
