@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from backend.media import similar
 from backend.media.images import ExifClaims, Inspection, inspect_image
-from backend.media.service import EARLIEST_MATCH, match_params
+from backend.media.similar import EARLIEST_MATCH, match_params
 from backend.settings import Settings, get_settings
 from bench import report
 from bench.database import create_and_migrate

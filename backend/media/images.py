@@ -111,9 +111,11 @@ def inspect_image(data: bytes) -> Inspection:
             if image.format in ("JPEG", "MPO"):
                 image.draft("L", (_DECODE_SIZE, _DECODE_SIZE))
             image.load()  # decodes every byte: a truncated or damaged image fails here
+            grey = image.convert("L")  # JPEGs are decoded straight to luma by draft(); a no-op for them
             scale = _reduce_factor(width, height)
-            decoded = image if image.format in ("JPEG", "MPO") or scale == 1 else image.reduce(scale)
-            grey = decoded.convert("L").resize((_HASH_SIDE, _HASH_SIDE), Image.Resampling.LANCZOS)
+            if image.format not in ("JPEG", "MPO") and scale > 1:
+                grey = grey.reduce(scale)
+            grey = grey.resize((_HASH_SIDE, _HASH_SIDE), Image.Resampling.LANCZOS)
     except UnidentifiedImageError as exc:
         raise DomainError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 415, _unsupported_detail(data)) from exc
     except Image.DecompressionBombError as exc:

@@ -13,11 +13,10 @@ import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 import anyio.to_thread
-from sqlalchemy import ColumnElement, Float, func, literal_column, not_, select, text, tuple_
+from sqlalchemy import ColumnElement, Float, func, literal_column, not_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +26,7 @@ from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
 from backend.jobs.models import Job
 from backend.media import similar
-from backend.media.images import ExifClaims, Inspection, inspect_image
+from backend.media.images import ExifClaims, inspect_image
 from backend.media.models import Photo
 from backend.media.storage import PhotoStore, photo_key
 from backend.paging import decode_cursor, encode_cursor
@@ -37,6 +36,7 @@ from mobile_contract.auth import Role
 from mobile_contract.base import AwareDatetime
 from mobile_contract.errors import ErrorCode
 from mobile_contract.location import Point
+from sync.feed import Change, record_changes
 
 REVIEWERS = (Role.SUPERVISOR, Role.OPS, Role.ADMIN)
 
@@ -98,42 +98,6 @@ def judge_exif(exif: ExifClaims, job: JobPlace, received_at: datetime) -> tuple[
     return flags, distance_m
 
 
-EARLIEST_MATCH = text(
-    """
-    SELECT id, job_id FROM photos
-    WHERE tenant_id = :tenant_id
-      AND (hash_c0 = ANY(:c0) OR hash_c1 = ANY(:c1) OR hash_c2 = ANY(:c2) OR sha256 = :sha256)
-      AND (bit_count((phash # :phash)::bit(64)) <= :threshold OR sha256 = :sha256)
-    ORDER BY received_at, id
-    LIMIT 1
-    """
-)
-
-
-def match_params(tenant_id: UUID, inspection: Inspection) -> dict[str, Any]:
-    """Parameters of the reuse lookup. A low-detail image probes no chunk (its hash is noise): only its bytes."""
-    c0, c1, c2 = ([], [], []) if inspection.low_detail else similar.probes(inspection.phash)
-    return {
-        "tenant_id": tenant_id,
-        "c0": c0,
-        "c1": c1,
-        "c2": c2,
-        "sha256": inspection.sha256,
-        "phash": similar.to_signed(inspection.phash),
-        "threshold": similar.THRESHOLD,
-    }
-
-
-async def _earliest_match(session: AsyncSession, tenant_id: UUID, inspection: Inspection) -> wire.PhotoSource | None:
-    """The first photo of the tenant showing the same picture: where the picture was first seen.
-
-    Comparing with the first sighting, not the nearest, keeps the original's own job in the clear: a picture
-    first sent for job A, reused for B, then sent for A again is a duplicate on A, not a reuse of B's copy.
-    """
-    row = (await session.execute(EARLIEST_MATCH, match_params(tenant_id, inspection))).one_or_none()
-    return wire.PhotoSource(photo_id=row.id, job_id=row.job_id) if row is not None else None
-
-
 # -- storing -----------------------------------------------------------------------------------------------------
 
 
@@ -187,7 +151,7 @@ async def store_photo(
     flags, distance_m = judge_exif(inspection.exif, job, received_at)
     if inspection.low_detail:
         flags.append(wire.PhotoFlag.LOW_DETAIL)
-    first_seen = await _earliest_match(session, principal.tenant_id, inspection)
+    first_seen = await similar.first_sighting(session, principal.tenant_id, inspection)
     reused_from = duplicate_of = None
     if first_seen is not None and first_seen.job_id != job_id:
         flags.append(wire.PhotoFlag.REUSED_PHOTO)
@@ -240,6 +204,8 @@ async def store_photo(
         if (row.tenant_id, row.job_id, row.user_id) != (principal.tenant_id, job_id, principal.user_id):
             raise _id_taken()
         return _replayed(_view(row), data)
+    # The job's proof count changed: the technician's phone learns it on its next pull.
+    await record_changes(session, principal.tenant_id, [Change(principal.user_id, "jobs", job_id)])
     return _view(row), True
 
 
@@ -316,7 +282,7 @@ def _view(photo: Photo) -> wire.PhotoView:
     exif = ExifClaims(local_time=photo.exif_local_time, utc_offset_min=photo.exif_utc_offset_min)
     location = None
     if photo.exif_lat is not None and photo.exif_lon is not None:
-        location = Point(lat=photo.exif_lat, lon=photo.exif_lon)
+        location = Point(lat=round(photo.exif_lat, 7), lon=round(photo.exif_lon, 7))  # ~1 cm; more is noise
     return wire.PhotoView(
         id=photo.id,
         job_id=photo.job_id,

@@ -26,6 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import combinations
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.media.images import Inspection
+from mobile_contract.media import PhotoSource
 
 THRESHOLD = 8
 CHUNKS = 3
@@ -69,3 +77,41 @@ def to_unsigned(stored: int) -> int:
 
 def hamming(a: int, b: int) -> int:
     return (to_unsigned(a) ^ to_unsigned(b)).bit_count()
+
+
+# -- the lookup ---------------------------------------------------------------------------------------------------
+
+EARLIEST_MATCH = text(
+    """
+    SELECT id, job_id FROM photos
+    WHERE tenant_id = :tenant_id
+      AND (hash_c0 = ANY(:c0) OR hash_c1 = ANY(:c1) OR hash_c2 = ANY(:c2) OR sha256 = :sha256)
+      AND (bit_count((phash # :phash)::bit(64)) <= :threshold OR sha256 = :sha256)
+    ORDER BY received_at, id
+    LIMIT 1
+    """
+)
+
+
+def match_params(tenant_id: UUID, inspection: Inspection) -> dict[str, Any]:
+    """Parameters of the reuse lookup. A low-detail image probes no chunk (its hash is noise): only its bytes."""
+    c0, c1, c2 = ([], [], []) if inspection.low_detail else probes(inspection.phash)
+    return {
+        "tenant_id": tenant_id,
+        "c0": c0,
+        "c1": c1,
+        "c2": c2,
+        "sha256": inspection.sha256,
+        "phash": to_signed(inspection.phash),
+        "threshold": THRESHOLD,
+    }
+
+
+async def first_sighting(session: AsyncSession, tenant_id: UUID, inspection: Inspection) -> PhotoSource | None:
+    """The first photo of the tenant showing the same picture: where the picture was first seen.
+
+    Comparing with the first sighting, not the nearest, keeps the original's own job in the clear: a picture
+    first sent for job A, reused for B, then sent for A again is a duplicate on A, not a reuse of B's copy.
+    """
+    row = (await session.execute(EARLIEST_MATCH, match_params(tenant_id, inspection))).one_or_none()
+    return PhotoSource(photo_id=row.id, job_id=row.job_id) if row is not None else None

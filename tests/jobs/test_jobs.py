@@ -16,6 +16,7 @@ from sqlalchemy import text
 from mobile_contract.auth import Role
 from tests.factories import Factory, FieldUser, fix
 from tests.jobs.helpers import SITE, create_job, job_body, step, technician
+from tests.media.helpers import reencoded, site_photo, upload
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 
@@ -389,3 +390,27 @@ async def test_technicians_list_their_jobs_and_dispatchers_their_scope(factory: 
     assert {j["id"] for j in (await client.get("/v1/jobs", headers=ops.headers)).json()} == {mine["id"], theirs["id"]}
     assert (await client.get(f"/v1/jobs/{theirs['id']}", headers=tech.headers)).status_code == 404
     assert (await client.get("/v1/jobs", params={"status": "flying"}, headers=tech.headers)).status_code == 422
+
+
+async def test_photo_proof_counts_only_photos_not_reused_from_another_job(factory: Factory, client: Client) -> None:
+    ops, tech, job_id = await arrived_job(factory, client, job_type="repair")  # 1 photo + a verified arrival
+    first_photo = site_photo(seed=41)
+    stored = await upload(client, tech, uuid.UUID(job_id), first_photo)
+    assert stored.status_code == 201, stored.text
+    assert (await client.get(f"/v1/jobs/{job_id}", headers=tech.headers)).json()["proof_photos"] == 1
+    assert (await step(client, tech, job_id, "complete")).status_code == 200
+    # The next repair: the same picture, re-encoded and resized, is flagged and proves nothing.
+    second = await create_job(client, ops, job_type="repair")
+    await client.post(f"/v1/jobs/{second['id']}/assign", json={"technician_id": str(tech.id)}, headers=ops.headers)
+    await step(client, tech, second["id"], "accept")
+    await step(client, tech, second["id"], "schedule", appointment_at=datetime.now(UTC).isoformat())
+    await step(client, tech, second["id"], "arrive", fix=fix(*SITE))
+    reused = await upload(client, tech, uuid.UUID(second["id"]), reencoded(first_photo))
+    assert reused.status_code == 201
+    assert "reused_photo" in reused.json()["flags"]
+    refused = await step(client, tech, second["id"], "complete")
+    assert refused.status_code == 409
+    assert refused.json()["missing"] == ["photos: 0 of 1"]
+    # The reviewer sees the flagged evidence, and where it came from.
+    review = (await client.get(f"/v1/jobs/{second['id']}/photos", headers=ops.headers)).json()
+    assert review["items"][0]["reused_from"]["job_id"] == job_id

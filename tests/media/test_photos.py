@@ -111,9 +111,15 @@ async def test_the_type_is_sniffed_from_the_bytes_and_the_header_only_recorded(
     factory: Factory, media_client: Client
 ) -> None:
     _, tech, job = await technician_with_job(factory)
-    for image_format, content_type in (("PNG", "image/png"), ("WEBP", "image/webp")):
+    # MPO: a JPEG with extra pictures in it (portrait-mode depth maps), as some phones write.
+    depth_map: dict[str, Any] = {"save_all": True, "append_images": [scene(4, 320, 240)]}
+    for image_format, content_type, options in (
+        ("PNG", "image/png", {}),
+        ("WEBP", "image/webp", {}),
+        ("MPO", "image/jpeg", depth_map),
+    ):
         buffer = io.BytesIO()
-        scene(3, 640, 480).save(buffer, image_format)
+        scene(3, 640, 480).save(buffer, image_format, **options)
         response = await upload(media_client, tech, job, buffer.getvalue(), content_type="image/jpeg")
         assert response.status_code == 201, response.text
         assert response.json()["content_type"] == content_type
@@ -228,6 +234,30 @@ async def test_a_200_mb_upload_is_refused_at_the_cap_without_reading_the_rest(
     assert problem["code"] == "body_too_large"
     assert pulled == 0  # a declared length over the cap is refused before reading anything
     assert await photo_rows(factory, photo_id) == 0
+
+
+async def test_an_upload_cut_off_by_a_lost_network_stores_nothing_and_a_retry_succeeds(
+    factory: Factory, media_client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, tech, job = await technician_with_job(factory)
+    data = site_photo(16)
+    half = len(data) // 2
+    events = [
+        {"type": "http.request", "body": data[:half], "more_body": True},
+        {"type": "http.disconnect"},  # the lift doors closed
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return events.pop(0) if events else {"type": "http.disconnect"}
+
+    photo_id = uuid.uuid4()
+    status, problem = await _raw_put(media_client, tech, f"/v1/photos/{photo_id}", f"job_id={job}", receive)
+    assert status == 400
+    assert problem["code"] == "validation_failed"
+    assert "unhandled error" not in caplog.text  # an everyday event, not a bug
+    assert await photo_rows(factory, photo_id) == 0
+    retried = await upload(media_client, tech, job, data, photo_id=photo_id)
+    assert retried.status_code == 201, retried.text
 
 
 def _png_claiming(width: int, height: int) -> bytes:

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from backend.media import similar
 from backend.media.images import ExifClaims, Inspection
-from backend.media.service import EARLIEST_MATCH, match_params
+from backend.media.similar import EARLIEST_MATCH, match_params
 from backend.settings import Settings
 from mobile_contract.auth import Role
 from tests.factories import Factory
