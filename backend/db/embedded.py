@@ -62,7 +62,9 @@ class EmbeddedCluster:
 
     @property
     def log_file(self) -> Path:
-        return self.data_dir / "postgres.log"
+        # Beside the cluster itself: when the cluster was relocated (see _place_cluster_dir), the server's user
+        # cannot write into .data/.
+        return self.cluster_dir.resolve().parent / "postgres.log"
 
     # -- the one entry point -------------------------------------------------------------------------------
 
@@ -76,13 +78,13 @@ class EmbeddedCluster:
     def is_running(self) -> bool:
         if not (self.cluster_dir / "PG_VERSION").exists():
             return False
-        result = self._pg(["pg_ctl", "status", "-D", str(self.cluster_dir)], check=False, capture=True)
+        result = self._pg(["pg_ctl", "status", "-D", str(self.cluster_dir.resolve())], check=False, capture=True)
         return result.returncode == 0
 
     def stop(self) -> None:
         if self.is_running():
             say("stopping the embedded PostgreSQL")
-            self._pg(["pg_ctl", "stop", "-D", str(self.cluster_dir), "-m", "fast", "-w"])
+            self._pg(["pg_ctl", "stop", "-D", str(self.cluster_dir.resolve()), "-m", "fast", "-w"])
 
     # -- steps -----------------------------------------------------------------------------------------------
 
@@ -96,7 +98,7 @@ class EmbeddedCluster:
             [
                 "initdb",
                 "-D",
-                str(self.cluster_dir),
+                str(self.cluster_dir.resolve()),
                 "--username=postgres",
                 "--auth=trust",
                 "--encoding=UTF8",
@@ -111,6 +113,8 @@ class EmbeddedCluster:
         As root, the server runs as `postgres`, which cannot enter a checkout under /root (mode 700). Then the
         cluster lives under /var/lib/groundwork/<hash of the checkout> and .data/pg links to it.
         """
+        if self.cluster_dir.is_symlink():
+            return  # placed by an earlier attempt whose initdb did not finish
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() != 0:
             self.cluster_dir.mkdir(mode=0o700, exist_ok=True)
@@ -144,7 +148,19 @@ class EmbeddedCluster:
         settings = " ".join(f"-c {key}={value}" for key, value in SERVER_SETTINGS.items())
         options = f"-p {self.port} -k {self.socket_dir.resolve()} {settings}"
         result = self._pg(
-            ["pg_ctl", "start", "-D", str(self.cluster_dir), "-l", str(self.log_file), "-w", "-t", "60", "-o", options],
+            [
+                "pg_ctl",
+                "start",
+                "-D",
+                str(self.cluster_dir.resolve()),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                options,
+            ],
             check=False,
             capture=True,
         )
@@ -160,7 +176,8 @@ class EmbeddedCluster:
         command = [str(PG_BIN / argv[0]), *argv[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        result = subprocess.run(command, check=False, text=True, capture_output=capture)  # noqa: S603
+        # From "/": the server's user may not be allowed into the directory we were started from.
+        result = subprocess.run(command, check=False, text=True, capture_output=capture, cwd="/")  # noqa: S603
         if check and result.returncode != 0:
             raise ProvisionError(f"{' '.join(argv[:2])} failed:\n{result.stdout or ''}{result.stderr or ''}")
         return result
