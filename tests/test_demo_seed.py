@@ -185,7 +185,10 @@ async def test_seed_demo_for_real_is_idempotent_and_logs_in(settings: Settings) 
             feed = await conn.fetchval("SELECT count(*) FROM sync_changes")
             items = await conn.fetchval("SELECT count(*) FROM work_items")
             assert items > 0
-            assert feed == counts["held"] + items
+            assigned_jobs = await conn.fetchval("SELECT count(*) FROM jobs WHERE assignee_id IS NOT NULL")
+            assert assigned_jobs > 0
+            assert feed == counts["held"] + items + assigned_jobs
+            assert await conn.fetchval("SELECT count(*) FROM jobs WHERE status = 'pooled'") > 0
             expected = next(generate_pois(1, random.Random(SEED)))
             stored = await conn.fetchrow(
                 "SELECT ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon FROM pois WHERE name = $1 "

@@ -12,6 +12,7 @@ district where the point lies.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -42,6 +43,7 @@ from backend.demo.names import (
     TRADES,
     District,
 )
+from backend.jobs.service import DEFAULT_JOB_TYPES
 
 __all__ = ["DEMO_PASSWORD", "DEMO_SLUG", "SEED", "DemoLogins", "DemoPoi", "generate_pois", "seed_demo"]
 
@@ -470,6 +472,7 @@ async def _load(conn: asyncpg.Connection, plan: _Plan) -> None:
     held = sum(1 for poi in plan.pois if poi[8] is not None)
     say(f"{len(plan.contacts):,} contacts in {time.perf_counter() - inserted:.1f} s; {held:,} merchants held by BDs")
     await _seed_campaign(conn, plan.tenant_id)
+    await _seed_field_service(conn, plan.tenant_id)
     # Every record in a user's scope has a row in their change feed: that is what a first sync sends.
     await conn.execute(
         "INSERT INTO sync_changes (user_id, collection, record_id, tenant_id, op)"
@@ -486,6 +489,71 @@ DEMO_CAMPAIGN_FORM = (
     '{"key": "competitor", "label": "Competitor app used", "type": "choice", "options": ["none", "meituan", "eleme"]},'
     '{"key": "monthly_orders", "label": "Monthly orders (estimate)", "type": "number"}]}'
 )
+
+
+DEMO_JOBS = (
+    # (job type, customer, phone, address, lat, lon, skills, status)
+    ("install", "Zhou Min", "+86 138 1111 2001", "18 Wulumuqi Middle Rd, Xuhui", 31.2141, 121.4420, "fiber", "pooled"),
+    ("repair", "Gao Lei", "+86 138 1111 2002", "301 Changle Rd, Jing'an", 31.2226, 121.4601, "router", "pooled"),
+    ("measure", "Sun Ying", "+86 138 1111 2003", "66 Lujiazui Ring Rd, Pudong", 31.2397, 121.5036, "fiber", "new"),
+    ("install", "Ma Jun", "+86 138 1111 2004", "5 Sichuan Middle Rd, Huangpu", 31.2338, 121.4871, "fiber", "assigned"),
+    ("return_visit", "Hu Jing", "+86 138 1111 2005", "120 Fuxing West Rd, Xuhui", 31.2105, 121.4402, "router", "new"),
+)
+
+
+async def _seed_field_service(conn: asyncpg.Connection, tenant_id: UUID) -> None:
+    """Technicians with dispatch profiles, the default job types, and a few jobs: open to grab, new, assigned."""
+    technicians = await conn.fetch(
+        "SELECT id, username FROM users WHERE tenant_id = $1 AND role = 'technician' ORDER BY username", tenant_id
+    )
+    for index, tech in enumerate(technicians):
+        await conn.execute(
+            "INSERT INTO technician_profiles (user_id, tenant_id, skills, regions, daily_cap, available, location,"
+            " location_at) VALUES ($1, $2, $3, $4, 6, true, ST_SetSRID(ST_MakePoint($5, $6), 4326)::geography, now())",
+            tech["id"],
+            tenant_id,
+            ["fiber", "router"] if index == 0 else ["router"],
+            ["shanghai"],
+            CENTRE_LON + 0.01 * index,
+            CENTRE_LAT - 0.01 * index,
+        )
+    for key, (name, policy) in DEFAULT_JOB_TYPES.items():
+        await conn.execute(
+            "INSERT INTO job_types (tenant_id, key, name, policy) VALUES ($1, $2, $3, $4::jsonb)",
+            tenant_id,
+            key,
+            name,
+            json.dumps(policy),
+        )
+    rng = random.Random(SEED + 2)
+    for job_type, customer, phone, address, lat, lon, skill, status in DEMO_JOBS:
+        assignee = technicians[0]["id"] if status == "assigned" and technicians else None
+        await conn.execute(
+            "INSERT INTO jobs (id, tenant_id, job_type, customer_name, customer_phone, address, location,"
+            " geofence_radius_m, region, required_skills, window_start, window_end, priority, policy, status,"
+            " assignee_id, assigned_at, request_hash)"
+            " VALUES ($1, $2, $3::varchar, $4, $5, $6, ST_SetSRID(ST_MakePoint($7, $8), 4326)::geography, 150, 'shanghai',"
+            " $9, date_trunc('hour', now()), date_trunc('hour', now()) + interval '8 hours', 3,"
+            " (SELECT policy FROM job_types WHERE tenant_id = $2 AND key = $3), $10, $11,"
+            " CASE WHEN $11::uuid IS NULL THEN NULL ELSE now() END, 'demo')",
+            UUID(int=rng.getrandbits(128), version=4),
+            tenant_id,
+            job_type,
+            customer,
+            phone,
+            address,
+            lon,
+            lat,
+            [skill],
+            status,
+            assignee,
+        )
+    await conn.execute(
+        "INSERT INTO sync_changes (user_id, collection, record_id, tenant_id, op)"
+        " SELECT assignee_id, 'jobs', id, tenant_id, 'upsert' FROM jobs"
+        " WHERE tenant_id = $1 AND assignee_id IS NOT NULL",
+        tenant_id,
+    )
 
 
 async def _seed_campaign(conn: asyncpg.Connection, tenant_id: UUID) -> None:
