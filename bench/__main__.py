@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from backend.settings import get_settings
-from bench import dispatch, nearby, report
+from bench import dispatch, nearby, photos, report
 from bench import sync as sync_bench
 from bench.progress import BenchError, say
 
@@ -130,10 +131,35 @@ def run_dispatch(args: argparse.Namespace) -> list[report.SummaryRow]:
     return rows
 
 
+def run_photos(args: argparse.Namespace) -> list[report.SummaryRow]:
+    """bench/photos.py (its own module docstring says what it measures); it prints its own section. It keeps its
+    own number of upload connections (`PhotosConfig.connections`), not --connections."""
+    started = report.utc_now()
+    config = photos.PhotosConfig(port=args.port)
+    if args.quick:  # as `python -m bench.photos --quick`
+        config = photos.PhotosConfig(uploads=20, lookups=200, connections=config.connections, port=args.port)
+    payload = asyncio.run(photos.run(get_settings(), config))
+    _write("photos", args, started, payload)
+    ingest, lookup = payload["ingest"], payload["lookup"]
+    return [
+        report.SummaryRow(
+            "photos",
+            f"ingest of ~3 MB JPEGs, {config.connections} connections",
+            f"{ingest['photos_per_s']:.1f} photos/s, p99 {ingest['latency_ms']['p99']:.0f} ms",
+        ),
+        report.SummaryRow(
+            "photos",
+            f"reuse lookup against {config.stored:,} stored hashes",
+            f"p50 {lookup['latency_ms']['p50']:.2f} ms, p99 {lookup['latency_ms']['p99']:.2f} ms",
+        ),
+    ]
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[report.SummaryRow]]] = {
     "nearby": run_nearby,
     "sync": run_sync,
     "dispatch": run_dispatch,
+    "photos": run_photos,
 }
 
 
@@ -146,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.only in (None, name):
                 rows += run(args)
         load_after = os.getloadavg()
+        print()
         print(
             f"## summary (load average {' '.join(f'{value:.2f}' for value in load_before)} before, "
             f"{' '.join(f'{value:.2f}' for value in load_after)} after; figures per benchmark above)"

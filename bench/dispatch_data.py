@@ -13,7 +13,7 @@ In the database `groundwork_bench_dispatch` (migrated like the app's; reused by 
   `load` is a real filter), assigned in the last 48 hours (so `recent`, the fairness term, differs between
   technicians); plus 500 unassigned jobs today (new or pooled);
 - the job to dispatch: new, `install` in `huangpu` needing `fiber`, today 14:00-18:00, at the centre of the box.
-  About 80 technicians pass the hard filters (region, skills, availability, cap); the others are filtered out.
+  About 60 technicians pass the hard filters (region, skills, availability, cap); the others are filtered out.
 
 "Today" is the day of the load. On a later day the bench moves every job by whole days first (one UPDATE), so
 that `load` (jobs on the job's day) and `recent` (assigned in the last 7 days, against now()) see the same data.
