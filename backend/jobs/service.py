@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -604,13 +604,15 @@ async def resend_code(session: AsyncSession, principal: Principal, job_id: UUID)
 
 # -- dispatch ----------------------------------------------------------------------------------------------------
 
-_CANDIDATES = text(
-    """
+_CANDIDATES_SQL = """
     WITH job AS (SELECT * FROM jobs WHERE id = :job_id AND tenant_id = :tenant_id),
     load AS (
+        -- jobs already on the job's day (UTC), per technician: a range on window_start, so the index serves it
         SELECT j.assignee_id, count(*) AS n FROM jobs j, job
-        WHERE j.tenant_id = :tenant_id AND j.status IN :active
-          AND j.window_start::date = job.window_start::date AND j.id <> job.id
+        WHERE j.tenant_id = :tenant_id AND j.status = ANY(:active)
+          AND j.window_start >= date_trunc('day', job.window_start)
+          AND j.window_start < date_trunc('day', job.window_start) + interval '1 day'
+          AND j.id <> job.id
         GROUP BY j.assignee_id
     ),
     recent AS (
@@ -628,9 +630,12 @@ _CANDIDATES = text(
     CROSS JOIN job
     LEFT JOIN load ON load.assignee_id = u.id
     LEFT JOIN recent ON recent.assignee_id = u.id
-    WHERE tp.tenant_id = :tenant_id AND (CAST(:only AS uuid) IS NULL OR u.id = CAST(:only AS uuid))
-    """
-).bindparams(bindparam("active", expanding=True))
+    WHERE tp.tenant_id = :tenant_id
+"""
+# Two statements rather than one with "(:only IS NULL OR u.id = :only)": a prepared plan for that predicate
+# misjudges how many technicians it keeps, and automatic dispatch paid ~25% for it (measured in bench/).
+_CANDIDATES = text(_CANDIDATES_SQL)
+_CANDIDATE = text(_CANDIDATES_SQL + "  AND u.id = :only\n")
 
 # Score weights (lower is better): 10 km of travel weighs as much as a full day's load, or as much as being
 # one week's average number of jobs ahead of the others.
@@ -642,12 +647,10 @@ FAIRNESS_WEIGHT = 1.0
 async def candidates(
     session: AsyncSession, tenant_id: UUID, job_id: UUID, only: UUID | None = None
 ) -> list[wire.CandidateView]:
-    rows = (
-        await session.execute(
-            _CANDIDATES,
-            {"job_id": job_id, "tenant_id": tenant_id, "active": list(ACTIVE_FOR_LOAD), "only": only},
-        )
-    ).all()
+    params: dict[str, Any] = {"job_id": job_id, "tenant_id": tenant_id, "active": list(ACTIVE_FOR_LOAD)}
+    if only is not None:
+        params["only"] = only
+    rows = (await session.execute(_CANDIDATE if only is not None else _CANDIDATES, params)).all()
     eligible_recent = [r.recent for r in rows]
     average_recent = sum(eligible_recent) / len(eligible_recent) if eligible_recent else 0.0
     views = []

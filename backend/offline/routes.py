@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
 from backend.auth.tokens import Principal
 from backend.db.engine import Database
+from backend.deps import provide_principal
 from backend.errors import problems
 from backend.offline import watermelon
 from backend.offline.registry import REGISTRY
@@ -51,13 +53,10 @@ class SyncController(Controller):
         responses=problems(401, 409),
         summary="Changes of everything in the caller's scope since the cursor, collapsed per record, paged",
     )
-    async def pull(
-        self,
-        data: JSONBody[PullRequest],
-        principal: NamedDependency[Principal],
-        database: NamedDependency[Database],
-        request: Request[Any, Any, Any],
-    ) -> PullResponse:
+    async def pull(self, data: JSONBody[PullRequest], request: Request[Any, Any, State]) -> PullResponse:
+        # A hot path (a phone polls it): no dependencies to resolve, as on nearby (see pois/routes.py).
+        principal = provide_principal(request)
+        database: Database = request.app.state.database
         page = await engine.pull(
             hot=database.hot,
             sessions=database.sessions,

@@ -22,7 +22,7 @@ from backend.auth.tokens import Principal
 from backend.errors import DomainError, not_found
 from backend.paging import decode_cursor, encode_cursor
 from backend.tasks import service as tasks_service
-from backend.tenants.service import load_policy
+from backend.tenants.service import TenantPolicy, load_policy
 from backend.visits.models import Visit
 from geo.fence import CircleFence, Fence, PolygonFence
 from geo.verdict import Fix, PriorFix, VerdictStatus, judge, trusted_capture_time
@@ -122,7 +122,9 @@ async def _judge(
 ) -> GeoVerdict:
     policy = await load_policy(session, principal.tenant_id)
     fence = await _merchant_fence(session, principal.tenant_id, poi_id, policy.default_geofence_radius_m)
-    return await judge_claim(session, principal, fence, fix, received_at=received_at, action_at=action_at)
+    return await judge_claim(
+        session, principal, fence, fix, received_at=received_at, action_at=action_at, policy=policy
+    )
 
 
 async def judge_claim(
@@ -133,9 +135,10 @@ async def judge_claim(
     *,
     received_at: datetime,
     action_at: datetime,
+    policy: TenantPolicy | None = None,
 ) -> GeoVerdict:
     """The verdict on a claim to be inside `fence`: at a merchant, or at a job's site (jobs use this too)."""
-    policy = await load_policy(session, principal.tenant_id)
+    policy = policy or await load_policy(session, principal.tenant_id)
     geo_fix = _to_geo_fix(fix)
     # The prior position is looked up before this fix's trusted time, so a late-synced fix is compared with
     # what came before it, not with whatever the user did since.

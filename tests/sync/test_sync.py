@@ -272,3 +272,14 @@ async def test_push_bad_input(factory: Factory, client: Client) -> None:
         response = await client.post("/v1/sync/push", json=body, headers=bd.headers)
         assert response.status_code == 422, body
     assert (await client.post("/v1/sync/push", json={"client_id": "p", "mutations": []})).status_code == 401
+
+
+async def test_a_large_first_sync_is_compressed_for_phones_that_ask(factory: Factory, client: Client) -> None:
+    tenant = await factory.tenant()
+    bd = await factory.user(tenant)
+    for i in range(60):
+        await factory.poi(tenant, holder_id=bd.id, name=f"Shop {i}")
+    response = await client.post("/v1/sync/pull", json={}, headers={**bd.headers, "Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == "gzip"
+    assert len(response.json()["changes"]["pois"]["upserted"]) == 60  # the client decodes it transparently
