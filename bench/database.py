@@ -81,7 +81,8 @@ SELECT md5('bench-poi-' || s.n)::uuid,
        (1 + floor(random() * 999))::int || ' ' || ($6::text[])[1 + floor(random() * cardinality($6::text[]))::int]
            || ', Shanghai',
        CASE WHEN random() < 0.7 THEN '+86 13' || lpad(floor(random() * 1e9)::bigint::text, 9, '0') END,
-       ST_SetSRID(ST_MakePoint($7 + (random() * 2 - 1) * $9, $8 + (random() * 2 - 1) * $10), 4326)::geography,
+       ST_SetSRID(ST_MakePoint(round(($7 + (random() * 2 - 1) * $9)::numeric, 7)::float8,
+                               round(($8 + (random() * 2 - 1) * $10)::numeric, 7)::float8), 4326)::geography,
        CASE WHEN s.held THEN $2::uuid END,
        CASE WHEN s.held THEN now() END,
        'import'

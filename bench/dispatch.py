@@ -9,11 +9,9 @@ Three measurements, one request at a time (a dispatcher clicks "dispatch"; what 
   answer checked: everything above plus HTTP, auth, `dispatch_auto`'s checks and encoding the decision.
 
 The statement pgbench runs is the one `candidates()` sends, captured from SQLAlchemy as it goes to asyncpg (the
-`IN :active` list expanded to six bound parameters, as SQLAlchemy does). pgbench cannot bind NULL (a `-D`
-variable is always a string), so the `only` parameter, NULL for automatic dispatch, becomes `NULLIF(:null_3,
-'NULL')` with `-D null_3=NULL`: still a parameter, so that after five executions PostgreSQL switches both sides to
-the same generic plan. (Written in as a literal `NULL`, the planner would fold it away and pgbench would measure
-a plan the app never gets: on this data the generic plan is ~25% slower than the custom one.)
+statuses counted as load go as one array parameter, `-D active={assigned,...}`). pgbench cannot bind NULL (a
+`-D` variable is always a string), so a NULL parameter, if a statement has one, becomes `NULLIF(:null_<n>,
+'NULL')` with `-D null_<n>=NULL`: still a parameter, so both sides get the same generic plan.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from backend.jobs.service import ACTIVE_FOR_LOAD, candidates
+from backend.jobs.service import candidates
 from backend.settings import Settings
 from bench import cpu, database, dispatch_data, loadgen, report
 from bench.client import JsonClient
@@ -142,11 +140,18 @@ def _variable_names(args: list[Any], data: dispatch_data.DispatchData) -> list[s
             names.append("job_id")
         elif value == data.tenant_id:
             names.append("tenant_id")
-        elif value in ACTIVE_FOR_LOAD:
-            names.append(f"active_{ACTIVE_FOR_LOAD.index(value) + 1}")
+        elif isinstance(value, list):
+            names.append("active")
         else:
             names.append(f"p{position}")
     return names
+
+
+def _pgbench_text(value: Any) -> str:
+    """A parameter as pgbench passes it (text): a list becomes a PostgreSQL array literal, as asyncpg sends it."""
+    if isinstance(value, list):
+        return "{" + ",".join(str(item) for item in value) + "}"
+    return str(value)
 
 
 def pgbench_script(captured: _Captured, names: list[str]) -> str:
@@ -159,7 +164,7 @@ def pgbench_script(captured: _Captured, names: list[str]) -> str:
     return "\n".join(
         [
             "-- POST /v1/jobs/{id}/dispatch's candidates statement: backend/jobs/service.py, _CANDIDATES, as",
-            "-- candidates() sends it through SQLAlchemy (IN :active expanded to one parameter per status).",
+            "-- candidates() sends it through SQLAlchemy (the load statuses as one array parameter).",
             f"-- pgbench cannot bind NULL: NULL is NULLIF(:null_<n>, '{NULL_TEXT}') with -D null_<n>={NULL_TEXT}.",
             "-- Written by bench/dispatch.py for each run; edit that, not this.",
             body.strip() + ";",
@@ -169,7 +174,7 @@ def pgbench_script(captured: _Captured, names: list[str]) -> str:
 
 
 def _literal(value: Any) -> str:
-    return "NULL" if value is None else "'" + str(value).replace("'", "''") + "'"
+    return "NULL" if value is None else "'" + _pgbench_text(value).replace("'", "''") + "'"
 
 
 def generic_plan(url: str, captured: _Captured) -> str:
@@ -249,7 +254,8 @@ def run(settings: Settings, config: DispatchConfig) -> DispatchResult:
     sql_facts = _sql_decision(data, captured)
     names = _variable_names(captured.args, data)
     variables = {
-        name: NULL_TEXT if value is None else str(value) for name, value in zip(names, captured.args, strict=True)
+        name: NULL_TEXT if value is None else _pgbench_text(value)
+        for name, value in zip(names, captured.args, strict=True)
     }
     plan = database.explain(data.url, captured.sql, captured.args)
     generic = generic_plan(data.url, captured)

@@ -460,7 +460,8 @@ async def _load(conn: asyncpg.Connection, plan: _Plan) -> None:
     await conn.execute(
         "INSERT INTO pois (id, tenant_id, name, category, address, phone, location, geofence_radius_m, holder_id,"
         " claimed_at, source)"
-        " SELECT id, $1, name, category, address, phone, ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography,"
+        " SELECT id, $1, name, category, address, phone,"
+        " ST_SetSRID(ST_MakePoint(round(lon::numeric, 7)::float8, round(lat::numeric, 7)::float8), 4326)::geography,"
         " geofence_radius_m, holder_id, claimed_at, 'import' FROM demo_poi_staging",
         plan.tenant_id,
     )

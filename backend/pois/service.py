@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.models import User
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
-from backend.coordinates import point_out
+from backend.coordinates import point_out, stored_degrees
 from backend.db.hotpool import HotPool
 from backend.errors import DomainError, forbidden, not_found
 from backend.paging import decode_cursor, encode_cursor
@@ -321,7 +321,7 @@ async def create(
             category=data.category,
             address=data.address.strip(),
             phone=data.phone,
-            location=f"SRID=4326;POINT({data.location.lon} {data.location.lat})",
+            location=f"SRID=4326;POINT({stored_degrees(data.location.lon)} {stored_degrees(data.location.lat)})",
             holder_id=principal.user_id,  # whoever finds a merchant holds it as their lead
             claimed_at=datetime.now(UTC),
             source="field",
