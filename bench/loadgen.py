@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.db.embedded import PG_BIN
-from bench import cpu
+from bench import cpu, database
 from bench.progress import BenchError, say
 
 PidFinder = Callable[[int], dict[str, list[int]]]  # load generator pid -> groups of pids to meter
@@ -244,3 +244,53 @@ def run_pgbench(
         cpu=cpu.window(*run.snapshots, tps, run.pids) if run.snapshots else None,
         details={"tool": "pgbench", "argv": argv[1:], "summary": run.stdout.strip().splitlines()},
     )
+
+
+def pid_finders(server_pid: int, database_url: str) -> tuple[PidFinder, PidFinder]:
+    """Who is who in the CPU accounting: for the pgbench side and for the HTTP side of a measurement."""
+
+    def pgbench_pids(pid: int) -> dict[str, list[int]]:
+        return {
+            "app": [server_pid],
+            "postgres": database.backend_pids(database_url, "pgbench"),
+            "load generator": [pid],
+        }
+
+    def wrk_pids(pid: int) -> dict[str, list[int]]:
+        return {
+            "app": [server_pid],
+            "postgres": database.backend_pids(database_url, "groundwork-hot"),
+            "load generator": [pid],
+        }
+
+    return pgbench_pids, wrk_pids
+
+
+def warm_then_run_pgbench(
+    *,
+    conninfo: str,
+    script: Path,
+    variables: dict[str, str],
+    connections: int,
+    warmup: float,
+    duration: float,
+    find_pids: PidFinder,
+    workload: str,
+) -> Measurement:
+    """A warm-up (plans prepared, caches hot), then the measured pgbench run of an endpoint's SQL."""
+    say(f"pgbench warm-up, {warmup:.0f} s")
+    run_pgbench(
+        conninfo=conninfo, script=script, variables=variables, duration=warmup, log=False, connections=connections
+    )
+    say(f"{workload}, {connections} connections, {duration:.0f} s")
+    measured = run_pgbench(
+        conninfo=conninfo,
+        script=script,
+        variables=variables,
+        duration=duration,
+        find_pids=find_pids,
+        workload=workload,
+        connections=connections,
+    )
+    say(f"  {measured.requests_per_s:,.0f} transactions/s")
+    return measured

@@ -163,40 +163,17 @@ def run(settings: Settings, config: NearbyConfig) -> NearbyResult:
                     f"{others} other client sessions on the database server): expect noise"
                 )
 
-            def pgbench_pids(pid: int) -> dict[str, list[int]]:
-                return {
-                    "app": [server.pid],
-                    "postgres": database.backend_pids(data.url, "pgbench"),
-                    "load generator": [pid],
-                }
-
-            def wrk_pids(pid: int) -> dict[str, list[int]]:
-                return {
-                    "app": [server.pid],
-                    "postgres": database.backend_pids(data.url, "groundwork-hot"),
-                    "load generator": [pid],
-                }
-
-            say(f"pgbench warm-up, {config.warmup:.0f} s")
-            loadgen.run_pgbench(
+            pgbench_pids, wrk_pids = loadgen.pid_finders(server.pid, data.url)
+            sql_side = loadgen.warm_then_run_pgbench(
                 conninfo=data.url,
                 script=script,
                 variables=variables,
-                duration=config.warmup,
-                log=False,
                 connections=config.connections,
-            )
-            say(f"pgbench: the endpoint's SQL, -M prepared, {config.connections} connections, {config.duration:.0f} s")
-            sql_side = loadgen.run_pgbench(
-                conninfo=data.url,
-                script=script,
-                variables=variables,
+                warmup=config.warmup,
                 duration=config.duration,
                 find_pids=pgbench_pids,
                 workload="pgbench: the endpoint's SQL (-M prepared)",
-                connections=config.connections,
             )
-            say(f"  {sql_side.requests_per_s:,.0f} transactions/s")
             target = f"{server.base_url}/"
             say(f"wrk warm-up, {config.warmup:.0f} s")
             loadgen.run_wrk(

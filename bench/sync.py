@@ -537,40 +537,17 @@ def run(settings: Settings, config: SyncConfig) -> SyncResult:
         script_text = pgbench_script(sql)
         script.write_text(script_text)
 
-        def pgbench_pids(pid: int) -> dict[str, list[int]]:
-            return {
-                "app": [server.pid],
-                "postgres": database.backend_pids(data.url, "pgbench"),
-                "load generator": [pid],
-            }
-
-        def wrk_pids(pid: int) -> dict[str, list[int]]:
-            return {
-                "app": [server.pid],
-                "postgres": database.backend_pids(data.url, "groundwork-hot"),
-                "load generator": [pid],
-            }
-
-        say(f"pgbench warm-up, {config.warmup:.0f} s")
-        loadgen.run_pgbench(
+        pgbench_pids, wrk_pids = loadgen.pid_finders(server.pid, data.url)
+        sql_side = loadgen.warm_then_run_pgbench(
             conninfo=data.url,
             script=script,
             variables=variables,
-            duration=config.warmup,
-            log=False,
             connections=config.connections,
-        )
-        say(f"pgbench: the pull's SQL, -M prepared, {config.connections} connections, {config.duration:.0f} s")
-        sql_side = loadgen.run_pgbench(
-            conninfo=data.url,
-            script=script,
-            variables=variables,
+            warmup=config.warmup,
             duration=config.duration,
             find_pids=pgbench_pids,
             workload="pgbench: the no-change pull's SQL (-M prepared)",
-            connections=config.connections,
         )
-        say(f"  {sql_side.requests_per_s:,.0f} transactions/s")
         wrk_env = {
             "BENCH_TOKEN": token,
             "BENCH_PATH": PULL,
