@@ -25,11 +25,20 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, log: Path | None = None) -> None:
         self.settings = settings
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log  # the server's output, for failure messages; None: inherited
         self.process: subprocess.Popen[bytes] | None = None
+
+    def log_tail(self, lines: int = 60) -> str:
+        if self.log is None:
+            return ""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
 
     def start(self) -> LiveServer:
         env = {
@@ -63,10 +72,12 @@ class LiveServer:
                         return self
             except OSError:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"the server exited with {self.process.returncode}") from None
+                    raise RuntimeError(
+                        f"the server exited with {self.process.returncode}:\n{self.log_tail()}"
+                    ) from None
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError("the server did not answer /healthz within 30 s")
+        raise RuntimeError(f"the server did not answer /healthz within 30 s:\n{self.log_tail()}")
 
     def kill(self) -> None:
         """As a crash would: no shutdown, no cleanup, open transactions cut."""

@@ -14,12 +14,9 @@ import hashlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +24,14 @@ from pathlib import Path
 import pytest
 
 from backend.settings import REPO_ROOT, Settings
-from tests.watermelon.harness import LiveServer, Phone, StartPhone
+from tests.live_server import LiveServer
+from tests.watermelon.harness import Phone, StartPhone
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "package.json"
 LOCKFILE = HERE / "package-lock.json"
 STAMP = HERE / "node_modules" / ".groundwork-lock.sha256"  # which package(-lock).json node_modules came from
 MIN_NODE_MAJOR = 18
-SERVER_START_TIMEOUT_S = 30.0
 
 
 def _say(config: pytest.Config, line: str) -> None:
@@ -119,54 +116,17 @@ def node_toolchain(pytestconfig: pytest.Config) -> NodeToolchain:
 # -- the app, served for real --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:  # noqa: S310  (our own loopback URL)
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture(scope="session")
 def live_server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("live-server") / "uvicorn.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "GROUNDWORK_JWT_SECRET": settings.jwt_secret,
-        "GROUNDWORK_ARGON2_FAST": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    argv = [sys.executable, "-m", "uvicorn", "backend.app:create_app", "--factory"]
-    argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
-    with log.open("w") as out:
-        process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
-    server = LiveServer(url=url, log=log)
+    server = LiveServer(settings, log=tmp_path_factory.mktemp("live-server") / "uvicorn.log")
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while not _healthy(url):
-            if process.poll() is not None:
-                pytest.fail(f"uvicorn exited {process.returncode} before serving:\n{server.log_tail()}", pytrace=False)
-            if time.monotonic() > deadline:
-                pytest.fail(f"uvicorn not healthy after {SERVER_START_TIMEOUT_S}s:\n{server.log_tail()}", pytrace=False)
-            time.sleep(0.1)
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.stop()
 
 
 # -- phones ----------------------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -15,18 +14,6 @@ DRIVER = HERE / "driver.mjs"
 DRIVER_TIMEOUT_S = 20.0
 
 Rows = dict[str, dict[str, dict[str, Any]]]  # table -> id -> raw row (with _status and _changed)
-
-
-@dataclass(frozen=True)
-class LiveServer:
-    url: str
-    log: Path
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
 
 class DriverError(AssertionError):

@@ -21,7 +21,8 @@ from sqlalchemy import text
 
 from mobile_contract.auth import Role
 from tests.factories import Factory, FieldUser
-from tests.watermelon.harness import LiveServer, Phone, Rows, StartPhone
+from tests.live_server import LiveServer
+from tests.watermelon.harness import Phone, Rows, StartPhone
 
 Client = AsyncTestClient[Litestar]
 
