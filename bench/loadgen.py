@@ -294,3 +294,31 @@ def warm_then_run_pgbench(
     )
     say(f"  {measured.requests_per_s:,.0f} transactions/s")
     return measured
+
+
+def warm_then_run_wrk(
+    *,
+    url: str,
+    script: Path,
+    env: dict[str, str],
+    connections: int,
+    warmup: float,
+    duration: float,
+    find_pids: PidFinder,
+    workload: str,
+) -> Measurement:
+    """A warm-up (connections opened, statements prepared), then the measured wrk run of an endpoint."""
+    say(f"wrk warm-up, {warmup:.0f} s")
+    run_wrk(url=url, script=script, duration=warmup, env=env, connections=connections)
+    say(f"{workload}, {connections} connections, {duration:.0f} s")
+    measured = run_wrk(
+        url=url,
+        script=script,
+        duration=duration,
+        env=env,
+        find_pids=find_pids,
+        workload=workload,
+        connections=connections,
+    )
+    say(f"  {measured.requests_per_s:,.0f} requests/s")
+    return measured

@@ -175,21 +175,16 @@ def run(settings: Settings, config: NearbyConfig) -> NearbyResult:
                 workload="pgbench: the endpoint's SQL (-M prepared)",
             )
             target = f"{server.base_url}/"
-            say(f"wrk warm-up, {config.warmup:.0f} s")
-            loadgen.run_wrk(
-                url=target, script=LUA_SCRIPT, duration=config.warmup, env=wrk_env, connections=config.connections
-            )
-            say(f"wrk: GET /v1/pois/nearby, {config.connections} connections, {config.duration:.0f} s")
-            http_side = loadgen.run_wrk(
+            http_side = loadgen.warm_then_run_wrk(
                 url=target,
                 script=LUA_SCRIPT,
-                duration=config.duration,
                 env=wrk_env,
+                connections=config.connections,
+                warmup=config.warmup,
+                duration=config.duration,
                 find_pids=wrk_pids,
                 workload=f"wrk: GET /v1/pois/nearby ({PAGE_SIZE} results)",
-                connections=config.connections,
             )
-            say(f"  {http_side.requests_per_s:,.0f} requests/s")
             load_after = os.getloadavg()
 
     ratio = http_side.requests_per_s / sql_side.requests_per_s

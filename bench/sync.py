@@ -554,21 +554,16 @@ def run(settings: Settings, config: SyncConfig) -> SyncResult:
             "BENCH_BODY": json.dumps({"cursor": cursor, "limit": MAIN_LIMIT}),
         }
         target = f"{server.base_url}{PULL}"
-        say(f"wrk warm-up, {config.warmup:.0f} s")
-        loadgen.run_wrk(
-            url=target, script=LUA_SCRIPT, duration=config.warmup, env=wrk_env, connections=config.connections
-        )
-        say(f"wrk: POST {PULL} with a settled cursor, {config.connections} connections, {config.duration:.0f} s")
-        http_side = loadgen.run_wrk(
+        http_side = loadgen.warm_then_run_wrk(
             url=target,
             script=LUA_SCRIPT,
-            duration=config.duration,
             env=wrk_env,
+            connections=config.connections,
+            warmup=config.warmup,
+            duration=config.duration,
             find_pids=wrk_pids,
             workload=f"wrk: POST {PULL}, nothing new",
-            connections=config.connections,
         )
-        say(f"  {http_side.requests_per_s:,.0f} requests/s")
         _settled_cursor(client, data, cursor)  # still nothing new: the runs measured no-change pulls throughout
 
         # 3. Push.
