@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Float, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -209,8 +209,9 @@ async def _event(
 
 # -- reading -----------------------------------------------------------------------------------------------------
 
-_LAT = text("ST_Y(jobs.location::geometry)")
-_LON = text("ST_X(jobs.location::geometry)")
+# The site as plain degrees, for the wire and for the arrival's geofence.
+_LAT = literal_column("ST_Y(jobs.location::geometry)", Float).label("lat")
+_LON = literal_column("ST_X(jobs.location::geometry)", Float).label("lon")
 
 
 def _arrival_verdict(job: Job) -> Verdict | None:
@@ -228,13 +229,7 @@ def _arrival_verdict(job: Job) -> Verdict | None:
 async def load_wire(session: AsyncSession, tenant_id: UUID, ids: Sequence[UUID]) -> dict[UUID, wire.Job]:
     if not ids:
         return {}
-    rows = (
-        await session.execute(
-            select(
-                Job, text("ST_Y(jobs.location::geometry) AS lat"), text("ST_X(jobs.location::geometry) AS lon")
-            ).where(Job.tenant_id == tenant_id, Job.id.in_(ids))
-        )
-    ).all()
+    rows = (await session.execute(select(Job, _LAT, _LON).where(Job.tenant_id == tenant_id, Job.id.in_(ids)))).all()
     photos = await count_proof_photos_of_jobs(session, tenant_id, [row[0].id for row in rows])
     result = {}
     for job, lat, lon in rows:
