@@ -1,4 +1,7 @@
-"""Every domain's tables, imported in one place so the metadata Alembic compares against is complete."""
+"""Every domain's tables, imported in one place so the metadata Alembic compares against is complete.
+
+With backend/app.py, the only module that lists the domains: backend/db/ is the foundation they build on and
+imports none of them."""
 
 from backend.auth.models import RefreshToken, Team, Tenant, User
 from backend.db.base import Base
