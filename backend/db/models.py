@@ -7,7 +7,7 @@ from backend.media.models import Photo
 from backend.offline.models import WatermelonPull
 from backend.pois.models import Poi, PoiContact
 from backend.push.models import Device
-from backend.queue.models import BackgroundJob
+from backend.queue.models import BackgroundJob, ScheduledRun
 from backend.tasks.models import Campaign, WorkItem, WorkItemVisit
 from backend.visits.models import Visit
 from sync.tables import metadata as sync_metadata
@@ -25,6 +25,7 @@ __all__ = [
     "Poi",
     "PoiContact",
     "RefreshToken",
+    "ScheduledRun",
     "Team",
     "TechnicianProfile",
     "Tenant",
