@@ -103,7 +103,7 @@ async def pull(
     xmin, horizon = rows[0]["xmin"], rows[0]["horizon"]
     # A first sync (base 0) sends no removals, so collected ones cannot be missing from it: only an incremental
     # cursor is judged against the horizon (else every first sync that pages is refused once any were collected).
-    if previous is not None and 0 < previous.base and horizon is not None and previous.base < horizon:
+    if previous is not None and previous.base > 0 and horizon is not None and previous.base < horizon:
         raise CursorRefused(
             ErrorCode.RESYNC_REQUIRED,
             410,

@@ -121,6 +121,16 @@ class AlreadyRunning(Exception):
         super().__init__(f"{name} is running on worker {worker} since {started_at} (its lease ends {lease_until})")
 
 
+def _finished(running: set[asyncio.Task[Outcome]]) -> Callable[[asyncio.Task[Outcome]], None]:
+    def done(task: asyncio.Task[Outcome]) -> None:
+        running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Recording the outcome failed (the database went away): the task runs again when its lease ends.
+            log.error("%s: could not record its outcome: %r", task.get_name(), task.exception())
+
+    return done
+
+
 def _clock(now: datetime | None) -> ColumnElement[datetime]:
     return literal(now, DateTime(timezone=True)) if now is not None else func.now()
 
@@ -220,13 +230,19 @@ class Scheduler:
         return await self.run(claims[0], now)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Tick until `stop` is set. A stop lets the runs in hand finish; it never abandons one mid-run."""
+        """Tick until `stop` is set. Runs go on in the background, so a long one never delays the others' ticks
+        (its lease keeps it from being claimed again meanwhile). A stop lets the runs in hand finish; it never
+        abandons one mid-run."""
         log.info("scheduler %s running %s", self.name, ", ".join(f"{p.name} every {p.every}" for p in self.periodics))
+        running: set[asyncio.Task[Outcome]] = set()
         failures = 0
         while not stop.is_set():
             pause = self.poll_interval_s
             try:
-                await self.tick()
+                for claim in await self.claim():
+                    task = asyncio.create_task(self.run(claim), name=f"periodic {claim.periodic.name}")
+                    running.add(task)
+                    task.add_done_callback(_finished(running))
                 failures = 0
             except (OSError, DBAPIError) as exc:
                 # The database is down, or not migrated: keep the scheduler alive, and wait longer each time.
@@ -236,6 +252,9 @@ class Scheduler:
                 log.warning("scheduler %s: the database failed (%s); trying again in %.0f s", self.name, cause, pause)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), pause)
+        if running:
+            log.info("scheduler %s: waiting for %d run(s) in hand", self.name, len(running))
+            await asyncio.gather(*running, return_exceptions=True)
         log.info("scheduler %s stopped", self.name)
 
     async def run(self, claim: Claim, now: datetime | None = None) -> Outcome:

@@ -201,6 +201,34 @@ async def test_a_dead_workers_run_is_taken_over_when_its_lease_ends(workers: lis
     assert (record.last_worker, record.last_started_at, record.runs) == ("alive", T0 + timedelta(minutes=10), 2)
 
 
+async def test_the_loop_runs_tasks_side_by_side_and_a_stop_lets_runs_in_hand_finish(workers: list[Database]) -> None:
+    stop, long_started, quick_ran = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    suffix = uuid.uuid4().hex[:8]
+
+    async def long_task(database: Database, now: datetime) -> dict[str, Any]:
+        long_started.set()
+        await stop.wait()  # still busy when the worker is told to stop ...
+        async with database.sessions() as session:  # ... and it still has work to do after that
+            await session.execute(text("SELECT 1"))
+        return {"finished": True}
+
+    async def quick_task(database: Database, now: datetime) -> dict[str, Any]:
+        quick_ran.set()
+        return {}
+
+    long = Periodic(f"test.long.{suffix}", every=timedelta(hours=1), run=long_task)
+    quick = Periodic(f"test.quick.{suffix}", every=timedelta(hours=1), run=quick_task)
+    scheduler = Scheduler(workers[0], [long, quick], name="loop", poll_interval_s=0.01)
+    loop = asyncio.create_task(scheduler.run_forever(stop))
+    async with asyncio.timeout(30):  # a guard against a hang, not a timing assertion
+        await long_started.wait()
+        await quick_ran.wait()  # the long run does not hold the quick one up
+        stop.set()
+        await loop
+    record = await row(workers[0], long.name)  # the stop waited for the run in hand, which was recorded
+    assert (record.last_status, record.last_result) == ("ok", {"finished": True})
+
+
 # -- failures --------------------------------------------------------------------------------------------------
 
 
