@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import uuid4
 
-from sqlalchemy import ColumnElement, DateTime, and_, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, DateTime, and_, func, literal, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 
@@ -301,7 +301,7 @@ class Scheduler:
             .values(
                 last_finished_at=_clock(now),
                 last_status=status,
-                last_result=result,
+                last_result=null() if result is None else result,  # SQL NULL, not JSON null
                 last_error=None if error is None else error[-_ERROR_LIMIT:],
                 lease_until=None,
             )

@@ -269,6 +269,9 @@ async def test_a_failing_task_is_recorded_and_the_others_still_run(
     failed = await row(workers[0], broken.name)
     assert (failed.last_status, failed.last_result, failed.last_finished_at) == ("failed", None, T0)
     assert "RuntimeError: broken is broken" in (failed.last_error or "")
+    async with workers[0].sessions() as session:  # SQL NULL, not a JSON null
+        sql_null = "SELECT last_result IS NULL FROM scheduled_runs WHERE name = :name"
+        assert await session.scalar(text(sql_null), {"name": broken.name})
     assert (await row(workers[0], good.name)).last_status == "ok"
 
     # A failure is retried a period later, not at once (no hot loop on a broken task) ...
