@@ -10,7 +10,7 @@ from backend.media.models import Photo
 from backend.offline.models import WatermelonPull, WatermelonRemoval
 from backend.pois.models import Poi, PoiContact
 from backend.push.models import Device
-from backend.queue.models import BackgroundJob
+from backend.queue.models import BackgroundJob, ScheduledRun
 from backend.tasks.models import Campaign, WorkItem, WorkItemEdit, WorkItemVisit
 from backend.visits.models import Visit
 from sync.tables import metadata as sync_metadata
@@ -28,6 +28,7 @@ __all__ = [
     "Poi",
     "PoiContact",
     "RefreshToken",
+    "ScheduledRun",
     "Team",
     "TechnicianProfile",
     "Tenant",

@@ -31,7 +31,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from backend.auth.tokens import Principal
@@ -189,9 +189,6 @@ async def _remember_pull(database: Database, principal: Principal, pulled_from: 
                 index_elements=["user_id", "device_id", "timestamp"],
                 set_={"base": func.least(WatermelonPull.base, pulled_from)},
             )
-        )
-        await session.execute(
-            delete(WatermelonPull).where(WatermelonPull.created_at < func.now() - text("interval '30 days'"))
         )
         await session.commit()
 
