@@ -170,8 +170,8 @@ def schedule() -> None:
 @schedule.command("status", help="Every periodic task: its last start, finish, status and result, and when it is due.")
 @click.pass_context
 def schedule_status(ctx: click.Context) -> None:
+    from backend.app import PERIODIC
     from backend.queue.scheduler import render_status, status
-    from backend.schedule import PERIODIC
 
     settings = _context_settings(ctx)
     now, tasks = _with_database(settings, lambda database: status(database, PERIODIC))
@@ -188,8 +188,8 @@ def schedule_run(ctx: click.Context, name: str) -> None:
     import socket
     import time
 
+    from backend.app import PERIODIC
     from backend.queue.scheduler import AlreadyRunning, Scheduler
-    from backend.schedule import PERIODIC
 
     known = sorted(p.name for p in PERIODIC)
     if name not in known:

@@ -1,6 +1,6 @@
 """Periodic work: what a domain declares, and the scheduler in `groundwork worker` that runs it.
 
-A domain declares its periodic work in its own `tasks.py` as `PERIODIC: list[Periodic]`; backend/schedule.py
+A domain declares its periodic work in its own `tasks.py` as `PERIODIC: list[Periodic]`; backend/app.py
 collects those lists in one place. Every worker process runs a scheduler, and any number of them, on any number
 of machines, start each task at most once per period: the state lives in PostgreSQL (`scheduled_runs`, one row
 per task), and a worker starts a task only after it has moved the task's `last_started_at` to now in one atomic

@@ -222,13 +222,13 @@ async def run_due(
 
 
 async def serve(settings: Settings, *, concurrency: int = 8) -> None:
-    """`groundwork worker`: run every kind of job, and the domains' periodic work (backend/schedule.py), until
+    """`groundwork worker`: run every kind of job, and the domains' periodic work (listed in backend/app.py), until
     SIGINT or SIGTERM. Every kind is registered here. Both loops stop on the same signal, each after finishing what
     it has in hand."""
+    from backend.app import PERIODIC
     from backend.push.apns import ApnsSettings, PushDelivery
     from backend.push.service import DELIVER
     from backend.queue.scheduler import Scheduler
-    from backend.schedule import PERIODIC
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     database = await Database.connect(settings)

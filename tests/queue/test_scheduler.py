@@ -26,13 +26,13 @@ from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, text
 
+from backend.app import PERIODIC
 from backend.cli import main
 from backend.db.engine import Database
 from backend.offline import tasks as offline_tasks
 from backend.offline.models import WatermelonPull
 from backend.queue.models import ScheduledRun
 from backend.queue.scheduler import AlreadyRunning, Periodic, Scheduler, status
-from backend.schedule import PERIODIC
 from backend.settings import Settings
 from mobile_contract.auth import Role
 from sync.feed import Change, record_changes
