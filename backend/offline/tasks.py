@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import delete, select, tuple_
 
 from backend.db.engine import Database
-from backend.offline.models import WatermelonPull
+from backend.offline.models import WatermelonPull, WatermelonRemoval
 from backend.queue.scheduler import Periodic
 from backend.settings import get_settings
 from sync.engine import collect_tombstones
@@ -53,7 +53,12 @@ async def prune_watermelon_pulls(database: Database, now: datetime) -> dict[str,
         batch: int = result.rowcount  # type: ignore[attr-defined]
         pruned += batch
         if batch < BATCH:
-            return {"pruned": pruned}
+            break
+    # Removal marks of devices that never synced again (uninstalled, replaced): the record is long gone for them.
+    async with database.sessions() as session:
+        marks = await session.execute(delete(WatermelonRemoval).where(WatermelonRemoval.created_at < cutoff))
+        await session.commit()
+    return {"pruned": pruned, "marks_pruned": marks.rowcount}  # type: ignore[attr-defined]
 
 
 PERIODIC: list[Periodic] = [
