@@ -4,11 +4,9 @@ check-outs queued offline, and the `visits` table of the WatermelonDB app."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
@@ -24,16 +22,15 @@ VISITS = service.VISITS
 
 async def _check_in(session: AsyncSession, principal: Principal, args: CheckIn, meta: MutationMeta) -> Any:
     # Queued offline: the action happened when the phone queued it, not when it finally reached us.
-    if args.checked_in_at is None:
-        args = msgspec.structs.replace(args, checked_in_at=meta.created_at)
-    visit, _ = await service.check_in(session, principal, args, received_at=meta.received_at)
+    visit, _ = await service.check_in(session, principal, args, received_at=meta.received_at, queued_at=meta.created_at)
     return visit
 
 
 async def _check_out(session: AsyncSession, principal: Principal, args: CheckOutArgs, meta: MutationMeta) -> Any:
-    checked_out_at: datetime = args.checked_out_at or meta.created_at
-    data = CheckOut(fix=args.fix, checked_out_at=checked_out_at, note=args.note)
-    return await service.check_out(session, principal, args.visit_id, data, received_at=meta.received_at)
+    data = CheckOut(fix=args.fix, checked_out_at=args.checked_out_at, note=args.note)
+    return await service.check_out(
+        session, principal, args.visit_id, data, received_at=meta.received_at, queued_at=meta.created_at
+    )
 
 
 async def _fetch(session: AsyncSession, principal: Principal, ids: list[UUID]) -> dict[UUID, Any]:
