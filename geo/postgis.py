@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["geography_point_sql"]
+__all__ = ["geography_point_sql", "point_ewkt"]
+
+DECIMALS = 7  # ~1 cm: points are stored at this precision; more digits are GPS noise
 
 # A bind placeholder (asyncpg `$1`, SQLAlchemy `:lon`, psycopg `%(lon)s`) or a column reference (`p.lon`), with an
 # optional cast. Anything else is refused, so a coordinate value can never be formatted into the SQL text.
@@ -27,3 +29,14 @@ def geography_point_sql(lon_param: str, lat_param: str) -> str:
         if not _OPERAND.fullmatch(operand):
             raise ValueError(f"{name} must be a bind placeholder or a column reference, got {operand!r}")
     return f"ST_SetSRID(ST_MakePoint({lon_param}, {lat_param}), 4326)::geography"
+
+
+def point_ewkt(lat: float, lon: float) -> str:
+    """A point as a value for a geography column (extended WKT, longitude first), at the stored precision.
+
+    >>> point_ewkt(31.2304, 121.4737)
+    'SRID=4326;POINT(121.4737 31.2304)'
+    """
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        raise ValueError(f"not a WGS-84 point: lat {lat!r}, lon {lon!r}")
+    return f"SRID=4326;POINT({round(lon, DECIMALS)!r} {round(lat, DECIMALS)!r})"

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.models import User
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
-from backend.coordinates import point_out, stored_degrees
+from backend.coordinates import point_out
 from backend.db.hotpool import HotPool
 from backend.errors import DomainError, forbidden, not_found
 from backend.paging import decode_cursor, encode_cursor
@@ -29,6 +29,7 @@ from backend.pois.queries import NearbyVariant, nearby_params, nearby_query
 from backend.tasks import service as tasks_service
 from backend.tenants.service import load_policy
 from backend.visits.models import Visit
+from geo.postgis import point_ewkt
 from mobile_contract.auth import Role
 from mobile_contract.errors import ErrorCode
 from mobile_contract.location import CrsName, Point, Verdict, VerdictReason, VerdictStatus
@@ -314,7 +315,7 @@ async def create(
             category=data.category,
             address=data.address.strip(),
             phone=data.phone,
-            location=f"SRID=4326;POINT({stored_degrees(data.location.lon)} {stored_degrees(data.location.lat)})",
+            location=point_ewkt(data.location.lat, data.location.lon),
             holder_id=principal.user_id,  # whoever finds a merchant holds it as their lead
             claimed_at=datetime.now(UTC),
             source="field",
