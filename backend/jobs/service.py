@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.models import User
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
+from backend.coordinates import stored_degrees
 from backend.errors import DomainError, forbidden, not_found
 from backend.jobs.models import Job, JobCode, JobEvent, JobType, TechnicianProfile
 from backend.media.service import count_proof_photos, count_proof_photos_of_jobs
@@ -158,7 +159,7 @@ async def create_job(session: AsyncSession, principal: Principal, data: wire.Job
             customer_name=data.customer_name,
             customer_phone=data.customer_phone,
             address=data.address,
-            location=f"SRID=4326;POINT({data.location.lon} {data.location.lat})",
+            location=f"SRID=4326;POINT({stored_degrees(data.location.lon)} {stored_degrees(data.location.lat)})",
             geofence_radius_m=data.geofence_radius_m,
             region=data.region,
             required_skills=sorted(set(data.required_skills)),
@@ -792,7 +793,7 @@ async def set_profile(
         "available": data.available,
     }
     if data.location is not None:
-        values["location"] = f"SRID=4326;POINT({data.location.lon} {data.location.lat})"
+        values["location"] = f"SRID=4326;POINT({stored_degrees(data.location.lon)} {stored_degrees(data.location.lat)})"
         values["location_at"] = datetime.now(UTC)
     statement = insert(TechnicianProfile).values(user_id=user_id, **values)
     await session.execute(statement.on_conflict_do_update(index_elements=["user_id"], set_=values))
