@@ -24,7 +24,7 @@ def point_to_wgs84(lat: float, lon: float, crs: CrsName) -> tuple[float, float]:
     a query point is either on the stored one or at least 1e-7 degrees away, which the index orders correctly."""
     if crs is not CrsName.WGS84:
         lat, lon = to_wgs84(lat, lon, Crs(crs.value))
-    return stored_degrees(lat), stored_degrees(lon)
+    return stored_point(lat, lon)
 
 
 def point_out(lat: float, lon: float, crs: CrsName) -> Point:
@@ -35,6 +35,19 @@ def point_out(lat: float, lon: float, crs: CrsName) -> Point:
         return Point(lat=lat, lon=lon)
     lat, lon = from_wgs84(lat, lon, Crs(crs.value))
     return Point(lat=round(lat, _DECIMALS), lon=round(lon, _DECIMALS))
+
+
+def stored_point(lat: float, lon: float) -> tuple[float, float]:
+    """A point as we store and query it: 7 decimals, and one spelling for places that have several (longitude
+    180 is -180; at a pole every longitude is 0; -0.0 is 0.0). PostGIS's geography KNN breaks ("index returned
+    tuples in wrong order") when a query point and a stored point are the same place spelled differently or
+    1e-15 degrees apart; with one spelling they are equal or at least 1e-7 degrees apart."""
+    lat, lon = stored_degrees(lat) + 0.0, stored_degrees(lon) + 0.0
+    if lon == 180.0:
+        lon = -180.0
+    if abs(lat) == 90.0:
+        lon = 0.0
+    return lat, lon
 
 
 def stored_degrees(value: float) -> float:

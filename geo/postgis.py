@@ -10,7 +10,20 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["geography_point_sql"]
+__all__ = ["KNN_WITHOUT_INDEX_ORDER", "geography_point_sql", "is_knn_order_error"]
+
+# PostGIS's geography KNN (`<->` through the GiST index) can fail with "index returned tuples in wrong order" when
+# the query point and a stored point are (nearly) the same place: its index-side lower bound then exceeds the
+# exact distance by a rounding error (reproduced on PostGIS 3 / PostgreSQL 15 at (1e-15, 0) against (0, 0), and at
+# (45, -180) against (45, 179.9999999)). Points are stored and queried in one spelling at 7 decimals, which avoids
+# most cases; what remains is rerun with the index ordering off (the planner then filters through the index and
+# sorts by the exact distance: the same answer, a little slower, only on these rare queries).
+KNN_WITHOUT_INDEX_ORDER = "SET LOCAL enable_indexscan = off"
+
+
+def is_knn_order_error(exc: BaseException) -> bool:
+    return "index returned tuples in wrong order" in str(exc)
+
 
 # A bind placeholder (asyncpg `$1`, SQLAlchemy `:lon`, psycopg `%(lon)s`) or a column reference (`p.lon`), with an
 # optional cast. Anything else is refused, so a coordinate value can never be formatted into the SQL text.

@@ -20,12 +20,13 @@ from uuid import UUID
 import msgspec
 from sqlalchemy import Float, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.models import User
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
-from backend.coordinates import stored_degrees
+from backend.coordinates import stored_point
 from backend.errors import DomainError, forbidden, not_found
 from backend.jobs.models import Job, JobCode, JobEvent, JobType, TechnicianProfile
 from backend.media.service import count_proof_photos, count_proof_photos_of_jobs
@@ -33,6 +34,7 @@ from backend.push.service import notify_users
 from backend.settings import get_settings
 from backend.visits.service import action_time, judge_claim
 from geo.fence import CircleFence
+from geo.postgis import KNN_WITHOUT_INDEX_ORDER, is_knn_order_error
 from mobile_contract import jobs as wire
 from mobile_contract.auth import Role
 from mobile_contract.errors import ErrorCode
@@ -159,7 +161,7 @@ async def create_job(session: AsyncSession, principal: Principal, data: wire.Job
             customer_name=data.customer_name,
             customer_phone=data.customer_phone,
             address=data.address,
-            location=f"SRID=4326;POINT({stored_degrees(data.location.lon)} {stored_degrees(data.location.lat)})",
+            location=f"SRID=4326;POINT({_wkt_lon_lat(data.location.lat, data.location.lon)})",
             geofence_radius_m=data.geofence_radius_m,
             region=data.region,
             required_skills=sorted(set(data.required_skills)),
@@ -336,20 +338,27 @@ async def pool_nearby(
     session: AsyncSession, principal: Principal, lat: float, lon: float, radius_m: float, limit: int
 ) -> list[wire.PoolJob]:
     """Open jobs nearest the technician (KNN on the pooled jobs' partial GiST index)."""
-    rows = (
-        await session.execute(
-            text(
-                """
-                WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography AS g)
-                SELECT jobs.id, jobs.location <-> here.g AS distance_m FROM jobs, here
-                WHERE jobs.tenant_id = :tenant_id AND jobs.status = 'pooled'
-                  AND ST_DWithin(jobs.location, here.g, :radius, false)
-                ORDER BY jobs.location <-> here.g, jobs.id LIMIT :limit
-                """
-            ),
-            {"lon": lon, "lat": lat, "tenant_id": principal.tenant_id, "radius": radius_m, "limit": limit},
-        )
-    ).all()
+    statement = text(
+        """
+        WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography AS g)
+        SELECT jobs.id, jobs.location <-> here.g AS distance_m FROM jobs, here
+        WHERE jobs.tenant_id = :tenant_id AND jobs.status = 'pooled'
+          AND ST_DWithin(jobs.location, here.g, :radius, false)
+        ORDER BY jobs.location <-> here.g, jobs.id LIMIT :limit
+        """
+    )
+    params = {"lon": lon, "lat": lat, "tenant_id": principal.tenant_id, "radius": radius_m, "limit": limit}
+    try:
+        async with session.begin_nested():
+            rows = (await session.execute(statement, params)).all()
+    except DBAPIError as exc:
+        if not is_knn_order_error(exc):
+            raise
+        # PostGIS's KNN on a point that (nearly) coincides with a job's: see geo.postgis.KNN_WITHOUT_INDEX_ORDER.
+        async with session.begin_nested():
+            await session.execute(text(KNN_WITHOUT_INDEX_ORDER))
+            rows = (await session.execute(statement, params)).all()
+            await session.execute(text("RESET enable_indexscan"))  # the rest of the request keeps its indexes
     loaded = await load_wire(session, principal.tenant_id, [r.id for r in rows])
     return [wire.PoolJob(job=loaded[r.id], distance_m=round(r.distance_m, 1)) for r in rows]
 
@@ -793,7 +802,7 @@ async def set_profile(
         "available": data.available,
     }
     if data.location is not None:
-        values["location"] = f"SRID=4326;POINT({stored_degrees(data.location.lon)} {stored_degrees(data.location.lat)})"
+        values["location"] = f"SRID=4326;POINT({_wkt_lon_lat(data.location.lat, data.location.lon)})"
         values["location_at"] = datetime.now(UTC)
     statement = insert(TechnicianProfile).values(user_id=user_id, **values)
     await session.execute(statement.on_conflict_do_update(index_elements=["user_id"], set_=values))
@@ -809,3 +818,8 @@ async def fetch_for_sync(session: AsyncSession, principal: Principal, ids: list[
         )
     )
     return await load_wire(session, principal.tenant_id, mine)
+
+
+def _wkt_lon_lat(lat: float, lon: float) -> str:
+    lat, lon = stored_point(lat, lon)  # one spelling per place: see stored_point (PostGIS KNN)
+    return f"{lon} {lat}"

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.models import User
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
-from backend.coordinates import point_out, stored_degrees
+from backend.coordinates import point_out, stored_point
 from backend.db.hotpool import HotPool
 from backend.errors import DomainError, forbidden, not_found
 from backend.paging import decode_cursor, encode_cursor
@@ -107,7 +107,7 @@ async def nearby(pool: HotPool, principal: Principal, search: NearbySearch) -> N
         name=search.name,
         after=after,
     )
-    rows = await pool.fetch(query.sql, *query.args(params))
+    rows = await pool.fetch_knn(query.sql, *query.args(params))
     items = [
         PoiSummary(
             id=row[0],
@@ -321,7 +321,7 @@ async def create(
             category=data.category,
             address=data.address.strip(),
             phone=data.phone,
-            location=f"SRID=4326;POINT({stored_degrees(data.location.lon)} {stored_degrees(data.location.lat)})",
+            location=f"SRID=4326;POINT({_wkt_lon_lat(data.location.lat, data.location.lon)})",
             holder_id=principal.user_id,  # whoever finds a merchant holds it as their lead
             claimed_at=datetime.now(UTC),
             source="field",
@@ -401,3 +401,8 @@ async def find_duplicates(
         )
         for r in rows
     ]
+
+
+def _wkt_lon_lat(lat: float, lon: float) -> str:
+    lat, lon = stored_point(lat, lon)  # one spelling per place: see stored_point (PostGIS KNN)
+    return f"{lon} {lat}"

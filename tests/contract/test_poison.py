@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
 
+from backend.coordinates import stored_point
 from mobile_contract.auth import Role
 from mobile_contract.errors import ErrorCode
 from tests.factories import Factory, FieldUser, fix
@@ -359,11 +360,18 @@ async def test_a_poison_watermelon_row_is_refused_alone(factory: Factory, client
 async def test_nearby_by_knn_near_zero_the_antimeridian_and_the_poles(factory: Factory, client: Client) -> None:
     tenant = await factory.tenant()
     bd = await factory.user(tenant)
-    # Not yet the poles: a query at lat 90 with merchants at (90, 0) still makes PostGIS answer "index returned
-    # tuples in wrong order" (found by this test, 2026-12-02; open, see the report of branch `bounds`).
-    spots = [(0.0, 0.0), (0.0, 180.0), (0.0, -180.0), (45.0, 179.9999999), (-45.0, -179.9999999)]
+    spots = [
+        (0.0, 0.0),
+        (0.0, 180.0),
+        (0.0, -180.0),
+        (45.0, 179.9999999),
+        (-45.0, -179.9999999),
+        (90.0, 0.0),
+        (-90.0, 33.0),
+        (89.9999999, 179.9999999),
+    ]
     for lat, lon in spots:
-        await factory.poi(tenant, lat, lon)
+        await factory.poi(tenant, *stored_point(lat, lon))  # as the services store them
     tiny = st.sampled_from([0.0, -0.0, 1e-15, -1e-15, 1e-12, 5e-8, 1e-7, -1e-9])
 
     async def probe(spot: tuple[float, float], dlat: float, dlon: float, crs: str) -> None:
