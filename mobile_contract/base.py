@@ -54,9 +54,13 @@ class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         for name in self.__struct_fields__:
             value = getattr(self, name)
             if isinstance(value, datetime):
-                check_moment(value)
+                problem = moment_problem(value)
             elif isinstance(value, dict | list):
-                check_json(value)
+                problem = json_problem(value)
+            else:
+                continue
+            if problem is not None:
+                raise ValueError(f"`{name}`: {problem}")
 
 
 class Response(msgspec.Struct, kw_only=True):

@@ -34,9 +34,7 @@ from sync import engine
 from sync.cursor import CursorCodec, CursorRefused
 
 # WatermelonDB sends its last timestamp as a number, or `null`/`undefined`; the value is range-checked when parsed.
-LastPulledAt = Annotated[
-    str, Parameter(max_length=32, pattern=r"^[0-9A-Za-z]*$", description="`null` on the first sync")
-]
+LastPulledAt = Annotated[str, Parameter(max_length=32, pattern=SINGLE_LINE, description="`null` on the first sync")]
 
 
 def base_xid_of(codec: CursorCodec, cursor: str | None, principal: Principal) -> int | None:

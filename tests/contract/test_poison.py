@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from urllib.parse import quote
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
