@@ -13,6 +13,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from backend.auth.routes import AuthController
 from backend.auth.tokens import TokenCodec
+from backend.bodies import BoundedRequest
 from backend.db.engine import Database
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[*ROUTES, healthz],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=BoundedRequest,
         lifespan=[lifespan],
         state=_initial_state(settings),
         request_max_body_size=settings.max_body_bytes,

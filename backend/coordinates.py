@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from geo.crs import Crs, from_wgs84, to_wgs84
+from geo.postgis import stored_point
 from mobile_contract.location import CrsName, Fix, Point
 
 _DECIMALS = 7  # ~1 cm; more digits are noise
@@ -18,9 +19,13 @@ def fix_to_wgs84(fix: Fix, crs: CrsName) -> Fix:
 
 
 def point_to_wgs84(lat: float, lon: float, crs: CrsName) -> tuple[float, float]:
-    if crs is CrsName.WGS84:
-        return lat, lon
-    return to_wgs84(lat, lon, Crs(crs.value))
+    """A point a phone sent, in WGS-84 and rounded as we store points. The rounding is also what keeps PostGIS's
+    KNN (`<->` on geography) sound: a query point a few 1e-15 degrees from a stored one makes the index answer
+    "index returned tuples in wrong order" (reproduced at (1e-15, 0) against a merchant at (0, 0)); at 7 decimals
+    a query point is either on the stored one or at least 1e-7 degrees away, which the index orders correctly."""
+    if crs is not CrsName.WGS84:
+        lat, lon = to_wgs84(lat, lon, Crs(crs.value))
+    return stored_point(lat, lon)
 
 
 def point_out(lat: float, lon: float, crs: CrsName) -> Point:

@@ -25,6 +25,7 @@ from backend.media import service
 from backend.media.images import CONTENT_TYPES
 from backend.media.storage import PhotoStore, local_store
 from backend.settings import Settings
+from mobile_contract.base import SINGLE_LINE
 from mobile_contract.errors import ErrorCode
 from mobile_contract.location import CrsName
 from mobile_contract.media import PhotoPage, PhotoView
@@ -56,7 +57,7 @@ async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
         async for chunk in request.stream():
             yield chunk
     except InternalServerException as exc:  # raised by stream() only for a disconnect or a consumed stream
-        raise DomainError(ErrorCode.VALIDATION_FAILED, 400, "The upload ended before the whole body arrived.") from exc
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "The upload ended before the whole body arrived.") from exc
 
 
 def _in_crs(photo: PhotoView, crs: CrsName) -> PhotoView:
@@ -161,7 +162,7 @@ class PhotoController(Controller):
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200)] = None,
+        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200, pattern=SINGLE_LINE)] = None,
         crs: FromQuery[CrsName] = CrsName.WGS84,
     ) -> PhotoPage:
         page = await service.list_job_photos(session, principal, job_id, limit=limit, cursor=cursor)

@@ -17,6 +17,7 @@ from backend.coordinates import point_to_wgs84
 from backend.deps import provide_principal
 from backend.errors import problems
 from backend.pois import service
+from mobile_contract.base import SINGLE_LINE
 from mobile_contract.location import CrsName, PointIn
 from mobile_contract.pois import NearbyPage, PoiCreate, PoiDetail, PoolFilter
 
@@ -44,8 +45,10 @@ class PoiController(Controller):
             PoolFilter.ALL
         ),
         category: Annotated[str | None, Parameter(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")] = None,
-        q: Annotated[str | None, Parameter(min_length=1, max_length=100, description="Part of the name")] = None,
-        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200)] = None,
+        q: Annotated[
+            str | None, Parameter(min_length=1, max_length=100, pattern=SINGLE_LINE, description="Part of the name")
+        ] = None,
+        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200, pattern=SINGLE_LINE)] = None,
         crs: CrsParam = CrsName.WGS84,
     ) -> NearbyPage:
         lat, lon = point_to_wgs84(lat, lon, crs)

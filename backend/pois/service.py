@@ -107,7 +107,7 @@ async def nearby(pool: HotPool, principal: Principal, search: NearbySearch) -> N
         name=search.name,
         after=after,
     )
-    rows = await pool.fetch(query.sql, *query.args(params))
+    rows = await pool.fetch_knn(query.sql, *query.args(params))
     items = [
         PoiSummary(
             id=row[0],

@@ -16,6 +16,7 @@ from backend.auth.tokens import Principal
 from backend.coordinates import fix_to_wgs84, point_out
 from backend.errors import problems
 from backend.visits import service
+from mobile_contract.base import SINGLE_LINE
 from mobile_contract.location import CrsName
 from mobile_contract.visits import CheckIn, CheckOut, FixEvidence, Visit, VisitPage
 
@@ -103,7 +104,7 @@ class VisitController(Controller):
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200)] = None,
+        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200, pattern=SINGLE_LINE)] = None,
         poi_id: FromQuery[UUID | None] = None,
         user_id: FromQuery[UUID | None] = None,
         crs: CrsParam = CrsName.WGS84,
