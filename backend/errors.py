@@ -255,11 +255,12 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
 
 
 _PROBLEM_DESCRIPTIONS = {
+    400: "A cursor that is not one we issued (`invalid_cursor`): start again without it",
     401: "Not authenticated: no, expired or invalid token (`code` tells which)",
     403: "Authenticated, but the role may not do this",
     404: "No such record visible to the caller (other tenants' records included)",
     409: "Conflicts with what is stored (`code` tells which)",
-    410: "Gone: the sync cursor is too old; pull again without one",
+    410: "Gone: the sync cursor can no longer be served (`resync_required`); pull again without one",
     413: "Body too large",
     415: "Not a supported image type (sniffed from the bytes, not the header)",
     423: "Locked: too many wrong attempts",

@@ -80,9 +80,9 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.CORRUPT_IMAGE: 422,
     ErrorCode.INTERNAL_ERROR: 500,
 }
-"""The HTTP status of each code: one mapping, so the status a phone sees never drifts from the code it reads.
-(Sync's own cursor refusals in sync/ still type theirs: RESYNC_REQUIRED answers 409 for a cursor of another user
-or from the future, 410 for one past the tombstone horizon.)"""
+"""The HTTP status of each code: one mapping, so the status a phone sees never drifts from the code it reads (sync's
+cursor refusals included: every `resync_required` is a 410, whether the cursor is past the tombstone horizon, of
+another user or from the future of a restored database)."""
 
 
 def status_of(code: ErrorCode) -> int:

@@ -131,7 +131,7 @@ async def test_cursor_problems_tell_the_phone_to_resync(factory: Factory, client
         assert response.status_code in (400, 422), garbage
         assert response.json()["code"] in ("invalid_cursor", "validation_failed")
     foreign = await client.post("/v1/sync/pull", json={"cursor": cursor}, headers=other.headers)
-    assert foreign.status_code == 409
+    assert foreign.status_code == 410
     assert foreign.json()["code"] == "resync_required"
     for body in ({"limit": 0}, {"limit": 10**6}, {"cursor": 5}, {"unknown": True}):
         assert (await client.post("/v1/sync/pull", json=body, headers=bd.headers)).status_code == 422, body
