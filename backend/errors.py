@@ -28,13 +28,29 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class DomainError(Exception):
-    """A refusal the client can act on. `extra` becomes extension members of the problem."""
+    """A refusal the client can act on. `extra` becomes extension members of the problem.
 
-    def __init__(self, code: ErrorCode, status: int, detail: str, **extra: Any) -> None:
+    `keep_effects`: what the refused request already wrote must stay (a wrong customer code still counts as an
+    attempt, or retrying would be a free brute force). The route commits before answering the problem, and the
+    sync engine releases, rather than rolls back, the refused mutation's savepoint.
+    `headers`: extra answer headers (`Retry-After` of a rate limit)."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        status: int,
+        detail: str,
+        *,
+        keep_effects: bool = False,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.code = code
         self.status = status
         self.detail = detail
+        self.keep_effects = keep_effects
+        self.headers = headers
         self.extra = extra
 
 
@@ -48,7 +64,13 @@ def forbidden(detail: str) -> DomainError:
 
 
 def problem_response(
-    status: int, code: ErrorCode, detail: str | None, *, errors: list[dict[str, Any]] | None = None, **extra: Any
+    status: int,
+    code: ErrorCode,
+    detail: str | None,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {
         "type": problem_type(code),
@@ -61,12 +83,14 @@ def problem_response(
     if errors is not None:
         body["errors"] = errors
     body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers or None)
 
 
 def handle_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
-    return problem_response(exc.status, exc.code, exc.detail, **exc.extra)
+    return problem_response(exc.status, exc.code, exc.detail, headers=exc.headers, **exc.extra)
 
 
 def handle_cursor_refused(_: Request[Any, Any, Any], exc: CursorRefused) -> Response[dict[str, Any]]:
@@ -147,6 +171,7 @@ _PROBLEM_DESCRIPTIONS = {
     413: "Body too large",
     415: "Not a supported image type (sniffed from the bytes, not the header)",
     423: "Locked: too many wrong attempts",
+    429: "Too many requests: wait as long as `Retry-After` says, then retry",
     422: "The request does not match the contract (`errors` lists the fields)",
 }
 

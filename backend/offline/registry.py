@@ -13,9 +13,11 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
+from backend.coordinates import fix_to_wgs84
 from backend.errors import DomainError
 from backend.jobs import service as jobs_service
 from backend.pois import service as pois_service
+from backend.settings import get_settings
 from backend.tasks import service as tasks_service
 from backend.visits import service as visits_service
 from mobile_contract.base import AwareDatetime, LongText, Request
@@ -80,23 +82,34 @@ async def _fetch_visits(session: AsyncSession, principal: Principal, ids: list[U
     return await visits_service.fetch_for_sync(session, principal.tenant_id, principal.user_id, ids)
 
 
-JOB_STEPS = ("accept", "refuse", "schedule", "arrive", "complete", "hold", "resume", "cannot_complete")
+JOB_STEPS = jobs_service.ASSIGNEE_STEPS  # the steps an assignee takes, from the jobs domain's table of rules
 
 
 def _job_step(step: str) -> Any:
     async def handler(session: AsyncSession, principal: Principal, args: JobCommandArgs, meta: MutationMeta) -> Any:
         # Queued offline: when it happened is the phone's `at`, else when it queued the step.
-        data = Transition(
-            reason=args.reason, appointment_at=args.appointment_at, fix=args.fix, at=args.at or meta.created_at
+        # The fix in the phone's `crs`, converted at this edge like the routes do.
+        fix = fix_to_wgs84(args.fix, args.crs) if args.fix is not None else None
+        at = args.at or meta.created_at
+        data = Transition(reason=args.reason, appointment_at=args.appointment_at, fix=fix, at=at)
+        return await jobs_service.transition(
+            session, principal, args.job_id, step, data, received_at=meta.received_at, code_key=_code_key()
         )
-        return await jobs_service.transition(session, principal, args.job_id, step, data, received_at=meta.received_at)
 
     return handler
 
 
 async def _job_verify(session: AsyncSession, principal: Principal, args: JobVerifyArgs, meta: MutationMeta) -> Any:
     entry = CodeEntry(code=args.code, at=args.at or meta.created_at)
-    return await jobs_service.enter_code(session, principal, args.job_id, entry, received_at=meta.received_at)
+    return await jobs_service.enter_code(
+        session, principal, args.job_id, entry, code_key=_code_key(), received_at=meta.received_at
+    )
+
+
+def _code_key() -> bytes:
+    # The sync edge's share of the app's settings, until the registry is built with them (the routes get the
+    # key through the `settings` dependency); the jobs service itself never reads settings.
+    return get_settings().code_key
 
 
 async def _job_grab(session: AsyncSession, principal: Principal, args: JobCommandArgs, meta: MutationMeta) -> Any:
