@@ -15,7 +15,7 @@ from backend.jobs.tasks import SMS_SEND, SendSms
 from backend.queue.service import Registry
 from backend.queue.worker import run_due
 from mobile_contract.auth import Role
-from tests.factories import Factory, FieldUser
+from tests.factories import Factory, FieldUser, fix
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 SITE = (31.2304, 121.4737)
@@ -106,3 +106,21 @@ async def sent_code(database: Database, tenant_id: UUID) -> str:
     codes = re.findall(r"code for today's visit is (\d{6})", " ".join(text for _, text in outbox.sent))
     assert codes, "no code was sent"
     return codes[-1]
+
+
+async def arrived_job(
+    factory: Factory, client: Client, *, job_type: str = "return_visit"
+) -> tuple[FieldUser, FieldUser, str]:
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    tech = await technician(factory, client, ops, tenant)
+    job = await create_job(client, ops, job_type=job_type)
+    assert (
+        await client.post(f"/v1/jobs/{job['id']}/assign", json={"technician_id": str(tech.id)}, headers=ops.headers)
+    ).status_code == 200
+    assert (await step(client, tech, job["id"], "accept")).status_code == 200
+    appointment = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
+    assert (await step(client, tech, job["id"], "schedule", appointment_at=appointment)).status_code == 200
+    arrived = await step(client, tech, job["id"], "arrive", fix=fix(*SITE))
+    assert arrived.status_code == 200, arrived.text
+    return ops, tech, job["id"]

@@ -13,29 +13,11 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from mobile_contract.auth import Role
-from tests.factories import Factory, FieldUser, fix
-from tests.jobs.helpers import SITE, create_job, job_body, sent_code, step, technician
+from tests.factories import Factory, fix
+from tests.jobs.helpers import SITE, arrived_job, create_job, job_body, sent_code, step, technician
 from tests.media.helpers import reencoded, site_photo, upload
 
 Client = AsyncTestClient  # type: ignore[type-arg]
-
-
-async def arrived_job(
-    factory: Factory, client: Client, *, job_type: str = "return_visit"
-) -> tuple[FieldUser, FieldUser, str]:
-    tenant = await factory.tenant()
-    ops = await factory.user(tenant, Role.OPS)
-    tech = await technician(factory, client, ops, tenant)
-    job = await create_job(client, ops, job_type=job_type)
-    assert (
-        await client.post(f"/v1/jobs/{job['id']}/assign", json={"technician_id": str(tech.id)}, headers=ops.headers)
-    ).status_code == 200
-    assert (await step(client, tech, job["id"], "accept")).status_code == 200
-    appointment = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
-    assert (await step(client, tech, job["id"], "schedule", appointment_at=appointment)).status_code == 200
-    arrived = await step(client, tech, job["id"], "arrive", fix=fix(*SITE))
-    assert arrived.status_code == 200, arrived.text
-    return ops, tech, job["id"]
 
 
 async def test_a_job_from_creation_to_approval_with_code_proof(
