@@ -646,11 +646,12 @@ async def enter_code(
 ) -> wire.JobDetail:
     """Check the code the customer gave, in the request's own transaction (one connection per request).
 
-    The job's row lock serialises entries for one job, so forty at once count forty attempts. Every attempt is
-    counted, and a refusal says `keep_effects`: the route commits the count before answering, and the sync
-    engine keeps it for a refused `job.verify`, so retrying is no free brute force. An offline entry's `at` is
-    believed only between the code's issue (and the arrival) and now: nobody typed a code they did not have, so
-    an `at` from before it (past a few minutes of clock drift) is judged as typed on arrival here."""
+    The job's row lock serialises entries for one job, so forty at once count forty attempts. Every wrong
+    attempt (and every attempt on a locked code) is counted, and the refusal says `keep_effects`: the route
+    commits the count before answering, and the sync engine keeps it for a refused `job.verify`, so retrying is
+    no free brute force. An offline entry's `at` is believed only between the code's issue (and the arrival)
+    and now: nobody typed a code they did not have, so an `at` from before it (past a few minutes of clock
+    drift) is judged as typed on arrival here."""
     job = await _visible_job(session, principal, job_id, lock=True)
     if job.assignee_id != principal.user_id:
         raise forbidden("Only the assigned technician enters the customer's code.")
@@ -665,11 +666,12 @@ async def enter_code(
     )
     if code is None:
         raise DomainError(ErrorCode.CODE_INVALID, 422, "No code was issued for this job; ask dispatch to send one.")
-    code.attempts += 1
     if code.locked_at is not None:
+        code.attempts += 1
         await session.flush()
         raise _locked()
     if not hmac.compare_digest(code.code_hash, _code_hash(code_key, job_id, entry.code)):
+        code.attempts += 1
         if code.attempts >= CODE_ATTEMPTS:
             code.locked_at = received
         await session.flush()

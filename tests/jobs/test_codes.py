@@ -16,6 +16,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from backend.auth.tokens import Principal
+from backend.errors import DomainError
 from backend.jobs import service
 from backend.jobs.service import (
     CLOCK_DRIFT,
@@ -72,6 +73,26 @@ async def test_forty_parallel_wrong_codes_count_forty_attempts_lock_and_stall_no
     assert locked.status_code == 423  # even the right code, once locked
 
 
+@pytest.mark.xfail(
+    reason="needs the sync engine to release, not roll back, the savepoint of a refusal with keep_effects"
+    " (another helper's change to sync/engine.py); remove this mark when merged",
+    strict=False,
+)
+async def test_a_refused_queued_code_entry_still_counts_its_attempt(factory: Factory, client: Client) -> None:
+    _, tech, job_id = await arrived_job(factory, client)
+    right = await sent_code(factory.database, tech.tenant_id)
+    now = datetime.now(UTC).isoformat()
+    queued = [
+        {"id": i, "name": "job.verify", "args": {"job_id": job_id, "code": _wrong(right)}, "created_at": now}
+        for i in range(1, 4)
+    ]
+    results = (
+        await client.post("/v1/sync/push", json={"client_id": "p", "mutations": queued}, headers=tech.headers)
+    ).json()["results"]
+    assert [r["code"] for r in results] == ["code_invalid"] * 3
+    assert await factory.count("SELECT attempts FROM job_codes WHERE job_id = :j", j=uuid.UUID(job_id)) == 3
+
+
 async def test_only_dispatch_resends_a_code_and_resends_are_rate_limited(factory: Factory, client: Client) -> None:
     ops, tech, job_id = await arrived_job(factory, client)
     await sent_code(factory.database, tech.tenant_id)
@@ -98,7 +119,7 @@ async def test_resends_follow_the_clock_a_minute_apart_and_five_a_day(factory: F
                 )
                 await session.commit()
                 outcomes.append("sent")
-            except service.DomainError as exc:
+            except DomainError as exc:
                 outcomes.append(f"{exc.status}")
     # 30 s after arrival: too soon; then five a minute or more apart; the sixth within 24 h waits; a day later ok.
     assert outcomes == ["429", "sent", "sent", "sent", "sent", "sent", "429", "sent"]

@@ -465,8 +465,10 @@ async def test_only_the_assignee_uploads_and_other_tenants_see_nothing(factory: 
     tenant, tech, job = await technician_with_job(factory)
     colleague = await factory.user(tenant, Role.TECHNICIAN)
     ops = await factory.user(tenant, Role.OPS)
+    bd = await factory.user(tenant, Role.BD)
     _, stranger, stranger_job = await technician_with_job(factory)
     data = site_photo(31)
+    assert (await upload(media_client, bd, job, data)).status_code == 404  # a BD sees no job at all
 
     not_mine = await upload(media_client, colleague, job, data)
     assert not_mine.status_code == 404
@@ -480,7 +482,7 @@ async def test_only_the_assignee_uploads_and_other_tenants_see_nothing(factory: 
     assert missing_job.status_code == 404
 
     photo = (await upload(media_client, tech, job, data)).json()
-    for outsider in (stranger, colleague):
+    for outsider in (stranger, colleague, bd):
         assert (await media_client.get(f"/v1/photos/{photo['id']}", headers=outsider.headers)).status_code == 404
         assert (
             await media_client.get(f"/v1/photos/{photo['id']}/content", headers=outsider.headers)
