@@ -223,6 +223,7 @@ async def run_due(
 
 async def serve(settings: Settings, *, concurrency: int = 8) -> None:
     """`groundwork worker`: run every kind of job until SIGINT or SIGTERM. Every kind is registered here."""
+    from backend.jobs.tasks import SMS_SEND, LogSms, SendSms
     from backend.push.apns import ApnsSettings, PushDelivery
     from backend.push.service import DELIVER
 
@@ -231,6 +232,8 @@ async def serve(settings: Settings, *, concurrency: int = 8) -> None:
     delivery = PushDelivery(ApnsSettings.from_env())
     registry = Registry()
     registry.register(DELIVER, delivery)
+    # Customer codes by SMS: a real gateway is an `SmsSender` given here; the default logs no code and no number.
+    registry.register(SMS_SEND, SendSms(LogSms()))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
