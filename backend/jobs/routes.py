@@ -22,10 +22,10 @@ from backend.auth.tokens import Principal
 from backend.coordinates import fix_to_wgs84, point_out, point_to_wgs84
 from backend.errors import DomainError, problems
 from backend.jobs import service
-from backend.jobs.service import JobStep
+from backend.jobs.service import POOL_AREA_DECIMALS, JobStep
 from backend.settings import Settings
 from mobile_contract import jobs as wire
-from mobile_contract.location import CrsName, PointIn
+from mobile_contract.location import CrsName, Point, PointIn
 
 Crs = Annotated[CrsName, Parameter(description="Coordinate system of the coordinates sent and answered")]
 
@@ -45,6 +45,12 @@ async def keeping_effects(session: AsyncSession) -> AsyncIterator[None]:
 def _point_in(point: PointIn, crs: CrsName) -> PointIn:
     lat, lon = point_to_wgs84(point.lat, point.lon, crs)
     return msgspec.structs.replace(point, lat=lat, lon=lon)
+
+
+def _area_out(area: Point, crs: CrsName) -> Point:
+    """A pooled job's neighbourhood in the caller's system, rounded again: converting must not add precision."""
+    moved = point_out(area.lat, area.lon, crs)
+    return Point(lat=round(moved.lat, POOL_AREA_DECIMALS), lon=round(moved.lon, POOL_AREA_DECIMALS))
 
 
 def _detail_out(job: wire.JobDetail, crs: CrsName) -> wire.JobDetail:
@@ -104,7 +110,7 @@ class JobController(Controller):
         jobs = await service.pool_nearby(session, principal, lat, lon, radius_m, limit)
         if crs is CrsName.WGS84:
             return jobs
-        return [msgspec.structs.replace(j, area=point_out(j.area.lat, j.area.lon, crs)) for j in jobs]
+        return [msgspec.structs.replace(j, area=_area_out(j.area, crs)) for j in jobs]
 
     @get("/{job_id:uuid}", operation_id="getJob", responses=problems(401, 404), summary="A job with its audit trail")
     async def get_job(
