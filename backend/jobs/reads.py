@@ -17,8 +17,10 @@ from mobile_contract.auth import Role
 DISPATCHERS = (Role.SUPERVISOR, Role.OPS, Role.ADMIN)
 
 # The site as plain degrees: for the wire, the arrival's geofence and the judging of a photo alike.
-SITE_LAT = literal_column("ST_Y(jobs.location::geometry)", Float).label("lat")
-SITE_LON = literal_column("ST_X(jobs.location::geometry)", Float).label("lon")
+SITE_LAT_SQL = "ST_Y(jobs.location::geometry)"
+SITE_LON_SQL = "ST_X(jobs.location::geometry)"
+SITE_LAT = literal_column(SITE_LAT_SQL, Float).label("lat")
+SITE_LON = literal_column(SITE_LON_SQL, Float).label("lon")
 
 
 def job_visible_to(principal: Principal) -> ColumnElement[bool]:

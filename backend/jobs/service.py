@@ -32,7 +32,7 @@ from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
 from backend.jobs.models import Job, JobCode, JobEvent, JobType, TechnicianProfile
-from backend.jobs.reads import DISPATCHERS, SITE_LAT, SITE_LON, job_visible_to
+from backend.jobs.reads import DISPATCHERS, SITE_LAT, SITE_LAT_SQL, SITE_LON, SITE_LON_SQL, job_visible_to
 from backend.jobs.tasks import enqueue_sms
 from backend.push.service import notify_users
 from backend.visits.service import action_time, judge_claim
@@ -306,10 +306,10 @@ async def list_jobs(
 
 
 _POOL = text(
-    """
+    f"""
     WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography AS g)
     SELECT jobs.id, jobs.job_type, jobs.region, jobs.required_skills, jobs.window_start, jobs.window_end,
-           jobs.priority, jobs.policy, ST_Y(jobs.location::geometry) AS lat, ST_X(jobs.location::geometry) AS lon,
+           jobs.priority, jobs.policy, {SITE_LAT_SQL} AS lat, {SITE_LON_SQL} AS lon,
            jobs.location <-> here.g AS distance_m
     FROM jobs, here
     WHERE jobs.tenant_id = :tenant_id AND jobs.status = 'pooled'

@@ -7,13 +7,15 @@ import asyncio
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.auth.tokens import Principal
 from backend.errors import DomainError
@@ -40,6 +42,38 @@ KEY = b"k" * 32
 T0 = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 
 
+class ConnectionsPerTask:
+    """Counts the ORM pool's connections each asyncio task holds at once: a request runs in one task, so a
+    request that opens a second session while it holds one shows as a task holding two."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine.sync_engine
+        self.held: dict[int, int] = {}
+        self.most = 0
+
+    def _task(self) -> int:
+        task = asyncio.current_task()
+        return id(task) if task is not None else 0
+
+    def checkout(self, *_: Any) -> None:
+        task = self._task()
+        self.held[task] = self.held.get(task, 0) + 1
+        self.most = max(self.most, self.held[task])
+
+    def checkin(self, *_: Any) -> None:
+        task = self._task()
+        self.held[task] = self.held.get(task, 1) - 1
+
+    def __enter__(self) -> ConnectionsPerTask:
+        event.listen(self.engine, "checkout", self.checkout)
+        event.listen(self.engine, "checkin", self.checkin)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self.engine, "checkout", self.checkout)
+        event.remove(self.engine, "checkin", self.checkin)
+
+
 def _wrong(right: str) -> str:
     return "000000" if right != "000000" else "111111"
 
@@ -57,7 +91,9 @@ async def test_forty_parallel_wrong_codes_count_forty_attempts_lock_and_stall_no
         client.post(f"/v1/jobs/{job_id}/code", json={"code": _wrong(right)}, headers=tech.headers) for _ in range(40)
     ]
     elsewhere = client.get(f"/v1/jobs/{other_job['id']}", headers=other_ops.headers)
-    *answers, other = await asyncio.gather(*entries, elsewhere)
+    with ConnectionsPerTask(client.app.state.database.engine) as connections:
+        *answers, other = await asyncio.gather(*entries, elsewhere)
+    assert connections.most == 1  # no request held two connections (the old code opened a second session)
 
     assert all(a.status_code < 500 for a in answers), [a.text for a in answers if a.status_code >= 500]
     codes = sorted(a.json()["code"] for a in answers)
@@ -265,3 +301,13 @@ async def test_code_entries_of_another_tenant_or_a_bd_are_not_found(factory: Fac
         answer = await client.post(f"/v1/jobs/{job_id}/code", json=bad, headers=tech.headers)
         assert answer.status_code == 422, answer.text
         assert answer.json()["code"] == "validation_failed"
+
+
+async def test_the_connection_count_sees_a_second_session(client: Client) -> None:
+    """The instrument of the test above, shown to catch what it looks for: a session opened inside another."""
+    database = client.app.state.database
+    with ConnectionsPerTask(database.engine) as connections:
+        async with database.sessions() as outer, database.sessions() as inner:
+            await outer.execute(text("SELECT 1"))
+            await inner.execute(text("SELECT 1"))
+    assert connections.most == 2

@@ -259,3 +259,39 @@ def test_step_names_have_one_definition() -> None:
     assert tuple(s.value for s in JobStatus) == JOB_STATUSES
     for rule in RULES.values():
         assert set(rule.sources) <= set(JobStatus)
+
+
+async def test_bad_input_on_the_routes_that_changed_is_a_problem_with_a_code(factory: Factory, client: Client) -> None:
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    tech = await technician(factory, client, ops, tenant)
+    job = await create_job(client, ops, dispatch="pool")
+    answers = [
+        await client.post(f"/v1/jobs/{job['id']}/steps/verify", json={}, headers=ops.headers),  # has its own route
+        await client.post(f"/v1/jobs/{job['id']}/steps/flying", json={}, headers=ops.headers),
+        await client.post("/v1/jobs", params={"crs": "utm"}, json=job_body(), headers=ops.headers),
+        await client.get("/v1/jobs", params={"crs": "GCJ02"}, headers=ops.headers),
+        await client.get(f"/v1/jobs/{job['id']}", params={"crs": ""}, headers=ops.headers),
+        await client.put(f"/v1/technicians/{tech.id}/profile", params={"crs": "wgs 84"}, json={}, headers=ops.headers),
+        await client.post(f"/v1/jobs/{job['id']}/assign", json={"technician_id": "nobody"}, headers=ops.headers),
+    ]
+    for answer in answers:
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["code"] == "validation_failed"
+
+
+async def test_a_pooled_jobs_area_stays_coarse_in_every_crs(factory: Factory, client: Client) -> None:
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    tech = await technician(factory, client, ops, tenant)
+    await create_job(client, ops, dispatch="pool")
+    for crs in ("gcj02", "bd09"):
+        near = from_wgs84(SITE[0], SITE[1], Crs(crs))
+        [listed] = (
+            await client.get("/v1/jobs/pool", params={"lat": near[0], "lon": near[1], "crs": crs}, headers=tech.headers)
+        ).json()
+        assert listed["distance_m"] < 1.0  # the phone's position, converted, is at the site
+        area = listed["area"]
+        assert area == {"lat": round(area["lat"], 2), "lon": round(area["lon"], 2)}  # no more than 2 decimals
+        assert abs(area["lat"] - near[0]) < 0.011
+        assert abs(area["lon"] - near[1]) < 0.011
