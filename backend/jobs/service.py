@@ -52,7 +52,17 @@ CODE_ATTEMPTS = 5
 CODE_RESEND_INTERVAL = timedelta(minutes=1)
 CODE_RESENDS_PER_DAY = 5
 CLOCK_DRIFT = timedelta(minutes=5)  # a phone's clock may be this far behind ours and still be believed
-ACTIVE_FOR_LOAD = ("assigned", "accepted", "scheduled", "arrived", "verification", "on_hold")
+ACTIVE_FOR_LOAD = tuple(
+    s.value
+    for s in (
+        JobStatus.ASSIGNED,
+        JobStatus.ACCEPTED,
+        JobStatus.SCHEDULED,
+        JobStatus.ARRIVED,
+        JobStatus.VERIFICATION,
+        JobStatus.ON_HOLD,
+    )
+)
 POOL_AREA_DECIMALS = 2  # a pooled job's site is shown to 0.01 degree (~1 km) until someone takes it
 
 # Job types every tenant starts with; a tenant may change their policies.
@@ -305,7 +315,7 @@ async def list_jobs(
     return [loaded[i] for i in ids]
 
 
-_POOL = text(
+_POOL = text(  # the interpolated parts are the site's spelling from reads.py, constants, never input
     f"""
     WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography AS g)
     SELECT jobs.id, jobs.job_type, jobs.region, jobs.required_skills, jobs.window_start, jobs.window_end,
@@ -315,7 +325,7 @@ _POOL = text(
     WHERE jobs.tenant_id = :tenant_id AND jobs.status = 'pooled'
       AND ST_DWithin(jobs.location, here.g, :radius, false)
     ORDER BY jobs.location <-> here.g, jobs.id LIMIT :limit
-    """
+    """  # noqa: S608
 )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.auth.tokens import Principal
+from backend.db.engine import Database
 from backend.errors import DomainError
 from backend.jobs import service
 from backend.jobs.service import (
@@ -303,9 +304,9 @@ async def test_code_entries_of_another_tenant_or_a_bd_are_not_found(factory: Fac
         assert answer.json()["code"] == "validation_failed"
 
 
-async def test_the_connection_count_sees_a_second_session(client: Client) -> None:
-    """The instrument of the test above, shown to catch what it looks for: a session opened inside another."""
-    database = client.app.state.database
+async def test_the_connection_count_sees_a_second_session(database: Database) -> None:
+    """The instrument of the test above, shown to catch what it looks for: a session opened inside another (on
+    the tests' own engine: the app's belongs to the test client's event loop)."""
     with ConnectionsPerTask(database.engine) as connections:
         async with database.sessions() as outer, database.sessions() as inner:
             await outer.execute(text("SELECT 1"))
