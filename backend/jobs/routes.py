@@ -19,13 +19,13 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
-from backend.coordinates import fix_to_wgs84, point_out, point_to_wgs84
+from backend.coordinates import answer_in, point_out, point_to_wgs84, request_in_wgs84
 from backend.errors import DomainError, problems
 from backend.jobs import service
 from backend.jobs.service import POOL_AREA_DECIMALS, JobStep
 from backend.settings import Settings
 from mobile_contract import jobs as wire
-from mobile_contract.location import CrsName, Point, PointIn
+from mobile_contract.location import CrsName, Point
 
 Crs = Annotated[CrsName, Parameter(description="Coordinate system of the coordinates sent and answered")]
 
@@ -42,21 +42,10 @@ async def keeping_effects(session: AsyncSession) -> AsyncIterator[None]:
         raise
 
 
-def _point_in(point: PointIn, crs: CrsName) -> PointIn:
-    lat, lon = point_to_wgs84(point.lat, point.lon, crs)
-    return msgspec.structs.replace(point, lat=lat, lon=lon)
-
-
 def _area_out(area: Point, crs: CrsName) -> Point:
     """A pooled job's neighbourhood in the caller's system, rounded again: converting must not add precision."""
     moved = point_out(area.lat, area.lon, crs)
     return Point(lat=round(moved.lat, POOL_AREA_DECIMALS), lon=round(moved.lon, POOL_AREA_DECIMALS))
-
-
-def _detail_out(job: wire.JobDetail, crs: CrsName) -> wire.JobDetail:
-    if crs is CrsName.WGS84:
-        return job
-    return msgspec.structs.replace(job, location=point_out(job.location.lat, job.location.lon, crs))
 
 
 class JobController(Controller):
@@ -71,10 +60,10 @@ class JobController(Controller):
         session: NamedDependency[AsyncSession],
         crs: Crs = CrsName.WGS84,
     ) -> Response[wire.JobDetail]:
-        data = msgspec.structs.replace(data, location=_point_in(data.location, crs))
+        data = request_in_wgs84(data, crs)
         job, created = await service.create_job(session, principal, data)
         await session.commit()
-        return Response(_detail_out(job, crs), status_code=201 if created else 200)
+        return Response(answer_in(job, crs), status_code=201 if created else 200)
 
     @get("/", operation_id="listJobs", responses=problems(401), summary="My jobs, or the jobs in my dispatch scope")
     async def list_jobs(
@@ -86,9 +75,7 @@ class JobController(Controller):
         crs: Crs = CrsName.WGS84,
     ) -> list[wire.Job]:
         jobs = await service.list_jobs(session, principal, status=status, limit=limit)
-        if crs is CrsName.WGS84:
-            return jobs
-        return [msgspec.structs.replace(j, location=point_out(j.location.lat, j.location.lon, crs)) for j in jobs]
+        return answer_in(jobs, crs)
 
     @get(
         "/pool",
@@ -120,7 +107,7 @@ class JobController(Controller):
         session: NamedDependency[AsyncSession],
         crs: Crs = CrsName.WGS84,
     ) -> wire.JobDetail:
-        return _detail_out(await service.get_job(session, principal, job_id), crs)
+        return answer_in(await service.get_job(session, principal, job_id), crs)
 
     @post(
         "/{job_id:uuid}/dispatch",
@@ -157,7 +144,7 @@ class JobController(Controller):
     ) -> wire.JobDetail:
         job = await service.assign_manually(session, principal, job_id, data.technician_id)
         await session.commit()
-        return _detail_out(job, crs)
+        return answer_in(job, crs)
 
     @post(
         "/{job_id:uuid}/grab",
@@ -175,7 +162,7 @@ class JobController(Controller):
     ) -> wire.JobDetail:
         job = await service.grab(session, principal, job_id)
         await session.commit()
-        return _detail_out(job, crs)
+        return answer_in(job, crs)
 
     @post(
         "/{job_id:uuid}/steps/{step:str}",
@@ -196,12 +183,12 @@ class JobController(Controller):
         crs: Crs = CrsName.WGS84,
     ) -> wire.JobDetail:
         if data.fix is not None:
-            data = msgspec.structs.replace(data, fix=fix_to_wgs84(data.fix, crs))
+            data = request_in_wgs84(data, crs)
         job = await service.transition(
             session, principal, job_id, step, data, received_at=datetime.now(UTC), code_key=settings.code_key
         )
         await session.commit()
-        return _detail_out(job, crs)
+        return answer_in(job, crs)
 
     @post(
         "/{job_id:uuid}/code",
@@ -224,7 +211,7 @@ class JobController(Controller):
                 session, principal, job_id, data, code_key=settings.code_key, received_at=datetime.now(UTC)
             )
         await session.commit()
-        return _detail_out(job, crs)
+        return answer_in(job, crs)
 
     @post(
         "/{job_id:uuid}/code/resend",
@@ -264,6 +251,6 @@ class TechnicianController(Controller):
         crs: Crs = CrsName.WGS84,
     ) -> None:
         if data.location is not None:
-            data = msgspec.structs.replace(data, location=_point_in(data.location, crs))
+            data = request_in_wgs84(data, crs)
         await service.set_profile(session, principal, user_id, data)
         await session.commit()
