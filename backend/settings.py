@@ -36,6 +36,7 @@ class Settings:
     scheduler_poll_s: float  # how often `groundwork worker` asks which periodic tasks are due
     sync_tombstone_retention_days: int  # removals kept in the sync feed; an older cursor must resync
     watermelon_pull_retention_days: int  # WatermelonDB pull bases kept; an older push is judged as it is
+    sms_outbox: Path | None = None  # demo only: SMS texts (customer codes) written to this file instead of sent
     code_key: bytes = b""  # keys the hashes of customer codes; GROUNDWORK_CODE_KEY, else derived from jwt_secret
 
     @property
@@ -104,5 +105,6 @@ def get_settings() -> Settings:
         scheduler_poll_s=float(env.get("GROUNDWORK_SCHEDULER_POLL_S", "15")),
         sync_tombstone_retention_days=int(env.get("GROUNDWORK_SYNC_TOMBSTONE_RETENTION_DAYS", "30")),
         watermelon_pull_retention_days=int(env.get("GROUNDWORK_WATERMELON_PULL_RETENTION_DAYS", "30")),
+        sms_outbox=Path(env["GROUNDWORK_SMS_OUTBOX"]) if env.get("GROUNDWORK_SMS_OUTBOX") else None,
         code_key=_code_key(jwt_secret),
     )

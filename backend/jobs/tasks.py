@@ -8,9 +8,12 @@ Once sent, the job's payload is scrubbed: the code does not stay readable in the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
@@ -40,6 +43,23 @@ class LogSms:
 
     async def send(self, phone: str, text: str) -> None:
         log.info("SMS to %s (%d characters)", mask_phone(phone), len(text))
+
+
+class OutboxSms:
+    """A demo's gateway: every message, code included, appended to a file the person trying the demo can read
+    (`GROUNDWORK_SMS_OUTBOX`, which `groundwork demo` sets). Never configure it on a real deployment."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def send(self, phone: str, text: str) -> None:
+        line = f"{datetime.now(UTC).isoformat(timespec='seconds')} to {phone}: {text}\n"
+        await asyncio.to_thread(self._append, line)
+
+    def _append(self, line: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as outbox:
+            outbox.write(line)
 
 
 def mask_phone(phone: str) -> str:
@@ -85,5 +105,6 @@ async def _scrub(database: Database, job_id: int) -> None:
 @asynccontextmanager
 async def handlers(settings: Settings) -> AsyncIterator[dict[str, Handler]]:
     """The queue handlers of jobs, for as long as a worker runs. A real SMS gateway is an `SmsSender` given here;
-    the default logs no code and no number."""
-    yield {SMS_SEND: SendSms(LogSms())}
+    the default logs no code and no number; the demo's writes to its outbox file."""
+    sender: SmsSender = OutboxSms(settings.sms_outbox) if settings.sms_outbox else LogSms()
+    yield {SMS_SEND: SendSms(sender)}
