@@ -18,7 +18,11 @@ from litestar.exceptions import (
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolCheckoutTimeout
 
+from backend.db.engine import database_unavailable
+from backend.db.hotpool import PoolTimeout
+from backend.observability import UNAVAILABLE
 from mobile_contract.errors import ErrorCode, Problem, problem_type
 from sync.cursor import CursorRefused
 
@@ -36,6 +40,15 @@ class DomainError(Exception):
         self.status = status
         self.detail = detail
         self.extra = extra
+
+
+class RetryLater(DomainError):
+    """A refusal that is about timing, not about the request: the same request will do after `retry_after_s`
+    seconds, which the answer says in `Retry-After` (RFC 9110 section 10.2.3)."""
+
+    def __init__(self, code: ErrorCode, status: int, detail: str, retry_after_s: int, **extra: Any) -> None:
+        super().__init__(code, status, detail, **extra)
+        self.retry_after_s = retry_after_s
 
 
 def not_found(what: str) -> DomainError:
@@ -66,7 +79,22 @@ def problem_response(
 
 
 def handle_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
-    return problem_response(exc.status, exc.code, exc.detail, **exc.extra)
+    response = problem_response(exc.status, exc.code, exc.detail, **exc.extra)
+    if isinstance(exc, RetryLater):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
+def handle_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """The database is saturated (no connection within the pool's bound) or away (restarting, unreachable):
+    nothing was done, and the same request will do later. Logged without the request's body or headers."""
+    UNAVAILABLE.inc()
+    log.warning("database unavailable: %s %s (%s: %s)", request.method, request.scope["path"], type(exc).__name__, exc)
+    response = problem_response(
+        503, ErrorCode.SERVICE_UNAVAILABLE, "The service is busy or restarting; nothing was done. Retry later."
+    )
+    response.headers["Retry-After"] = str(request.app.state.settings.retry_after_s)
+    return response
 
 
 def handle_cursor_refused(_: Request[Any, Any, Any], exc: CursorRefused) -> Response[dict[str, Any]]:
@@ -117,8 +145,13 @@ def handle_integrity_error(request: Request[Any, Any, Any], exc: IntegrityError)
     return handle_internal_error(request, exc)
 
 
-def handle_internal_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unhandled error", exc_info=exc)
+def handle_internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """The catch-all. A lost database connection can surface from anywhere (a flush, a commit, a lazy
+    connect), so it is recognised here too. Everything else is a bug: logged with the method, the path and,
+    through the log record, the request id; never the body, the query string or the headers (tokens)."""
+    if database_unavailable(exc):
+        return handle_unavailable(request, exc)
+    log.error("unhandled error: %s %s", request.method, request.scope["path"], exc_info=exc)
     return problem_response(
         HTTP_500_INTERNAL_SERVER_ERROR, ErrorCode.INTERNAL_ERROR, "Something broke on our side; please retry later."
     )
@@ -134,6 +167,8 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     MethodNotAllowedException: handle_http_error,
     HTTPException: handle_http_error,
     IntegrityError: handle_integrity_error,
+    PoolTimeout: handle_unavailable,
+    PoolCheckoutTimeout: handle_unavailable,
     Exception: handle_internal_error,
 }
 
@@ -148,6 +183,8 @@ _PROBLEM_DESCRIPTIONS = {
     415: "Not a supported image type (sniffed from the bytes, not the header)",
     423: "Locked: too many wrong attempts",
     422: "The request does not match the contract (`errors` lists the fields)",
+    429: "This user already runs as many of these calls as allowed; retry after `Retry-After` seconds",
+    503: "The database is busy or restarting; nothing was done; retry after `Retry-After` seconds",
 }
 
 
@@ -160,5 +197,5 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
             media_type=PROBLEM_JSON,
             generate_examples=False,
         )
-        for status in (*statuses, 422)
+        for status in (*statuses, 422, 503)
     }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -31,6 +32,12 @@ class Settings:
     argon2_fast: bool  # cheaper argon2 parameters, for tests only
     photo_dir: Path  # where LocalDiskStore keeps uploaded photos
     max_photo_bytes: int  # one photo upload; the JSON bodies keep max_body_bytes
+    # Operations (README, "Operating Groundwork"). Defaults here too, so a Settings built by hand stays valid.
+    log_format: str = "text"  # "text" or "json" (one JSON object per line)
+    log_level: str = "INFO"
+    pool_timeout_s: float = 5.0  # longest wait for a database connection (both pools); then 503 + Retry-After
+    retry_after_s: int = 2  # the Retry-After of a 503 (database busy or away) and of a 429 (per-user limit)
+    user_concurrency: int = 3  # expensive calls (sync, photos, dispatch, codes, login) running at once per user
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -85,4 +92,17 @@ def get_settings() -> Settings:
         argon2_fast=env.get("GROUNDWORK_ARGON2_FAST") == "1",
         photo_dir=Path(env.get("GROUNDWORK_PHOTO_DIR", data_dir / "photos")),
         max_photo_bytes=int(env.get("GROUNDWORK_MAX_PHOTO_BYTES", str(15 * 1024 * 1024))),
+        log_format=_choice(env, "GROUNDWORK_LOG_FORMAT", "text", ("text", "json")),
+        log_level=env.get("GROUNDWORK_LOG_LEVEL", "INFO").upper(),
+        pool_timeout_s=float(env.get("GROUNDWORK_POOL_TIMEOUT_S", "5")),
+        retry_after_s=int(env.get("GROUNDWORK_RETRY_AFTER_S", "2")),
+        user_concurrency=int(env.get("GROUNDWORK_USER_CONCURRENCY", "3")),
     )
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    """A setting with a few allowed values: a typo fails at start-up instead of silently meaning the default."""
+    value = env.get(name, default).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value

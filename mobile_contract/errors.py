@@ -45,6 +45,9 @@ class ErrorCode(enum.StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # the bytes are not a JPEG, PNG or WebP image (HEIC is not)
     CORRUPT_IMAGE = "corrupt_image"  # an image that cannot be decoded whole: truncated or damaged; take it again
     INTERNAL_ERROR = "internal_error"  # a bug on our side; retry later
+    # capacity: nothing was done; retry the same request (same ids) after `Retry-After` seconds
+    SERVICE_UNAVAILABLE = "service_unavailable"  # the database is busy or restarting; retry after Retry-After
+    TOO_MANY_CONCURRENT = "too_many_concurrent"  # this user already runs as many of these calls as allowed; wait
 
 
 class FieldError(Response):

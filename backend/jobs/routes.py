@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.tokens import Principal
 from backend.errors import problems
 from backend.jobs import service
+from backend.limits import Call, UserConcurrency
 from mobile_contract import jobs as wire
 
 StepName = Literal[
@@ -79,7 +80,7 @@ class JobController(Controller):
         "/{job_id:uuid}/dispatch",
         operation_id="dispatchJob",
         status_code=200,
-        responses=problems(401, 403, 404, 409),
+        responses=problems(401, 403, 404, 409, 429),
         summary="Automatic dispatch: hard filters, then a score; explains the choice; dry_run only explains",
     )
     async def dispatch(
@@ -88,9 +89,11 @@ class JobController(Controller):
         data: JSONBody[wire.DispatchRequest],
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
+        limits: NamedDependency[UserConcurrency],
     ) -> wire.DispatchDecision:
-        decision = await service.dispatch_auto(session, principal, job_id, dry_run=data.dry_run)
-        await session.commit()
+        with limits.hold(Call.DISPATCH, principal.user_id):
+            decision = await service.dispatch_auto(session, principal, job_id, dry_run=data.dry_run)
+            await session.commit()
         return decision
 
     @post(
@@ -148,7 +151,7 @@ class JobController(Controller):
         "/{job_id:uuid}/code",
         operation_id="enterJobCode",
         status_code=200,
-        responses=problems(401, 403, 404, 409, 410, 423),
+        responses=problems(401, 403, 404, 409, 410, 423, 429),
         summary="The customer's one-time code, as the technician typed it",
     )
     async def enter_code(
@@ -157,9 +160,11 @@ class JobController(Controller):
         data: JSONBody[wire.CodeEntry],
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
+        limits: NamedDependency[UserConcurrency],
     ) -> wire.JobDetail:
-        job = await service.enter_code(session, principal, job_id, data, received_at=datetime.now(UTC))
-        await session.commit()
+        with limits.hold(Call.JOB_CODE, principal.user_id):
+            job = await service.enter_code(session, principal, job_id, data, received_at=datetime.now(UTC))
+            await session.commit()
         return job
 
     @post(

@@ -14,6 +14,7 @@ from backend.auth.tokens import Principal
 from backend.db.engine import Database
 from backend.deps import provide_principal
 from backend.errors import problems
+from backend.limits import Call, UserConcurrency
 from backend.offline import watermelon
 from backend.offline.registry import REGISTRY
 from mobile_contract.sync import (
@@ -50,23 +51,25 @@ class SyncController(Controller):
         "/pull",
         operation_id="syncPull",
         status_code=200,
-        responses=problems(401, 409),
+        responses=problems(401, 409, 429),
         summary="Changes of everything in the caller's scope since the cursor, collapsed per record, paged",
     )
     async def pull(self, data: JSONBody[PullRequest], request: Request[Any, Any, State]) -> PullResponse:
         # A hot path (a phone polls it): no dependencies to resolve, as on nearby (see pois/routes.py).
         principal = provide_principal(request)
         database: Database = request.app.state.database
-        page = await engine.pull(
-            hot=database.hot,
-            sessions=database.sessions,
-            registry=REGISTRY,
-            codec=request.app.state.cursors,
-            actor=principal,
-            user_id=principal.user_id,
-            cursor=data.cursor,
-            limit=data.limit,
-        )
+        limits: UserConcurrency = request.app.state.limits
+        with limits.hold(Call.SYNC, principal.user_id):
+            page = await engine.pull(
+                hot=database.hot,
+                sessions=database.sessions,
+                registry=REGISTRY,
+                codec=request.app.state.cursors,
+                actor=principal,
+                user_id=principal.user_id,
+                cursor=data.cursor,
+                limit=data.limit,
+            )
         changes = page.changes
         return PullResponse(
             changes=Changes(
@@ -85,7 +88,7 @@ class SyncController(Controller):
         "/push",
         operation_id="syncPush",
         status_code=200,
-        responses=problems(401, 413),
+        responses=problems(401, 413, 429),
         summary="Apply queued business commands in order, each exactly once; refusals are per-mutation results",
     )
     async def push(
@@ -93,45 +96,49 @@ class SyncController(Controller):
         data: JSONBody[PushRequest],
         principal: NamedDependency[Principal],
         database: NamedDependency[Database],
+        limits: NamedDependency[UserConcurrency],
         request: Request[Any, Any, Any],
     ) -> PushResponse:
-        results = await engine.push(
-            sessions=database.sessions,
-            registry=REGISTRY,
-            actor=principal,
-            tenant_id=principal.tenant_id,
-            user_id=principal.user_id,
-            client_id=data.client_id,
-            base_xid=base_xid_of(request.app.state.cursors, data.cursor, principal),
-            mutations=data.mutations,
-            received_at=datetime.now(UTC),
-        )
+        with limits.hold(Call.SYNC, principal.user_id):
+            results = await engine.push(
+                sessions=database.sessions,
+                registry=REGISTRY,
+                actor=principal,
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                client_id=data.client_id,
+                base_xid=base_xid_of(request.app.state.cursors, data.cursor, principal),
+                mutations=data.mutations,
+                received_at=datetime.now(UTC),
+            )
         return PushResponse(results=results)
 
     @get(
         "/watermelon",
         operation_id="watermelonPull",
-        responses=problems(401, 409),
+        responses=problems(401, 409, 429),
         summary="WatermelonDB pullChanges: the same feed as rows of the app's tables (sendCreatedAsUpdated)",
     )
     async def watermelon_pull(
         self,
         principal: NamedDependency[Principal],
         database: NamedDependency[Database],
+        limits: NamedDependency[UserConcurrency],
         request: Request[Any, Any, Any],
         last_pulled_at: Annotated[str, Parameter(max_length=32, description="`null` on the first sync")] = "null",
         schema_version: Annotated[int, Parameter(ge=1, le=10_000)] = 1,
         migration: Annotated[str | None, Parameter(max_length=10_000)] = None,
     ) -> watermelon.PullAnswer:
-        return await watermelon.pull(
-            database, request.app.state.cursors, principal, watermelon.parse_last_pulled_at(last_pulled_at)
-        )
+        with limits.hold(Call.SYNC, principal.user_id):
+            return await watermelon.pull(
+                database, request.app.state.cursors, principal, watermelon.parse_last_pulled_at(last_pulled_at)
+            )
 
     @post(
         "/watermelon",
         operation_id="watermelonPush",
         status_code=200,
-        responses=problems(401, 413),
+        responses=problems(401, 413, 429),
         summary="WatermelonDB pushChanges: rows become the same business commands as /v1/sync/push",
     )
     async def watermelon_push(
@@ -139,7 +146,9 @@ class SyncController(Controller):
         data: JSONBody[watermelon.PushBody],
         principal: NamedDependency[Principal],
         database: NamedDependency[Database],
+        limits: NamedDependency[UserConcurrency],
         last_pulled_at: Annotated[str, Parameter(max_length=32)] = "null",
     ) -> dict[str, Any]:
-        await watermelon.push(database, principal, data, watermelon.parse_last_pulled_at(last_pulled_at))
+        with limits.hold(Call.SYNC, principal.user_id):
+            await watermelon.push(database, principal, data, watermelon.parse_last_pulled_at(last_pulled_at))
         return {}
