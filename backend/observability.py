@@ -21,7 +21,7 @@ import os
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from litestar import Request, Response, get
 from litestar.datastructures import State
@@ -57,6 +57,12 @@ def new_request_id() -> str:
     return os.urandom(8).hex()
 
 
+def accepted_request_id(value: bytes) -> str | None:
+    """An incoming `X-Request-ID` worth keeping (a proxy's or the phone's, so its logs and ours join up), or
+    None: too long, empty, or with characters that could forge a log line or a header."""
+    return value.decode("ascii") if _WELL_FORMED.fullmatch(value) else None
+
+
 # -- logs ---------------------------------------------------------------------------------------------------------
 
 _make_record = logging.getLogRecordFactory()
@@ -74,13 +80,14 @@ logging.setLogRecordFactory(_record_with_request_id)
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s"
 _handler: logging.Handler | None = None
+QUIET_LOGGERS = ("sqlalchemy", "backend.db.engine.TimedQueuePool")  # the pool's logger is named after its class
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logging.Handler:
     """One handler on the root logger and on uvicorn's loggers, text or JSON. Safe to call again (tests build
     many apps): the handler is replaced, never added twice."""
     global _handler
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     if settings.log_format == "json":
         handler.setFormatter(
             JsonFormatter(JSON_FIELDS, rename_fields={"levelname": "level", "name": "logger", "asctime": "time"})
@@ -92,12 +99,16 @@ def configure_logging(settings: Settings) -> None:
         root.removeHandler(_handler)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    # SQLAlchemy logs every statement at INFO when its loggers inherit INFO: keep them to warnings and errors.
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     # uvicorn configures its own loggers before it builds the app; their lines take our format too.
     for name in ("uvicorn", "uvicorn.access"):
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers = [handler]
         uvicorn_logger.propagate = False
     _handler = handler
+    return handler
 
 
 # -- metrics ------------------------------------------------------------------------------------------------------
@@ -255,8 +266,7 @@ class RequestContext:
         request_id = None
         for name, value in scope["headers"]:
             if name == _HEADER_KEY:
-                if _WELL_FORMED.fullmatch(value):
-                    request_id = value.decode("ascii")
+                request_id = accepted_request_id(value)
                 break
         if request_id is None:
             request_id = new_request_id()

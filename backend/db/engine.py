@@ -133,7 +133,7 @@ def database_unavailable(error: BaseException) -> bool:
 
 
 def _unavailable(error: BaseException) -> bool:
-    if isinstance(error, PoolTimeout | exc.TimeoutError | _UNAVAILABLE_SERVER_ERRORS):
+    if isinstance(error, (PoolTimeout, exc.TimeoutError, *_UNAVAILABLE_SERVER_ERRORS)):
         return True
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return True
