@@ -34,7 +34,8 @@ async def served_in_loop(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     assert started["type"] == "lifespan.startup.complete", started
     try:
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://groundwork.test"  # type: ignore[arg-type]
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://groundwork.test",  # type: ignore[arg-type]
         ) as client:
             yield client
     finally:

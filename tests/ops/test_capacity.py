@@ -248,7 +248,8 @@ async def test_each_expensive_call_answers_429_past_the_users_limit_and_others_a
         # Another tenant's user is not held up by this one's burst.
         other_method, other_path, other_kwargs = _limited_requests(other)[call]
         other_extra = other_kwargs.pop("headers", {})
-        served = await client.request(other_method, other_path, headers={**other.headers, **other_extra}, **other_kwargs)
+        other_headers = {**other.headers, **other_extra}
+        served = await client.request(other_method, other_path, headers=other_headers, **other_kwargs)
         assert served.status_code != 429, served.text
     # Once the running calls end, the same request is let through (whatever the service then answers).
     again = await client.request(method, path, headers={**user.headers, **extra_headers}, **kwargs)
