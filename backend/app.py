@@ -135,5 +135,7 @@ def openapi_config() -> OpenAPIConfig:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document of the code, without touching a database."""
-    app = Litestar(route_handlers=ROUTES, dependencies=DEPENDENCIES, openapi_config=openapi_config())
+    app = Litestar(
+        route_handlers=ROUTES, dependencies=DEPENDENCIES, openapi_config=openapi_config(), logging_config=None
+    )
     return app.openapi_schema.to_schema()

@@ -31,7 +31,7 @@ def code_heads() -> frozenset[str]:
     return frozenset(ScriptDirectory.from_config(alembic_config("")).get_heads())
 
 
-@get("/healthz", operation_id="health", tags=["ops"], summary="Liveness: the process serves requests", security=[])
+@get("/healthz", operation_id="health", tags=["ops"], summary="Liveness: the process serves requests", security=[{}])
 async def healthz() -> Liveness:
     return Liveness(status="ok")
 
@@ -42,7 +42,7 @@ async def healthz() -> Liveness:
     tags=["ops"],
     summary="Readiness: the database answers and is at this code's migrations (503 otherwise)",
     responses={503: problems()[503]},
-    security=[],
+    security=[{}],
 )
 async def readyz(request: Request[Any, Any, State]) -> Readiness:
     database: Database = request.app.state.database
