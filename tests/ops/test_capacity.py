@@ -66,7 +66,7 @@ def _wrap(error: BaseException, layers: list[int]) -> BaseException:
     and exceptions raised while handling another (`__context__`)."""
     for layer in layers:
         if layer == 0:
-            wrapped: BaseException = sa_exc.DBAPIError("SELECT 1", None, error)  # type: ignore[arg-type]
+            wrapped: BaseException = sa_exc.DBAPIError("SELECT 1", None, error)
         elif layer == 1:
             wrapped = RuntimeError("while talking to the database")
             wrapped.__cause__ = error
@@ -90,7 +90,7 @@ def test_bugs_and_refusals_are_not_taken_for_an_unavailable_database(error: Base
 
 
 def test_an_invalidated_connection_is_unavailable() -> None:
-    error = sa_exc.DBAPIError("SELECT 1", None, RuntimeError("gone"), connection_invalidated=True)  # type: ignore[arg-type]
+    error = sa_exc.DBAPIError("SELECT 1", None, RuntimeError("gone"), connection_invalidated=True)
     assert database_unavailable(error)
 
 

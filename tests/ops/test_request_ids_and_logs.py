@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from litestar import Litestar, Request, get, post
+from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.testing import AsyncTestClient
 
@@ -78,7 +79,7 @@ async def test_a_well_formed_incoming_id_is_echoed_and_anything_else_replaced(
     sent: str,
     kept: bool,
 ) -> None:
-    response = await client.get("/no/such/route", headers={"X-Request-ID": sent.encode("latin-1")})
+    response = await client.get("/no/such/route", headers={b"X-Request-ID": sent.encode("latin-1")})
     echoed = response.headers["x-request-id"]
     assert (echoed == sent) is kept
     if not kept:
@@ -105,7 +106,7 @@ def _broken_app(settings: Settings) -> Litestar:
     app = Litestar(
         route_handlers=[boom, whoami],
         exception_handlers=EXCEPTION_HANDLERS,
-        state={"settings": settings},
+        state=State({"settings": settings}),
         logging_config=None,  # as create_app: our handler, not Litestar's
     )
     return install(app)
