@@ -61,9 +61,11 @@ def _serve(host: str, port: int) -> None:
 @click.option("--concurrency", default=8, show_default=True, help="How many jobs this worker runs at once.")
 def worker(concurrency: int) -> None:
     from backend.db.admin import prepare_server
+    from backend.observability import configure_logging
     from backend.queue.worker import serve
 
     settings = get_settings()
+    configure_logging(settings)  # the API's log format (GROUNDWORK_LOG_FORMAT), request id "-"
     prepare_server(settings)
     asyncio.run(serve(settings, concurrency=concurrency))
 
