@@ -137,6 +137,11 @@ def _unavailable(error: BaseException) -> bool:
         return True
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return True
+    if isinstance(error, asyncpg.InternalClientError):
+        # "cannot switch to state 11; another operation (2) is in progress": the server's "terminating
+        # connection" arrived while the connection sat idle, and the driver's protocol state is left behind
+        # (seen in tests/ops/test_faults.py). The connection is replaced; the request may be retried.
+        return True
     if isinstance(error, asyncpg.InterfaceError):
         # "connection is closed", "connection was closed in the middle of operation"; not misuse errors
         return isinstance(error, asyncpg.ConnectionDoesNotExistError) or "closed" in str(error)

@@ -49,6 +49,7 @@ UNAVAILABLE = [
     asyncpg.TooManyConnectionsError("sorry, too many clients already"),
     asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
     asyncpg.InterfaceError("connection is closed"),
+    asyncpg.InternalClientError("cannot switch to state 11; another operation (2) is in progress"),
 ]
 BUGS = [
     RuntimeError("a bug"),
