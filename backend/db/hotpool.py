@@ -15,6 +15,7 @@ answers with 503 and Retry-After, so a dry pool sheds load instead of queueing e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -106,17 +107,24 @@ class HotPool:
             async with asyncio.timeout(self.acquire_timeout_s):
                 connection = await waiter
         except TimeoutError:
+            self._give_up(waiter)
             self._observe(loop.time() - started, timed_out=True)
             raise PoolTimeout(f"no database connection became free within {self.acquire_timeout_s} s") from None
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self._release(waiter.result())  # handed over just as we were cancelled: pass it on
+            self._give_up(waiter)
             raise
         self._observe(loop.time() - started, timed_out=False)
         if connection.is_closed():  # handed over by a release just before the server went away
             self._replace(connection)
             return await self._acquire()
         return connection
+
+    def _give_up(self, waiter: asyncio.Future[asyncpg.Connection]) -> None:
+        if waiter.done() and not waiter.cancelled():
+            self._release(waiter.result())  # handed over just as we gave up: pass it on
+            return
+        with contextlib.suppress(ValueError):  # rare (timeouts, cancellations): a dry pool's queue must not grow
+            self._waiters.remove(waiter)
 
     def _observe(self, waited_s: float, *, timed_out: bool) -> None:
         if self.observe_wait is not None:
@@ -132,7 +140,7 @@ class HotPool:
 
     @property
     def waiting(self) -> int:
-        return sum(1 for waiter in self._waiters if not waiter.done())
+        return len(self._waiters)
 
     def _release(self, connection: asyncpg.Connection) -> None:
         while self._waiters:
