@@ -6,10 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Controller, Litestar, get
+import openapi_ui_bundles
+from litestar import Litestar
 from litestar.config.compression import CompressionConfig
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
 
 from backend.auth.routes import AuthController
 from backend.auth.tokens import TokenCodec
@@ -17,10 +21,13 @@ from backend.bodies import BoundedRequest
 from backend.db.engine import Database
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
+from backend.health import ROUTES as HEALTH_ROUTES
 from backend.jobs import sync as jobs_sync
 from backend.jobs import tasks as jobs_tasks
 from backend.jobs.routes import JobController, TechnicianController
+from backend.limits import UserConcurrency
 from backend.media.routes import PhotoController
+from backend.observability import configure_logging, install, metrics, observe_pool_wait
 from backend.offline import tasks as offline_tasks
 from backend.offline.registry import build_registry
 from backend.offline.routes import sync_controller
@@ -47,7 +54,7 @@ PERIODIC: list[Periodic] = [*offline_tasks.PERIODIC, *tasks_tasks.PERIODIC]
 # The domains' queue handlers (push delivery, ...), run by every `groundwork worker`.
 QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers, jobs_tasks.handlers]
 
-ROUTES: list[type[Controller]] = [
+ROUTES: list[ControllerRouterHandler] = [
     AuthController,
     PoiController,
     VisitController,
@@ -59,27 +66,37 @@ ROUTES: list[type[Controller]] = [
     sync_controller(SYNC_REGISTRY),
     TenantController,
     DeviceController,
+    *HEALTH_ROUTES,
 ]
 
-
-@get("/healthz", operation_id="health", tags=["ops"], summary="Liveness", include_in_schema=False)
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+# The API docs pages load their scripts from the app itself (openapi_ui_bundles ships Swagger UI 5 and ReDoc):
+# behind a firewall, pages that load them from CDNs render blank.
+DOCS_ASSETS = "/schema/assets"
+DOCS_ROUTES: list[ControllerRouterHandler] = [
+    create_static_files_router(
+        path=f"{DOCS_ASSETS}/swagger", directories=[openapi_ui_bundles.swagger_ui.static_path], include_in_schema=False
+    ),
+    create_static_files_router(
+        path=f"{DOCS_ASSETS}/redoc", directories=[openapi_ui_bundles.redoc.static_path], include_in_schema=False
+    ),
+]
+_NO_FAVICON = "<link rel='icon' href='data:,'>"  # Litestar's default favicon is fetched from a CDN
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
+    configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.database = await Database.connect(settings)
+        app.state.database = await Database.connect(settings, observe_wait=observe_pool_wait)
         try:
             yield
         finally:
             await app.state.database.close()
 
-    return Litestar(
-        route_handlers=[*ROUTES, healthz],
+    app = Litestar(
+        route_handlers=[*ROUTES, metrics, *DOCS_ROUTES],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=BoundedRequest,
@@ -93,7 +110,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             backend="gzip", minimum_size=16 * 1024, gzip_compress_level=5, exclude=["/v1/pois/nearby", "/healthz"]
         ),
         debug=False,
+        # Our own log handler (observability.py) writes every line, with its request id; Litestar's would add a
+        # second, unformatted one.
+        logging_config=None,
     )
+    return install(app)
 
 
 def _initial_state(settings: Settings) -> Any:
@@ -104,6 +125,7 @@ def _initial_state(settings: Settings) -> Any:
             "settings": settings,
             "tokens": TokenCodec(settings),
             "cursors": CursorCodec(settings.jwt_secret.encode()),
+            "limits": UserConcurrency(settings.user_concurrency, settings.retry_after_s),
         }
     )
 
@@ -118,10 +140,23 @@ def openapi_config() -> OpenAPIConfig:
         ),
         security=[{"bearer": []}],
         use_handler_docstrings=False,
+        render_plugins=[
+            SwaggerRenderPlugin(
+                js_url=f"{DOCS_ASSETS}/swagger/swagger-ui-bundle.js",
+                css_url=f"{DOCS_ASSETS}/swagger/swagger-ui.css",
+                standalone_preset_js_url=f"{DOCS_ASSETS}/swagger/swagger-ui-standalone-preset.js",
+                favicon=_NO_FAVICON,
+            ),
+            RedocRenderPlugin(
+                js_url=f"{DOCS_ASSETS}/redoc/redoc.standalone.js", google_fonts=False, favicon=_NO_FAVICON
+            ),
+        ],
     )
 
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document of the code, without touching a database."""
-    app = Litestar(route_handlers=ROUTES, dependencies=DEPENDENCIES, openapi_config=openapi_config())
+    app = Litestar(
+        route_handlers=ROUTES, dependencies=DEPENDENCIES, openapi_config=openapi_config(), logging_config=None
+    )
     return app.openapi_schema.to_schema()

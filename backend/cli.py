@@ -84,9 +84,11 @@ def _serve(host: str, port: int) -> None:
 def worker(concurrency: int) -> None:
     from backend.app import PERIODIC, QUEUE_HANDLERS
     from backend.db.admin import prepare_server
+    from backend.observability import configure_logging
     from backend.queue.worker import serve
 
     settings = get_settings()
+    configure_logging(settings)  # the API's log format (GROUNDWORK_LOG_FORMAT), request id "-"
     prepare_server(settings)
     asyncio.run(serve(settings, handlers=QUEUE_HANDLERS, periodic=PERIODIC, concurrency=concurrency))
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.tokens import Principal, TokenCodec
 from backend.db.engine import Database
 from backend.errors import DomainError
+from backend.limits import UserConcurrency
 from backend.settings import Settings
 from mobile_contract.errors import ErrorCode
 
@@ -50,10 +51,16 @@ def provide_tokens(state: State) -> TokenCodec:
     return codec
 
 
+def provide_limits(state: State) -> UserConcurrency:
+    limits: UserConcurrency = state.limits
+    return limits
+
+
 DEPENDENCIES = {
     "principal": Provide(provide_principal, sync_to_thread=False),
     "session": Provide(provide_session),
     "database": Provide(provide_database, sync_to_thread=False),
     "settings": Provide(provide_settings, sync_to_thread=False),
     "tokens": Provide(provide_tokens, sync_to_thread=False),
+    "limits": Provide(provide_limits, sync_to_thread=False),
 }

@@ -19,7 +19,11 @@ from litestar.exceptions import (
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolCheckoutTimeout
 
+from backend.db.engine import database_unavailable
+from backend.db.hotpool import PoolTimeout
+from backend.observability import UNAVAILABLE
 from mobile_contract.errors import ErrorCode, Problem, problem_type, status_of
 from sync.cursor import CursorRefused
 
@@ -62,6 +66,15 @@ class DomainError(Exception):
         self.extra = extra
 
 
+class RetryLater(DomainError):
+    """A refusal that is about timing, not about the request: the same request will do after `retry_after_s`
+    seconds, which the answer says in `Retry-After` (RFC 9110 section 10.2.3)."""
+
+    def __init__(self, code: ErrorCode, status: int, detail: str, retry_after_s: int, **extra: Any) -> None:
+        super().__init__(code, status, detail, **extra)
+        self.retry_after_s = retry_after_s
+
+
 def not_found(what: str) -> DomainError:
     # Another tenant's record answers exactly like a missing one: ids of other tenants reveal nothing.
     return DomainError(ErrorCode.NOT_FOUND, 404, f"No {what} with this id is visible to you.")
@@ -98,7 +111,22 @@ def problem_response(
 
 
 def handle_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
-    return problem_response(exc.status, exc.code, exc.detail, headers=exc.headers, **exc.extra)
+    response = problem_response(exc.status, exc.code, exc.detail, headers=exc.headers, **exc.extra)
+    if isinstance(exc, RetryLater):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
+def handle_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """The database is saturated (no connection within the pool's bound) or away (restarting, unreachable):
+    nothing was done, and the same request will do later. Logged without the request's body or headers."""
+    UNAVAILABLE.inc()
+    log.warning("database unavailable: %s %s (%s: %s)", request.method, request.scope["path"], type(exc).__name__, exc)
+    response = problem_response(
+        503, ErrorCode.SERVICE_UNAVAILABLE, "The service is busy or restarting; nothing was done. Retry later."
+    )
+    response.headers["Retry-After"] = str(request.app.state.settings.retry_after_s)
+    return response
 
 
 def handle_cursor_refused(_: Request[Any, Any, Any], exc: CursorRefused) -> Response[dict[str, Any]]:
@@ -185,7 +213,9 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 def handle_database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """A database error that escaped a service: a problem with a stable code, never a bare 500 for what the
-    client sent. Only what is truly ours (a broken query, an outage) stays a 500 `internal_error`."""
+    client sent. Only what is truly ours (a broken query) stays a 500 `internal_error`; an outage is a 503."""
+    if database_unavailable(exc):
+        return handle_unavailable(request, exc)
     state = _sqlstate(exc)
     if state == "23505":
         # A race between two writers of the same record: a conflict the client may retry.
@@ -240,11 +270,16 @@ def _log_refusal(request: Request[Any, Any, Any], exc: Exception, state: str | N
         where["path"],
         where["request_id"],
         type(exc).__name__,
-        extra=where,
+        extra={key: where[key] for key in ("method", "path")},  # the record carries the request id
     )
 
 
 def handle_internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """The catch-all. A lost database connection can surface from anywhere (a flush, a commit, a lazy
+    connect), so it is recognised here too. Everything else is a bug: logged with the method, the path and the
+    request id; never the body, the query string or the headers (tokens)."""
+    if database_unavailable(exc):
+        return handle_unavailable(request, exc)
     where = _where(request)
     log.exception(
         "unhandled error on %s %s, request %s",
@@ -252,7 +287,7 @@ def handle_internal_error(request: Request[Any, Any, Any], exc: Exception) -> Re
         where["path"],
         where["request_id"],
         exc_info=exc,
-        extra=where,
+        extra={key: where[key] for key in ("method", "path")},  # the record carries the request id
     )
     return problem_response(
         HTTP_500_INTERNAL_SERVER_ERROR, ErrorCode.INTERNAL_ERROR, "Something broke on our side; please retry later."
@@ -271,6 +306,8 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     DBAPIError: handle_database_error,
     asyncpg.PostgresError: handle_database_error,
     asyncpg.exceptions.DataError: handle_database_error,
+    PoolTimeout: handle_unavailable,
+    PoolCheckoutTimeout: handle_unavailable,
     Exception: handle_internal_error,
 }
 
@@ -285,8 +322,9 @@ _PROBLEM_DESCRIPTIONS = {
     413: "Body too large",
     415: "Not a supported image type (sniffed from the bytes, not the header)",
     423: "Locked: too many wrong attempts",
-    429: "Too many requests: wait as long as `Retry-After` says, then retry",
     422: "The request does not match the contract (`errors` lists the fields)",
+    429: "Too many requests (a rate limit, or calls of this user already running): retry after `Retry-After`",
+    503: "The database is busy or restarting; nothing was done; retry after `Retry-After` seconds",
 }
 
 
@@ -299,5 +337,5 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
             media_type=PROBLEM_JSON,
             generate_examples=False,
         )
-        for status in (*statuses, 422)
+        for status in (*statuses, 422, 503)
     }

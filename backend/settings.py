@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -38,6 +39,12 @@ class Settings:
     watermelon_pull_retention_days: int  # WatermelonDB pull bases kept; an older push is judged as it is
     sms_outbox: Path | None = None  # demo only: SMS texts (customer codes) written to this file instead of sent
     code_key: bytes = b""  # keys the hashes of customer codes; GROUNDWORK_CODE_KEY, else derived from jwt_secret
+    # Operations (README, "Operating Groundwork"). Defaults here too, so a Settings built by hand stays valid.
+    log_format: str = "text"  # "text" or "json" (one JSON object per line)
+    log_level: str = "INFO"
+    pool_timeout_s: float = 5.0  # longest wait for a database connection (both pools); then 503 + Retry-After
+    retry_after_s: int = 2  # the Retry-After of a 503 (database busy or away) and of a 429 (per-user limit)
+    user_concurrency: int = 3  # expensive calls (sync, photos, dispatch, codes, login) running at once per user
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -107,4 +114,17 @@ def get_settings() -> Settings:
         watermelon_pull_retention_days=int(env.get("GROUNDWORK_WATERMELON_PULL_RETENTION_DAYS", "30")),
         sms_outbox=Path(env["GROUNDWORK_SMS_OUTBOX"]) if env.get("GROUNDWORK_SMS_OUTBOX") else None,
         code_key=_code_key(jwt_secret),
+        log_format=_choice(env, "GROUNDWORK_LOG_FORMAT", "text", ("text", "json")),
+        log_level=env.get("GROUNDWORK_LOG_LEVEL", "INFO").upper(),
+        pool_timeout_s=float(env.get("GROUNDWORK_POOL_TIMEOUT_S", "5")),
+        retry_after_s=int(env.get("GROUNDWORK_RETRY_AFTER_S", "2")),
+        user_concurrency=int(env.get("GROUNDWORK_USER_CONCURRENCY", "3")),
     )
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    """A setting with a few allowed values: a typo fails at start-up instead of silently meaning the default."""
+    value = env.get(name, default).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value

@@ -50,6 +50,9 @@ class ErrorCode(enum.StrEnum):
     # Send the photo at the camera's normal resolution, or scale it down.
     IMAGE_TOO_LARGE = "image_too_large"
     INTERNAL_ERROR = "internal_error"  # a bug on our side; retry later
+    # capacity: nothing was done; retry the same request (same ids) after `Retry-After` seconds
+    SERVICE_UNAVAILABLE = "service_unavailable"  # the database is busy or restarting; retry after Retry-After
+    TOO_MANY_CONCURRENT = "too_many_concurrent"  # this user already runs as many of these calls as allowed; wait
 
 
 STATUS: dict[ErrorCode, int] = {
@@ -86,6 +89,8 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.CORRUPT_IMAGE: 422,
     ErrorCode.IMAGE_TOO_LARGE: 413,
     ErrorCode.INTERNAL_ERROR: 500,
+    ErrorCode.SERVICE_UNAVAILABLE: 503,
+    ErrorCode.TOO_MANY_CONCURRENT: 429,
 }
 """The HTTP status of each code: one mapping, so the status a phone sees never drifts from the code it reads (sync's
 cursor refusals included: every `resync_required` is a 410, whether the cursor is past the tombstone horizon, of

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth import service
 from backend.auth.tokens import Principal, TokenCodec
 from backend.errors import problems
+from backend.limits import Call, UserConcurrency
 from backend.settings import Settings
 from mobile_contract.auth import Me, RefreshRequest, TokenPair, TokenRequest
 
@@ -21,7 +22,7 @@ class AuthController(Controller):
     @post(
         "/auth/token",
         operation_id="login",
-        responses=problems(401),
+        responses=problems(401, 429),
         status_code=200,
         summary="Log in with a password and a device id",
     )
@@ -31,11 +32,14 @@ class AuthController(Controller):
         session: NamedDependency[AsyncSession],
         tokens: NamedDependency[TokenCodec],
         settings: NamedDependency[Settings],
+        limits: NamedDependency[UserConcurrency],
     ) -> TokenPair:
-        pair = await service.login(
-            session, tokens, settings, username=data.username, password=data.password, device_id=data.device_id
-        )
-        await session.commit()
+        # By the username it names: parallel guesses at one account wait for a few password hashes, not all cores.
+        with limits.hold(Call.LOGIN, data.username.casefold()):
+            pair = await service.login(
+                session, tokens, settings, username=data.username, password=data.password, device_id=data.device_id
+            )
+            await session.commit()
         return pair
 
     @post(

@@ -23,6 +23,7 @@ from backend.coordinates import answer_in, point_out, point_to_wgs84, request_in
 from backend.errors import DomainError, problems
 from backend.jobs import service
 from backend.jobs.service import POOL_AREA_DECIMALS, JobStep
+from backend.limits import Call, UserConcurrency
 from backend.settings import Settings
 from mobile_contract import jobs as wire
 from mobile_contract.location import CrsName, Point
@@ -113,7 +114,7 @@ class JobController(Controller):
         "/{job_id:uuid}/dispatch",
         operation_id="dispatchJob",
         status_code=200,
-        responses=problems(401, 403, 404, 409),
+        responses=problems(401, 403, 404, 409, 429),
         summary="Automatic dispatch within the dispatcher's scope: hard filters, then a score; dry_run only explains",
     )
     async def dispatch(
@@ -122,9 +123,11 @@ class JobController(Controller):
         data: JSONBody[wire.DispatchRequest],
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
+        limits: NamedDependency[UserConcurrency],
     ) -> wire.DispatchDecision:
-        decision = await service.dispatch_auto(session, principal, job_id, dry_run=data.dry_run)
-        await session.commit()
+        with limits.hold(Call.DISPATCH, principal.user_id):
+            decision = await service.dispatch_auto(session, principal, job_id, dry_run=data.dry_run)
+            await session.commit()
         return decision
 
     @post(
@@ -194,7 +197,7 @@ class JobController(Controller):
         "/{job_id:uuid}/code",
         operation_id="enterJobCode",
         status_code=200,
-        responses=problems(401, 403, 404, 409, 410, 423),
+        responses=problems(401, 403, 404, 409, 410, 423, 429),
         summary="The customer's one-time code, as the technician typed it (every attempt counts)",
     )
     async def enter_code(
@@ -204,13 +207,15 @@ class JobController(Controller):
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
+        limits: NamedDependency[UserConcurrency],
         crs: Crs = CrsName.WGS84,
     ) -> wire.JobDetail:
-        async with keeping_effects(session):
-            job = await service.enter_code(
-                session, principal, job_id, data, code_key=settings.code_key, received_at=datetime.now(UTC)
-            )
-        await session.commit()
+        with limits.hold(Call.JOB_CODE, principal.user_id):
+            async with keeping_effects(session):
+                job = await service.enter_code(
+                    session, principal, job_id, data, code_key=settings.code_key, received_at=datetime.now(UTC)
+                )
+            await session.commit()
         return answer_in(job, crs)
 
     @post(

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.tokens import Principal
 from backend.coordinates import answer_in
 from backend.errors import DomainError, problems
+from backend.limits import Call, UserConcurrency
 from backend.media import service
 from backend.media.images import CONTENT_TYPES
 from backend.media.storage import PhotoStore, local_store
@@ -74,7 +75,7 @@ class PhotoController(Controller):
         status_code=201,
         responses={
             200: ResponseSpec(data_container=PhotoView, description="A repeat of the same id and bytes: as stored"),
-            **problems(401, 403, 404, 409, 413, 415),
+            **problems(401, 403, 404, 409, 413, 415, 429),
         },
         summary="Upload a job's photo (raw bytes); a repeat with the same bytes answers 200",
         description=(
@@ -94,22 +95,24 @@ class PhotoController(Controller):
         session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
         photo_store: NamedDependency[PhotoStore],
+        limits: NamedDependency[UserConcurrency],
         crs: FromQuery[CrsName] = CrsName.WGS84,
     ) -> Response[PhotoView]:
         received_at = datetime.now(UTC)
-        photo, created = await service.store_photo(
-            session,
-            photo_store,
-            principal,
-            photo_id,
-            job_id,
-            _body(request),
-            declared_length=request.content_length,
-            declared_content_type=request.headers.get("content-type"),
-            max_bytes=settings.max_photo_bytes,
-            received_at=received_at,
-        )
-        await session.commit()
+        with limits.hold(Call.PHOTO_UPLOAD, principal.user_id):
+            photo, created = await service.store_photo(
+                session,
+                photo_store,
+                principal,
+                photo_id,
+                job_id,
+                _body(request),
+                declared_length=request.content_length,
+                declared_content_type=request.headers.get("content-type"),
+                max_bytes=settings.max_photo_bytes,
+                received_at=received_at,
+            )
+            await session.commit()
         return Response(answer_in(photo, crs), status_code=201 if created else 200)
 
     @get("/photos/{photo_id:uuid}", operation_id="getPhoto", responses=problems(401, 404), summary="A photo's details")

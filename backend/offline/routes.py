@@ -19,6 +19,7 @@ from backend.auth.tokens import Principal
 from backend.db.engine import Database
 from backend.deps import provide_principal
 from backend.errors import problems
+from backend.limits import Call, UserConcurrency
 from backend.offline import watermelon
 from backend.offline.registry import SyncRegistry
 from mobile_contract.base import SINGLE_LINE
@@ -69,23 +70,25 @@ def sync_controller(registry: SyncRegistry) -> type[Controller]:
             "/pull",
             operation_id="syncPull",
             status_code=200,
-            responses=problems(400, 401, 410),
+            responses=problems(400, 401, 410, 429),
             summary="Changes of everything in the caller's scope since the cursor, collapsed per record, paged",
         )
         async def pull(self, data: JSONBody[PullRequest], request: Request[Any, Any, State]) -> PullResponse:
             # A hot path (a phone polls it): no dependencies to resolve, as on nearby (see pois/routes.py).
             principal = provide_principal(request)
             database: Database = request.app.state.database
-            page = await engine.pull(
-                hot=database.hot,
-                sessions=database.sessions,
-                registry=registry,
-                codec=request.app.state.cursors,
-                actor=principal,
-                user_id=principal.user_id,
-                cursor=data.cursor,
-                limit=data.limit,
-            )
+            limits: UserConcurrency = request.app.state.limits
+            with limits.hold(Call.SYNC, principal.user_id):
+                page = await engine.pull(
+                    hot=database.hot,
+                    sessions=database.sessions,
+                    registry=registry,
+                    codec=request.app.state.cursors,
+                    actor=principal,
+                    user_id=principal.user_id,
+                    cursor=data.cursor,
+                    limit=data.limit,
+                )
             changes = changes_type(
                 **{
                     name: delta_types[name](upserted=delta.upserted, removed=delta.removed)
@@ -98,7 +101,7 @@ def sync_controller(registry: SyncRegistry) -> type[Controller]:
             "/push",
             operation_id="syncPush",
             status_code=200,
-            responses=problems(401, 413),
+            responses=problems(401, 413, 429),
             summary="Apply queued business commands in order, each exactly once; refusals are per-mutation results",
         )
         async def push(
@@ -106,53 +109,57 @@ def sync_controller(registry: SyncRegistry) -> type[Controller]:
             data: JSONBody[PushRequest],
             principal: NamedDependency[Principal],
             database: NamedDependency[Database],
+            limits: NamedDependency[UserConcurrency],
             request: Request[Any, Any, Any],
         ) -> PushResponse:
             # Each mutation is bounded on its own: one the contract refuses is answered `rejected` here (it cannot
             # be stored as sent), and the rest go to the engine in their order.
             screened = [screen(queued) for queued in data.mutations]
-            applied = await engine.push(
-                sessions=database.sessions,
-                registry=registry,
-                actor=principal,
-                tenant_id=principal.tenant_id,
-                user_id=principal.user_id,
-                client_id=data.client_id,
-                base_xid=base_xid_of(request.app.state.cursors, data.cursor, principal),
-                mutations=[m for m in screened if isinstance(m, Mutation)],
-                received_at=datetime.now(UTC),
-            )
+            with limits.hold(Call.SYNC, principal.user_id):
+                applied = await engine.push(
+                    sessions=database.sessions,
+                    registry=registry,
+                    actor=principal,
+                    tenant_id=principal.tenant_id,
+                    user_id=principal.user_id,
+                    client_id=data.client_id,
+                    base_xid=base_xid_of(request.app.state.cursors, data.cursor, principal),
+                    mutations=[m for m in screened if isinstance(m, Mutation)],
+                    received_at=datetime.now(UTC),
+                )
             results = iter(applied)
             return PushResponse(results=[next(results) if isinstance(m, Mutation) else m for m in screened])
 
         @get(
             "/watermelon",
             operation_id="watermelonPull",
-            responses=problems(400, 401, 410),
+            responses=problems(400, 401, 410, 429),
             summary="WatermelonDB pullChanges: the same feed as rows of the app's tables (sendCreatedAsUpdated)",
         )
         async def watermelon_pull(
             self,
             principal: NamedDependency[Principal],
             database: NamedDependency[Database],
+            limits: NamedDependency[UserConcurrency],
             request: Request[Any, Any, Any],
             last_pulled_at: LastPulledAt = "null",
             schema_version: Annotated[int, Parameter(ge=1, le=10_000)] = 1,
             migration: Annotated[str | None, Parameter(max_length=10_000, pattern=SINGLE_LINE)] = None,
         ) -> watermelon.PullAnswer:
-            return await watermelon.pull(
-                database,
-                registry,
-                request.app.state.cursors,
-                principal,
-                watermelon.parse_last_pulled_at(last_pulled_at),
-            )
+            with limits.hold(Call.SYNC, principal.user_id):
+                return await watermelon.pull(
+                    database,
+                    registry,
+                    request.app.state.cursors,
+                    principal,
+                    watermelon.parse_last_pulled_at(last_pulled_at),
+                )
 
         @post(
             "/watermelon",
             operation_id="watermelonPush",
             status_code=200,
-            responses=problems(401, 413),
+            responses=problems(401, 413, 429),
             summary="WatermelonDB pushChanges: rows become the same business commands as /v1/sync/push",
         )
         async def watermelon_push(
@@ -160,11 +167,13 @@ def sync_controller(registry: SyncRegistry) -> type[Controller]:
             data: JSONBody[watermelon.PushBody],
             principal: NamedDependency[Principal],
             database: NamedDependency[Database],
+            limits: NamedDependency[UserConcurrency],
             last_pulled_at: LastPulledAt = "null",
         ) -> dict[str, Any]:
             # A push never fails over its base (the queue must flow): an unusable one counts as having seen nothing.
             base = watermelon.parse_last_pulled_at(last_pulled_at, lenient=True)
-            await watermelon.push(database, registry, principal, data, base)
+            with limits.hold(Call.SYNC, principal.user_id):
+                await watermelon.push(database, registry, principal, data, base)
             return {}
 
     return SyncController

@@ -546,8 +546,8 @@ async def test_the_worker_process_runs_the_schedule_and_stops_on_sigterm(
             await process.wait()
     assert code == 0, "".join(lines) + rest
     stopped = [line for line in rest.splitlines() if line.endswith(" stopped")]
-    assert any("groundwork.scheduler: scheduler " in line for line in stopped), rest
-    assert any("groundwork.queue: worker " in line for line in stopped), rest
+    assert any("groundwork.scheduler" in line and " stopped" in line for line in stopped), rest
+    assert any("groundwork.queue" in line and " stopped" in line for line in stopped), rest
     statuses = (await status(database, PERIODIC))[1]
     assert {t.name: t.last_status for t in statuses if t.declared} == dict.fromkeys(_names(), "ok")
     assert all(json.dumps(t.last_result) for t in statuses if t.declared)
