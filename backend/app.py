@@ -17,8 +17,10 @@ from backend.db.engine import Database
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
 from backend.jobs.routes import JobController, TechnicianController
+from backend.json_body import JsonOnlyRequest
 from backend.media.routes import PhotoController
 from backend.offline.routes import SyncController
+from backend.openapi import DecodedStructSchema, finish_openapi
 from backend.pois.routes import PoiController
 from backend.push.routes import DeviceController
 from backend.settings import Settings, get_settings
@@ -58,10 +60,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await app.state.database.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[*ROUTES, healthz],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=JsonOnlyRequest,
+        plugins=[DecodedStructSchema()],
         lifespan=[lifespan],
         state=_initial_state(settings),
         request_max_body_size=settings.max_body_bytes,
@@ -73,6 +77,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=False,
     )
+    # Built now rather than at the first /schema request, so the pass below runs before anyone reads it.
+    finish_openapi(app.openapi_schema)
+    return app
 
 
 def _initial_state(settings: Settings) -> Any:
@@ -102,5 +109,10 @@ def openapi_config() -> OpenAPIConfig:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document of the code, without touching a database."""
-    app = Litestar(route_handlers=ROUTES, dependencies=DEPENDENCIES, openapi_config=openapi_config())
-    return app.openapi_schema.to_schema()
+    app = Litestar(
+        route_handlers=ROUTES,
+        dependencies=DEPENDENCIES,
+        openapi_config=openapi_config(),
+        plugins=[DecodedStructSchema()],
+    )
+    return finish_openapi(app.openapi_schema).to_schema()

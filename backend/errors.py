@@ -48,7 +48,13 @@ def forbidden(detail: str) -> DomainError:
 
 
 def problem_response(
-    status: int, code: ErrorCode, detail: str | None, *, errors: list[dict[str, Any]] | None = None, **extra: Any
+    status: int,
+    code: ErrorCode,
+    detail: str | None,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {
         "type": problem_type(code),
@@ -61,8 +67,10 @@ def problem_response(
     if errors is not None:
         body["errors"] = errors
     body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers or None)
 
 
 def handle_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
@@ -106,7 +114,8 @@ def handle_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response
         if status >= 500:
             return handle_internal_error(_, exc)
         code = ErrorCode.VALIDATION_FAILED
-    return problem_response(status, code, exc.detail)
+    # Headers Litestar put on the exception are part of the answer: `Allow` on a 405 (RFC 9110 section 15.5.6).
+    return problem_response(status, code, exc.detail, headers=dict(exc.headers or {}))
 
 
 def handle_integrity_error(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
@@ -148,7 +157,18 @@ _PROBLEM_DESCRIPTIONS = {
     415: "Not a supported image type (sniffed from the bytes, not the header)",
     423: "Locked: too many wrong attempts",
     422: "The request does not match the contract (`errors` lists the fields)",
+    400: "A cursor that is malformed or was made for another query (`invalid_cursor`), or an upload cut short",
+    429: "Too many attempts: wait for `Retry-After` seconds",
+    503: "The server is overloaded or its database is unreachable: retry after `Retry-After` seconds",
 }
+# What a 415 means on a JSON endpoint, whatever the route's own 415 is about (backend/json_body.py).
+_JSON_415 = "The body is not JSON: send it as `application/json` (`json_required`)"
+
+
+def problem_description(status: int, *, json_body: bool = False) -> str:
+    if status == 415 and json_body:
+        return _JSON_415
+    return _PROBLEM_DESCRIPTIONS[status]
 
 
 def problems(*statuses: int) -> dict[int, ResponseSpec]:

@@ -14,6 +14,7 @@ class ErrorCode(enum.StrEnum):
     # request shape
     VALIDATION_FAILED = "validation_failed"  # body/query/path did not match the contract; see `errors`
     BODY_TOO_LARGE = "body_too_large"
+    JSON_REQUIRED = "json_required"  # a JSON endpoint got another Content-Type (text/plain, a form): a client bug
     INVALID_CURSOR = "invalid_cursor"  # a paging cursor that is malformed or was made for another query
     UNKNOWN_MUTATION = "unknown_mutation"  # a pushed mutation name this server does not know
     RESYNC_REQUIRED = "resync_required"  # a sync cursor we can no longer serve: pull again without a cursor

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.tokens import Principal
 from backend.errors import problems
 from backend.jobs import service
+from backend.openapi import replayed
 from mobile_contract import jobs as wire
 
 StepName = Literal[
@@ -36,7 +37,15 @@ class JobController(Controller):
     path = "/v1/jobs"
     tags = ["jobs"]
 
-    @post("/", operation_id="createJob", responses=problems(401, 403, 409), summary="Create a job (dispatchers)")
+    @post(
+        "/",
+        operation_id="createJob",
+        responses={
+            **replayed(wire.JobDetail, "A retry of the same id: the job as stored, nothing changed"),
+            **problems(401, 403, 409),
+        },
+        summary="Create a job (dispatchers)",
+    )
     async def create(
         self,
         data: JSONBody[wire.JobCreate],

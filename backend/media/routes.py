@@ -82,7 +82,7 @@ class PhotoController(Controller):
         status_code=201,
         responses={
             200: ResponseSpec(data_container=PhotoView, description="A repeat of the same id and bytes: as stored"),
-            **problems(401, 403, 404, 409, 413, 415),
+            **problems(400, 401, 403, 404, 409, 413, 415),
         },
         summary="Upload a job's photo (raw bytes); a repeat with the same bytes answers 200",
         description=(
@@ -152,7 +152,7 @@ class PhotoController(Controller):
     @get(
         "/jobs/{job_id:uuid}/photos",
         operation_id="listJobPhotos",
-        responses=problems(401, 404),
+        responses=problems(400, 401, 404),
         summary="A job's photos in upload order, with flags (its assignee and reviewers)",
     )
     async def list_job_photos(

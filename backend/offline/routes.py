@@ -111,7 +111,7 @@ class SyncController(Controller):
     @get(
         "/watermelon",
         operation_id="watermelonPull",
-        responses=problems(401, 409),
+        responses=problems(400, 401, 409),
         summary="WatermelonDB pullChanges: the same feed as rows of the app's tables (sendCreatedAsUpdated)",
     )
     async def watermelon_pull(
@@ -131,7 +131,7 @@ class SyncController(Controller):
         "/watermelon",
         operation_id="watermelonPush",
         status_code=200,
-        responses=problems(401, 413),
+        responses=problems(400, 401, 413),
         summary="WatermelonDB pushChanges: rows become the same business commands as /v1/sync/push",
     )
     async def watermelon_push(
