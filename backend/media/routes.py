@@ -14,7 +14,15 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import InternalServerException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
 from litestar.params import FromPath, FromQuery, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +54,21 @@ class _ImageUpload(Operation):
             description="The image bytes. The type is read from the bytes; Content-Type is recorded, never trusted.",
             required=True,
         )
+
+
+@dataclass
+class _ImageContent(Operation):
+    """The bytes are served with the type sniffed at upload, one of the image types, which a single `media_type`
+    on the decorator cannot say."""
+
+    def __post_init__(self) -> None:
+        binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        responses = dict(self.responses or {})
+        responses["200"] = OpenAPIResponse(
+            description="The photo's bytes, as stored",
+            content={media_type: OpenAPIMediaType(schema=binary) for media_type in sorted(set(CONTENT_TYPES.values()))},
+        )
+        self.responses = responses
 
 
 async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
@@ -135,7 +158,7 @@ class PhotoController(Controller):
         operation_id="getPhotoContent",
         responses=problems(401, 404),
         summary="The photo's bytes, with the sniffed content type",
-        media_type="application/octet-stream",
+        operation_class=_ImageContent,
     )
     async def get_content(
         self,

@@ -50,7 +50,7 @@ class SyncController(Controller):
         "/pull",
         operation_id="syncPull",
         status_code=200,
-        responses=problems(401, 409),
+        responses=problems(400, 401, 409, 410),
         summary="Changes of everything in the caller's scope since the cursor, collapsed per record, paged",
     )
     async def pull(self, data: JSONBody[PullRequest], request: Request[Any, Any, State]) -> PullResponse:
@@ -111,7 +111,7 @@ class SyncController(Controller):
     @get(
         "/watermelon",
         operation_id="watermelonPull",
-        responses=problems(400, 401, 409),
+        responses=problems(400, 401, 409, 410),
         summary="WatermelonDB pullChanges: the same feed as rows of the app's tables (sendCreatedAsUpdated)",
     )
     async def watermelon_pull(
