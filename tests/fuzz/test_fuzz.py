@@ -37,7 +37,7 @@ from backend.app import openapi_document
 from backend.db.engine import Database
 from backend.settings import Settings
 from tests.factories import Factory
-from tests.fuzz.world import ROLES, World, build_world
+from tests.fuzz.world import GONE, ROLES, World, build_world
 from tests.live_server import LiveServer
 
 EXAMPLES = int(os.environ.get("GROUNDWORK_FUZZ_EXAMPLES", "15"))
@@ -53,12 +53,51 @@ def _is_public(label: str) -> bool:
 
 
 # An operation that needs no credentials is the same whoever calls it: it is fuzzed once, without a token. Every
-# other one as each role, and without a token too, where little more than the 401 is to be seen (fewer examples).
-PAIRS = [
+# other one as each role; and with no token, and the token of a user deleted or disabled since, where little more
+# than the 401 should be seen (fewer examples).
+PAIRS: list[tuple[str, str]] = [
     (caller, label)
     for label in sorted(OPERATIONS)
-    for caller in (("anonymous",) if _is_public(label) else (*ROLES, "anonymous"))
+    for caller in (("anonymous",) if _is_public(label) else (*ROLES, "anonymous", *GONE))
 ]
+
+
+# 5xx the fuzz finds that other branches are fixing (issue 8): values the database refuses, and the writes of a
+# deleted user. Expected to fail until those land; then delete the entry (`pytest --runxfail` runs them as usual).
+_BOUNDS = "bounds branch: input PostgreSQL refuses must be a 422 (mobile_contract/base.py, backend/errors.py)"
+_ACCOUNTS = "accounts branch: a deleted user's token must stop working (foreign-key violation on their writes)"
+KNOWN = {
+    **{
+        f"{role}-DELETE /v1/devices/{{device_id}}": f"{_BOUNDS}: NUL in a path parameter, DELETE /v1/devices/%00"
+        for role in (*ROLES, *GONE)
+    },
+    **{
+        f"{role}-GET /v1/pois/nearby": f"{_BOUNDS}: a search around (0, 0) with a merchant there, "
+        "GET /v1/pois/nearby?lat=-5.1e-26&lon=-1.5e-294 (PostGIS: index returned tuples in wrong order)"
+        for role in ROLES
+    },
+    "anonymous-POST /v1/auth/token": f'{_BOUNDS}: NUL in the username, {{"username": "name\\u0000", ...}}',
+    **{
+        f"{role}-POST /v1/pois": f'{_BOUNDS}: NUL in a contact\'s name, {{"contacts": [{{"name": "\\u0000 "}}], ...}}'
+        for role in ("bd", "supervisor", "ops", "admin")
+    },
+    **{f"{role}-POST /v1/sync/push": f"{_BOUNDS}: NUL in a mutation's args, stored as jsonb" for role in ROLES},
+    "deleted-POST /v1/devices": _ACCOUNTS,
+    "deleted-POST /v1/jobs/{job_id}/dispatch": _ACCOUNTS,
+    "deleted-POST /v1/visits": _ACCOUNTS,
+}
+
+
+def _pair(caller: str, label: str) -> Any:
+    name = f"{caller}-{label}"
+    marks = [pytest.mark.xfail(reason=KNOWN[name], strict=False)] if name in KNOWN else []
+    return pytest.param(caller, label, id=name, marks=marks)
+
+
+def _examples(caller: str, label: str) -> int:
+    return EXAMPLES if caller in ROLES or _is_public(label) else max(3, EXAMPLES // 3)
+
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -96,8 +135,9 @@ def live(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def world(database: Database, client: AsyncTestClient, live: LiveServer) -> AsyncIterator[World]:  # type: ignore[type-arg]
-    built = await build_world(Factory(database, client), client)
-    built.log_in(live.url)
+    factory = Factory(database, client)
+    built = await build_world(factory, client)
+    await built.log_in(live.url, factory)
     yield built
 
 
@@ -111,14 +151,35 @@ def _ids(world: World, kind: str) -> st.SearchStrategy[str]:
     return st.sampled_from(world.own.by_kind(kind) + world.other.by_kind(kind))
 
 
+# Values PostgreSQL, PostGIS or Python refuse although the JSON is well-formed: each one has been a 500 here. A
+# generated string, time or number is sometimes swapped for one of them (the document may allow it or not: either
+# way the answer must be documented, and never a 5xx).
+HOSTILE_TEXT = ("\x00", "name\x00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "\u202e\ufeff")
+HOSTILE_NUMBERS = (2**63, -(2**63) - 1, 2**31, -1, 0, 1e-15, -90.0, 90.0, 180.0, -180.0, 1e308)
+
+
+def _deep(depth: int) -> list[Any]:
+    """JSON arrays nested `depth` deep: deeper than a recursive decoder's stack, yet as deep as the client's own
+    encoder still writes."""
+    nested: list[Any] = []
+    for _ in range(depth - 1):
+        nested = [nested]
+    return nested
+
+
 @st.composite
-def _with_real_ids(draw: st.DrawFn, case: Any, world: World) -> Any:
-    """Some of the generated ids replaced by ids of records that exist (the run's own, or another tenant's)."""
+def _adjusted(draw: st.DrawFn, case: Any, world: World) -> Any:
+    """Some generated ids replaced by ids of records that exist (the run's own, or another tenant's), and some
+    generated values by hostile ones."""
 
     def swap(name: str, value: Any, kind: str | None) -> Any:
-        if kind is None or not isinstance(value, str) or not draw(st.booleans()):
-            return value
-        return draw(_ids(world, kind))
+        if kind is not None and isinstance(value, str) and draw(st.booleans()):
+            return draw(_ids(world, kind))
+        if isinstance(value, str) and draw(st.integers(0, 9)) == 0:
+            return draw(st.sampled_from(HOSTILE_TEXT))
+        if isinstance(value, int | float) and not isinstance(value, bool) and draw(st.integers(0, 4)) == 0:
+            return draw(st.sampled_from(HOSTILE_NUMBERS))
+        return value
 
     for container in (case.path_parameters, case.query):
         if isinstance(container, dict):
@@ -134,10 +195,13 @@ def _with_real_ids(draw: st.DrawFn, case: Any, world: World) -> Any:
                 node[name] = swap(name, value, kind)
                 walk(node[name], depth + 1)
         elif isinstance(node, list):
-            for item in node[:3]:
-                walk(item, depth + 1)
+            for index, item in enumerate(node[:3]):
+                node[index] = swap("", item, None)
+                walk(node[index], depth + 1)
 
     walk(case.body, 0)
+    if isinstance(case.body, dict) and case.media_type == "application/json" and draw(st.integers(0, 29)) == 0:
+        case.body = _deep(900)
     return case
 
 
@@ -146,13 +210,13 @@ def _cases(label: str, world: World, headers: dict[str, str]) -> st.SearchStrate
     mode breaks what the document describes, never the credentials the test chose."""
     operation = OPERATIONS[label]
     positive = operation.as_strategy(generation_mode=GenerationMode.POSITIVE, headers=headers).flatmap(
-        lambda case: _with_real_ids(case, world)
+        lambda case: _adjusted(case, world)
     )
     negative = operation.as_strategy(generation_mode=GenerationMode.NEGATIVE, headers=headers)
     return st.one_of(positive, negative)
 
 
-@pytest.mark.parametrize(("caller", "label"), PAIRS, ids=[f"{caller}-{label}" for caller, label in PAIRS])
+@pytest.mark.parametrize(("caller", "label"), [_pair(caller, label) for caller, label in PAIRS])
 def test_every_answer_is_documented(
     caller: str, label: str, world: World, live: LiveServer, http: requests.Session, request: pytest.FixtureRequest
 ) -> None:
@@ -161,7 +225,7 @@ def test_every_answer_is_documented(
 
     @seed(SEED)
     @settings(
-        max_examples=EXAMPLES if caller != "anonymous" or _is_public(label) else max(3, EXAMPLES // 4),
+        max_examples=_examples(caller, label),
         database=None,
         deadline=None,
         phases=phases,
@@ -175,12 +239,25 @@ def test_every_answer_is_documented(
         negative = case.meta is not None and case.meta.generation.mode.is_negative
         case.validate_response(response, checks=[*CHECKS, negative_data_rejection] if negative else CHECKS)
 
+    log_start = live.log.stat().st_size if live.log is not None else 0
     try:
         fuzz()
     except FailureGroup as failure:
-        server = live.log_tail(40)
         pytest.fail(
             f"{failure}\nAs {caller}. Reproduce: GROUNDWORK_FUZZ_SEED={SEED} GROUNDWORK_FUZZ_EXAMPLES={EXAMPLES} "
-            f"./dev test '{request.node.nodeid}'" + (f"\nThe server's log ends with:\n{server}" if server else ""),
+            f"./dev test '{request.node.nodeid}'{_server_errors(live, log_start)}",
             pytrace=False,
         )
+
+
+def _server_errors(live: LiveServer, start: int) -> str:
+    """What the server logged while this pair ran: the last line of each traceback, once each."""
+    if live.log is None:
+        return ""
+    with live.log.open("rb") as log:
+        log.seek(start)
+        lines = log.read().decode(errors="replace").splitlines()
+    errors = dict.fromkeys(
+        line.strip() for line in lines if line and not line.startswith((" ", "Traceback", "The above", "During"))
+    )
+    return "\nThe server logged:\n" + "\n".join(list(errors)[-12:]) if errors else ""

@@ -9,10 +9,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import requests
 from litestar.testing import AsyncTestClient
 from PIL import Image
+from sqlalchemy import text
 
 from mobile_contract.auth import Role
 from tests.factories import PASSWORD, Factory, FieldUser, fix
@@ -21,6 +23,8 @@ from tests.tasks.helpers import campaign_body
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 ROLES = tuple(role.value for role in Role)
+# Callers whose token was good when issued: an ops user deleted since, a BD user disabled since.
+GONE = ("deleted", "disabled")
 
 
 @dataclass
@@ -45,11 +49,13 @@ class Records:
 class World:
     own: Records
     other: Records
-    usernames: dict[str, str]  # role -> username in the fuzz run's tenant
-    headers: dict[str, dict[str, str]] = field(default_factory=dict)  # role -> Authorization, from the live server
+    usernames: dict[str, str]  # caller (a role, or one of GONE) -> username in the fuzz run's tenant
+    gone: dict[str, UUID]  # caller in GONE -> the user to delete or disable once logged in
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)  # caller -> Authorization, from the live server
 
-    def log_in(self, base_url: str) -> None:
-        """Tokens from the live server itself, so they live as long as its settings say (set long for long runs)."""
+    async def log_in(self, base_url: str, factory: Factory) -> None:
+        """Tokens from the live server itself, so they live as long as its settings say (set long for long runs).
+        Then the users in GONE lose their account, keeping their token."""
         with requests.Session() as session:
             for role, username in self.usernames.items():
                 response = session.post(
@@ -59,6 +65,10 @@ class World:
                 )
                 response.raise_for_status()
                 self.headers[role] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        async with factory.database.sessions() as db:
+            await db.execute(text("DELETE FROM users WHERE id = :id"), {"id": self.gone["deleted"]})
+            await db.execute(text("UPDATE users SET is_active = false WHERE id = :id"), {"id": self.gone["disabled"]})
+            await db.commit()
 
 
 def _png() -> bytes:
@@ -90,7 +100,9 @@ async def _tenant(factory: Factory, client: Client, records: Records, *, full: b
     free = await factory.poi(tenant, SITE[0], SITE[1] + 0.001)
     held = await factory.poi(tenant, SITE[0] + 0.001, SITE[1], holder_id=bd.id)
     far = await factory.poi(tenant, SITE[0] + 0.05, SITE[1] - 0.05, category="grocery")
-    records.pois += [str(free), str(held), str(far)]
+    # (0, 0): where a phone without a fix puts things. Nearby searches around it have broken PostGIS's ordering.
+    null_island = await factory.poi(tenant, 0.0, 0.0, category="grocery")
+    records.pois += [str(free), str(held), str(far), str(null_island)]
 
     job_id = (await _ok(await client.post("/v1/jobs", json=job_body(), headers=ops.headers), 201))["id"]
     await _ok(
@@ -157,4 +169,9 @@ async def build_world(factory: Factory, client: Client) -> World:
     own, other = Records(), Records()
     users = await _tenant(factory, client, own, full=True)
     await _tenant(factory, client, other, full=False)
-    return World(own=own, other=other, usernames={role.value: user.username for role, user in users.items()})
+    tenant = users[Role.OPS].tenant_id
+    deleted = await factory.user(tenant, Role.OPS, team_id=users[Role.OPS].team_id, login=False)
+    disabled = await factory.user(tenant, Role.BD, team_id=users[Role.BD].team_id, login=False)
+    usernames = {role.value: user.username for role, user in users.items()}
+    usernames |= {"deleted": deleted.username, "disabled": disabled.username}
+    return World(own=own, other=other, usernames=usernames, gone={"deleted": deleted.id, "disabled": disabled.id})
