@@ -155,3 +155,8 @@ async def test_json_is_still_json_under_its_other_names(client: Client) -> None:
         headers = {"content-type": content_type} if content_type else {}
         response = await client.post("/v1/auth/token", content=body, headers=headers)
         assert response.status_code == 401, (content_type, response.text)
+
+
+async def test_the_served_document_is_the_exported_one(client: Client) -> None:
+    served = (await client.get("/schema/openapi.json")).json()
+    assert served == json.loads(json.dumps(DOCUMENT))
