@@ -31,6 +31,7 @@ from backend.observability import configure_logging, install, metrics, observe_p
 from backend.offline import tasks as offline_tasks
 from backend.offline.registry import build_registry
 from backend.offline.routes import sync_controller
+from backend.openapi import DecodedStructSchema, finish_openapi
 from backend.pois import sync as pois_sync
 from backend.pois.routes import PoiController
 from backend.push import tasks as push_tasks
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=BoundedRequest,
+        plugins=[DecodedStructSchema()],
         lifespan=[lifespan],
         state=_initial_state(settings),
         request_max_body_size=settings.max_body_bytes,
@@ -114,6 +116,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # second, unformatted one.
         logging_config=None,
     )
+    # Built now rather than at the first /schema request, so the pass below runs before anyone reads it.
+    finish_openapi(app.openapi_schema)
     return install(app)
 
 
@@ -157,6 +161,10 @@ def openapi_config() -> OpenAPIConfig:
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document of the code, without touching a database."""
     app = Litestar(
-        route_handlers=ROUTES, dependencies=DEPENDENCIES, openapi_config=openapi_config(), logging_config=None
+        route_handlers=ROUTES,
+        dependencies=DEPENDENCIES,
+        openapi_config=openapi_config(),
+        plugins=[DecodedStructSchema()],
+        logging_config=None,
     )
-    return app.openapi_schema.to_schema()
+    return finish_openapi(app.openapi_schema).to_schema()

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request
-
 from backend.errors import DomainError
+from backend.json_body import JsonOnlyRequest
 from mobile_contract.base import MAX_JSON_DEPTH
 from mobile_contract.errors import ErrorCode
 
 
-class BoundedRequest(Request[Any, Any, Any]):
-    """The app's request class (`Litestar(request_class=...)`)."""
+class BoundedRequest(JsonOnlyRequest):
+    """The app's request class (`Litestar(request_class=...)`): JSON only (JsonOnlyRequest), and never deeper
+    than the decoder can go."""
 
     async def json(self) -> Any:
         try:

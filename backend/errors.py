@@ -166,7 +166,8 @@ def handle_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response
         if status >= 500:
             return handle_internal_error(_, exc)
         code = ErrorCode.VALIDATION_FAILED
-    return problem_response(status, code, exc.detail)
+    # Headers Litestar put on the exception are part of the answer: `Allow` on a 405 (RFC 9110 section 15.5.6).
+    return problem_response(status, code, exc.detail, headers=dict(exc.headers or {}))
 
 
 # SQLSTATE classes of errors a client's value can cause (PostgreSQL appendix A). The contract bounds every input
@@ -313,7 +314,6 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
 
 
 _PROBLEM_DESCRIPTIONS = {
-    400: "A cursor that is not one we issued (`invalid_cursor`): start again without it",
     401: "Not authenticated: no, expired or invalid token (`code` tells which)",
     403: "Authenticated, but the role may not do this",
     404: "No such record visible to the caller (other tenants' records included)",
@@ -323,9 +323,18 @@ _PROBLEM_DESCRIPTIONS = {
     415: "Not a supported image type (sniffed from the bytes, not the header)",
     423: "Locked: too many wrong attempts",
     422: "The request does not match the contract (`errors` lists the fields)",
+    400: "A cursor that is malformed or was made for another query (`invalid_cursor`), or an upload cut short",
     429: "Too many requests (a rate limit, or calls of this user already running): retry after `Retry-After`",
-    503: "The database is busy or restarting; nothing was done; retry after `Retry-After` seconds",
+    503: "The server is overloaded or its database is unreachable: retry after `Retry-After` seconds",
 }
+# What a 415 means on a JSON endpoint, whatever the route's own 415 is about (backend/json_body.py).
+_JSON_415 = "The body is not JSON: send it as `application/json` (`json_required`)"
+
+
+def problem_description(status: int, *, json_body: bool = False) -> str:
+    if status == 415 and json_body:
+        return _JSON_415
+    return _PROBLEM_DESCRIPTIONS[status]
 
 
 def problems(*statuses: int) -> dict[int, ResponseSpec]:

@@ -14,6 +14,7 @@ class ErrorCode(enum.StrEnum):
     # request shape
     VALIDATION_FAILED = "validation_failed"  # body/query/path did not match the contract; see `errors`
     BODY_TOO_LARGE = "body_too_large"
+    JSON_REQUIRED = "json_required"  # a JSON endpoint got another Content-Type (text/plain, a form): a client bug
     INVALID_CURSOR = "invalid_cursor"  # a paging cursor that is malformed or was made for another query
     UNKNOWN_MUTATION = "unknown_mutation"  # a pushed mutation name this server does not know
     RESYNC_REQUIRED = "resync_required"  # a sync cursor we can no longer serve: pull again without a cursor
@@ -90,6 +91,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.IMAGE_TOO_LARGE: 413,
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
+    ErrorCode.JSON_REQUIRED: 415,
     ErrorCode.TOO_MANY_CONCURRENT: 429,
 }
 """The HTTP status of each code: one mapping, so the status a phone sees never drifts from the code it reads (sync's

@@ -25,8 +25,9 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, settings: Settings, log: Path | None = None) -> None:
+    def __init__(self, settings: Settings, log: Path | None = None, env: dict[str, str] | None = None) -> None:
         self.settings = settings
+        self.env = env or {}  # more environment for the server (e.g. GROUNDWORK_ACCESS_TTL_S)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log  # the server's output, for failure messages; None: inherited
@@ -46,7 +47,10 @@ class LiveServer:
             "DATABASE_URL": self.settings.database_url,
             "GROUNDWORK_JWT_SECRET": self.settings.jwt_secret,
             "GROUNDWORK_ARGON2_FAST": "1",
+            **self.env,
         }
+        # The server's output goes to `log` when one is given, so a failure can quote it (log_tail).
+        output = self.log.open("ab") if self.log is not None else None
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [
                 sys.executable,
@@ -63,7 +67,11 @@ class LiveServer:
             ],
             cwd=REPO,
             env=env,
+            stdout=output,
+            stderr=output,
         )
+        if output is not None:
+            output.close()  # the child keeps its own copy of the descriptor
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

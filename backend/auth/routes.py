@@ -23,6 +23,7 @@ class AuthController(Controller):
         "/auth/token",
         operation_id="login",
         responses=problems(401, 429),
+        security=[{}],  # no credentials needed (OpenAPI: an empty requirement overrides the global bearer)
         status_code=200,
         summary="Log in with a password and a device id",
     )
@@ -46,6 +47,7 @@ class AuthController(Controller):
         "/auth/refresh",
         operation_id="refreshToken",
         responses=problems(401),
+        security=[{}],  # no credentials needed (OpenAPI: an empty requirement overrides the global bearer)
         status_code=200,
         summary="Trade a refresh token for new ones",
     )

@@ -24,6 +24,7 @@ from backend.errors import DomainError, problems
 from backend.jobs import service
 from backend.jobs.service import POOL_AREA_DECIMALS, JobStep
 from backend.limits import Call, UserConcurrency
+from backend.openapi import replayed
 from backend.settings import Settings
 from mobile_contract import jobs as wire
 from mobile_contract.location import CrsName, Point
@@ -53,7 +54,15 @@ class JobController(Controller):
     path = "/v1/jobs"
     tags = ["jobs"]
 
-    @post("/", operation_id="createJob", responses=problems(401, 403, 409), summary="Create a job (dispatchers)")
+    @post(
+        "/",
+        operation_id="createJob",
+        responses={
+            **replayed(wire.JobDetail, "A retry of the same id: the job as stored, nothing changed"),
+            **problems(401, 403, 409),
+        },
+        summary="Create a job (dispatchers)",
+    )
     async def create(
         self,
         data: JSONBody[wire.JobCreate],

@@ -13,7 +13,15 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import InternalServerException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
 from litestar.params import FromPath, FromQuery, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +57,21 @@ class _ImageUpload(Operation):
         )
 
 
+@dataclass
+class _ImageContent(Operation):
+    """The bytes are served with the type sniffed at upload, one of the image types, which a single `media_type`
+    on the decorator cannot say."""
+
+    def __post_init__(self) -> None:
+        binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        responses = dict(self.responses or {})
+        responses["200"] = OpenAPIResponse(
+            description="The photo's bytes, as stored",
+            content={media_type: OpenAPIMediaType(schema=binary) for media_type in sorted(set(CONTENT_TYPES.values()))},
+        )
+        self.responses = responses
+
+
 async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
     """The request's body, chunk by chunk. A phone that loses its network mid-upload is an everyday event, not
     a server error: Litestar reports the disconnect as a 500 (and we would log it as a bug), so it becomes a 400
@@ -75,7 +98,7 @@ class PhotoController(Controller):
         status_code=201,
         responses={
             200: ResponseSpec(data_container=PhotoView, description="A repeat of the same id and bytes: as stored"),
-            **problems(401, 403, 404, 409, 413, 415, 429),
+            **problems(400, 401, 403, 404, 409, 413, 415, 429),
         },
         summary="Upload a job's photo (raw bytes); a repeat with the same bytes answers 200",
         description=(
@@ -130,7 +153,7 @@ class PhotoController(Controller):
         operation_id="getPhotoContent",
         responses=problems(401, 404),
         summary="The photo's bytes, with the sniffed content type",
-        media_type="application/octet-stream",
+        operation_class=_ImageContent,
     )
     async def get_content(
         self,
@@ -147,7 +170,7 @@ class PhotoController(Controller):
     @get(
         "/jobs/{job_id:uuid}/photos",
         operation_id="listJobPhotos",
-        responses=problems(401, 404),
+        responses=problems(400, 401, 404),
         summary="A job's photos in upload order, with flags (its assignee and reviewers)",
     )
     async def list_job_photos(

@@ -159,7 +159,7 @@ def sync_controller(registry: SyncRegistry) -> type[Controller]:
             "/watermelon",
             operation_id="watermelonPush",
             status_code=200,
-            responses=problems(401, 413, 429),
+            responses=problems(400, 401, 413, 429),
             summary="WatermelonDB pushChanges: rows become the same business commands as /v1/sync/push",
         )
         async def watermelon_push(

@@ -15,6 +15,7 @@ from backend.auth.tokens import Principal
 from backend.coordinates import answer_in, point_to_wgs84, request_in_wgs84
 from backend.deps import provide_principal
 from backend.errors import problems
+from backend.openapi import replayed
 from backend.pois import service
 from mobile_contract.base import SINGLE_LINE
 from mobile_contract.location import CrsName
@@ -30,7 +31,7 @@ class PoiController(Controller):
     @get(
         "/nearby",
         operation_id="nearbyPois",
-        responses=problems(401),
+        responses=problems(400, 401),
         summary="Merchants nearest first, within a radius",
     )
     async def nearby(
@@ -85,7 +86,10 @@ class PoiController(Controller):
     @post(
         "/",
         operation_id="createPoi",
-        responses=problems(401, 403, 409, 413),
+        responses={
+            **replayed(PoiDetail, "A retry of the same id: the merchant as stored, nothing changed"),
+            **problems(401, 403, 409, 413),
+        },
         summary="Add a merchant found in the field (idempotent on the client id)",
     )
     async def create(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
 from backend.errors import problems
+from backend.openapi import replayed
 from backend.push import service
 from mobile_contract.base import SINGLE_LINE
 from mobile_contract.devices import Device, DeviceRegister
@@ -23,7 +24,10 @@ class DeviceController(Controller):
     @post(
         "/",
         operation_id="registerDevice",
-        responses=problems(401, 409),
+        responses={
+            **replayed(Device, "This phone was registered already: its token and app version updated"),
+            **problems(401, 409),
+        },
         summary="Register this phone for pushes (201), or update its token and app version (200)",
     )
     async def register(

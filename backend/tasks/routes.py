@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
 from backend.errors import problems
+from backend.openapi import replayed
 from backend.tasks import service
 from mobile_contract.base import SINGLE_LINE
 from mobile_contract.tasks import (
@@ -33,7 +34,15 @@ class CampaignController(Controller):
     path = "/v1/campaigns"
     tags = ["tasks"]
 
-    @post("/", operation_id="createCampaign", responses=problems(401, 403, 409), summary="Create a task campaign")
+    @post(
+        "/",
+        operation_id="createCampaign",
+        responses={
+            **replayed(Campaign, "A retry of the same id: the campaign as stored, nothing changed"),
+            **problems(401, 403, 409),
+        },
+        summary="Create a task campaign",
+    )
     async def create(
         self,
         data: JSONBody[CampaignCreate],
@@ -82,7 +91,7 @@ class WorkItemController(Controller):
     path = "/v1/work-items"
     tags = ["tasks"]
 
-    @get("/", operation_id="listWorkItems", responses=problems(401), summary="Work items in the caller's scope")
+    @get("/", operation_id="listWorkItems", responses=problems(400, 401), summary="Work items in the caller's scope")
     async def list_items(
         self,
         principal: NamedDependency[Principal],

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.tokens import Principal
 from backend.coordinates import answer_in, request_in_wgs84
 from backend.errors import problems
+from backend.openapi import replayed
 from backend.visits import service
 from mobile_contract.base import SINGLE_LINE
 from mobile_contract.location import CrsName
@@ -29,7 +30,10 @@ class VisitController(Controller):
     @post(
         "/",
         operation_id="checkIn",
-        responses=problems(401, 404, 409, 413),
+        responses={
+            **replayed(Visit, "A retry of the same id: the visit as first checked in, verdict included"),
+            **problems(401, 404, 409, 413),
+        },
         summary="Check in at a merchant; the answer carries the verdict",
     )
     async def check_in(
@@ -81,7 +85,7 @@ class VisitController(Controller):
     @get(
         "/",
         operation_id="listVisits",
-        responses=problems(401),
+        responses=problems(400, 401),
         summary="Visits in the caller's data scope, newest first",
     )
     async def list_visits(
