@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from uuid import UUID
 
 from litestar import Litestar, get
 from litestar.config.compression import CompressionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from backend.auth.passwords import Passwords
 from backend.auth.routes import AuthController
 from backend.auth.tokens import TokenCodec
+from backend.auth.userstate import UserState, UserStates, hot_loader
 from backend.db.engine import Database
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
@@ -78,13 +81,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
 def _initial_state(settings: Settings) -> Any:
     from litestar.datastructures import State
 
-    return State(
+    state = State(
         {
             "settings": settings,
             "tokens": TokenCodec(settings),
             "cursors": CursorCodec(settings.jwt_secret.encode()),
+            "passwords": Passwords.from_settings(settings),
         }
     )
+
+    async def load_user_state(user_id: UUID, tenant_id: UUID) -> UserState:
+        # The database joins the state in the lifespan, after this is built: look it up at call time.
+        return await hot_loader(state.database.hot.fetch)(user_id, tenant_id)
+
+    state.user_states = UserStates(load_user_state, ttl_s=settings.user_state_ttl_s)
+    return state
 
 
 def openapi_config() -> OpenAPIConfig:

@@ -61,8 +61,11 @@ def problem_response(
     if errors is not None:
         body["errors"] = errors
     body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    retry_after = extra.get("retry_after_s")
+    if isinstance(retry_after, int):
+        headers["Retry-After"] = str(retry_after)  # RFC 9110: whole seconds; the body carries the same number
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers or None)
 
 
 def handle_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
@@ -148,6 +151,8 @@ _PROBLEM_DESCRIPTIONS = {
     415: "Not a supported image type (sniffed from the bytes, not the header)",
     423: "Locked: too many wrong attempts",
     422: "The request does not match the contract (`errors` lists the fields)",
+    429: "Too many attempts: wait `retry_after_s` seconds (also the `Retry-After` header)",
+    503: "The server is busy: retry after `retry_after_s` seconds (also the `Retry-After` header)",
 }
 
 

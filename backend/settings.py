@@ -31,6 +31,15 @@ class Settings:
     argon2_fast: bool  # cheaper argon2 parameters, for tests only
     photo_dir: Path  # where LocalDiskStore keeps uploaded photos
     max_photo_bytes: int  # one photo upload; the JSON bodies keep max_body_bytes
+    # Accounts (backend/auth/): how long a user's version and active flag are trusted before they are read again,
+    # the argon2 concurrency cap and its queue, and the login throttle.
+    user_state_ttl_s: float = 5.0
+    password_hash_concurrency: int = 2
+    password_hash_queue: int = 16
+    login_max_failures: int = 5  # per account (username) and window
+    login_max_failures_per_source: int = 50  # per source address and window
+    login_window_s: int = 900
+    login_lockout_s: int = 900
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -85,4 +94,11 @@ def get_settings() -> Settings:
         argon2_fast=env.get("GROUNDWORK_ARGON2_FAST") == "1",
         photo_dir=Path(env.get("GROUNDWORK_PHOTO_DIR", data_dir / "photos")),
         max_photo_bytes=int(env.get("GROUNDWORK_MAX_PHOTO_BYTES", str(15 * 1024 * 1024))),
+        user_state_ttl_s=float(env.get("GROUNDWORK_USER_STATE_TTL_S", "5")),
+        password_hash_concurrency=int(env.get("GROUNDWORK_PASSWORD_HASH_CONCURRENCY", "2")),
+        password_hash_queue=int(env.get("GROUNDWORK_PASSWORD_HASH_QUEUE", "16")),
+        login_max_failures=int(env.get("GROUNDWORK_LOGIN_MAX_FAILURES", "5")),
+        login_max_failures_per_source=int(env.get("GROUNDWORK_LOGIN_MAX_FAILURES_PER_SOURCE", "50")),
+        login_window_s=int(env.get("GROUNDWORK_LOGIN_WINDOW_S", "900")),
+        login_lockout_s=int(env.get("GROUNDWORK_LOGIN_LOCKOUT_S", "900")),
     )

@@ -26,6 +26,15 @@ class ErrorCode(enum.StrEnum):
     INVALID_CREDENTIALS = "invalid_credentials"
     REFRESH_TOKEN_INVALID = "refresh_token_invalid"  # unknown, expired or revoked: log in again
     REFRESH_TOKEN_REUSED = "refresh_token_reused"  # a rotated token was presented again: the family is revoked
+    # The account changed (role, team, data scope or password) after the access token was issued: refresh once;
+    # if the refresh is refused (a new password revokes refresh tokens), show the login screen.
+    TOKEN_STALE = "token_stale"
+    # The account is disabled or deleted: stop syncing, keep the unsent queue on the phone, do not retry or
+    # refresh; show "ask your admin" and the login screen.
+    ACCOUNT_DISABLED = "account_disabled"
+    # Login locked (too many wrong passwords for this account or from this network): do not retry before
+    # `retry_after_s` (also the `Retry-After` header); show the wait. A correct password is refused too until then.
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
     FORBIDDEN = "forbidden"  # authenticated, but the role may not do this
     # domain
     CONFLICT = "conflict"  # a concurrent write got there first; retrying the same request is safe
@@ -45,6 +54,9 @@ class ErrorCode(enum.StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # the bytes are not a JPEG, PNG or WebP image (HEIC is not)
     CORRUPT_IMAGE = "corrupt_image"  # an image that cannot be decoded whole: truncated or damaged; take it again
     INTERNAL_ERROR = "internal_error"  # a bug on our side; retry later
+    # The server is saturated (e.g. too many logins being verified at once): retry after `retry_after_s` seconds
+    # (also the `Retry-After` header), with jitter; nothing was done.
+    SERVER_BUSY = "server_busy"
 
 
 class FieldError(Response):

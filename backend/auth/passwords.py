@@ -1,40 +1,113 @@
-"""Password hashing with argon2id (argon2-cffi), rehashing when the parameters change."""
+"""Password hashing with argon2id (argon2-cffi), under a concurrency cap.
+
+One argon2id verification with the production parameters holds 64 MiB for ~50 ms of a core. Run in threads
+without a cap, 16 parallel logins held a gigabyte (issue 8: 205 MB -> 923 MB) and took both cores from every
+other tenant. `Passwords` lets `concurrency` hashes run at once, queues at most `queue` more, and refuses the
+rest at once with 503 `server_busy` and `Retry-After`, so memory is bounded by the cap, not by the attackers.
+
+Settings are passed in (issue 9: services do not read global settings); `fast` keeps the cheap parameters tests
+need (they log in hundreds of times). A hash records its own parameters, so either hasher verifies both kinds.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from functools import cache
 
+import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from backend.settings import get_settings
+from backend.errors import DomainError
+from backend.settings import Settings
+from mobile_contract.errors import ErrorCode
+
+BUSY_RETRY_AFTER_S = 1
 
 
 @cache
-def _hasher() -> PasswordHasher:
-    if get_settings().argon2_fast:
-        # Tests log in hundreds of times; the production parameters would cost them minutes.
+def hasher(fast: bool) -> PasswordHasher:
+    if fast:
         return PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
     return PasswordHasher()  # RFC 9106 low-memory profile: argon2id, t=3, m=64 MiB
 
 
-def hash_password(password: str) -> str:
-    return _hasher().hash(password)
+def hash_password(password: str, *, fast: bool) -> str:
+    return hasher(fast).hash(password)
 
 
-def verify_password(password_hash: str, password: str) -> bool:
+def verify_password(password_hash: str, password: str, *, fast: bool) -> bool:
     try:
-        return _hasher().verify(password_hash, password)
+        return hasher(fast).verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
 
-def needs_rehash(password_hash: str) -> bool:
-    return _hasher().check_needs_rehash(password_hash)
+class Passwords:
+    """The app's one hasher: every hash and verification of a request goes through `verify` / `hash`."""
+
+    def __init__(self, *, fast: bool, concurrency: int, queue: int) -> None:
+        if concurrency < 1 or queue < 0:
+            raise ValueError("password hashing needs at least one slot and a queue of zero or more")
+        self.fast = fast
+        self._slots = asyncio.Semaphore(concurrency)
+        self._queue = queue
+        self._waiting = 0
+        # Verified against when the username is unknown, so a wrong username costs as long as a wrong password
+        # (no user enumeration by timing). Made once, on first use.
+        self._dummy: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Passwords:
+        return cls(
+            fast=settings.argon2_fast,
+            concurrency=settings.password_hash_concurrency,
+            queue=settings.password_hash_queue,
+        )
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    def dummy_hash(self) -> str:
+        if self._dummy is None:
+            self._dummy = hash_password("not-a-real-password", fast=self.fast)
+        return self._dummy
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        async with self._slot():
+            return await anyio.to_thread.run_sync(lambda: verify_password(password_hash, password, fast=self.fast))
+
+    async def hash(self, password: str) -> str:
+        async with self._slot():
+            return await anyio.to_thread.run_sync(lambda: hash_password(password, fast=self.fast))
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return hasher(self.fast).check_needs_rehash(password_hash)
+
+    def _slot(self) -> _Slot:
+        if self._slots.locked() and self._waiting >= self._queue:
+            raise DomainError(
+                ErrorCode.SERVER_BUSY,
+                503,
+                "Too many logins at once; retry in a moment.",
+                retry_after_s=BUSY_RETRY_AFTER_S,
+            )
+        return _Slot(self)
 
 
-# Verified against when the username is unknown, so a wrong username costs as long as a wrong password
-# (no user enumeration by timing).
-@cache
-def dummy_hash() -> str:
-    return hash_password("not-a-real-password")
+class _Slot:
+    """One hashing slot: counted as waiting until the semaphore lets it in."""
+
+    def __init__(self, owner: Passwords) -> None:
+        self._owner = owner
+
+    async def __aenter__(self) -> None:
+        self._owner._waiting += 1
+        try:
+            await self._owner._slots.acquire()
+        finally:
+            self._owner._waiting -= 1
+
+    async def __aexit__(self, *_: object) -> None:
+        self._owner._slots.release()

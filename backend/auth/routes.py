@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth import service
+from backend.auth.passwords import Passwords
 from backend.auth.tokens import Principal, TokenCodec
 from backend.errors import problems
 from backend.settings import Settings
@@ -21,19 +25,32 @@ class AuthController(Controller):
     @post(
         "/auth/token",
         operation_id="login",
-        responses=problems(401),
+        responses=problems(401, 429, 503),
         status_code=200,
         summary="Log in with a password and a device id",
     )
     async def login(
         self,
+        request: Request[Any, Any, Any],
         data: JSONBody[TokenRequest],
         session: NamedDependency[AsyncSession],
         tokens: NamedDependency[TokenCodec],
+        passwords: NamedDependency[Passwords],
         settings: NamedDependency[Settings],
     ) -> TokenPair:
+        # The peer address, not X-Forwarded-For: a header anyone can set would let an attacker pick a fresh
+        # source per guess. Behind a proxy, run uvicorn with --proxy-headers and its trusted --forwarded-allow-ips.
+        source = request.client.host if request.client else "unknown"
         pair = await service.login(
-            session, tokens, settings, username=data.username, password=data.password, device_id=data.device_id
+            session,
+            tokens,
+            passwords,
+            settings,
+            username=data.username,
+            password=data.password,
+            device_id=data.device_id,
+            source=source,
+            now=datetime.now(UTC),
         )
         await session.commit()
         return pair
@@ -53,7 +70,7 @@ class AuthController(Controller):
         settings: NamedDependency[Settings],
     ) -> TokenPair:
         pair = await service.refresh(
-            session, tokens, settings, refresh_token=data.refresh_token, device_id=data.device_id
+            session, tokens, settings, refresh_token=data.refresh_token, device_id=data.device_id, now=datetime.now(UTC)
         )
         await session.commit()
         return pair

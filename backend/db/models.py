@@ -1,6 +1,6 @@
 """Every domain's tables, imported in one place so the metadata Alembic compares against is complete."""
 
-from backend.auth.models import RefreshToken, Team, Tenant, User
+from backend.auth.models import LoginThrottle, RefreshToken, Team, Tenant, User
 from backend.db.base import Base
 from backend.jobs.models import Job, JobCode, JobEvent, JobType, TechnicianProfile
 from backend.media.models import Photo
@@ -21,6 +21,7 @@ __all__ = [
     "JobCode",
     "JobEvent",
     "JobType",
+    "LoginThrottle",
     "Photo",
     "Poi",
     "PoiContact",

@@ -55,7 +55,7 @@ class SyncController(Controller):
     )
     async def pull(self, data: JSONBody[PullRequest], request: Request[Any, Any, State]) -> PullResponse:
         # A hot path (a phone polls it): no dependencies to resolve, as on nearby (see pois/routes.py).
-        principal = provide_principal(request)
+        principal = await provide_principal(request)
         database: Database = request.app.state.database
         page = await engine.pull(
             hot=database.hot,
