@@ -44,9 +44,11 @@ class UserStates:
     def __init__(self, load: Load, *, ttl_s: float, clock: Clock = time.monotonic) -> None:
         self._load = load
         self._ttl_s = ttl_s
-        self._clock = clock
-        self._entries: dict[UUID, tuple[float, UserState]] = {}
-        self._loading: dict[UUID, asyncio.Future[UserState]] = {}
+        self.clock = clock  # public: tests move it
+        # Keyed by (user, tenant), as the token names them: a token naming a user under the wrong tenant reads as
+        # "no such user" and must not poison the entry of the real one.
+        self._entries: dict[tuple[UUID, UUID], tuple[float, UserState]] = {}
+        self._loading: dict[tuple[UUID, UUID], asyncio.Future[UserState]] = {}
         self.loads = 0  # how many reads reached the database (the bench and the tests watch it)
 
     async def check(self, principal: Principal) -> None:
@@ -64,14 +66,15 @@ class UserStates:
             )
 
     async def get(self, user_id: UUID, tenant_id: UUID) -> UserState:
-        entry = self._entries.get(user_id)
-        if entry is not None and entry[0] > self._clock():
+        key = (user_id, tenant_id)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > self.clock():
             return entry[1]
-        pending = self._loading.get(user_id)
+        pending = self._loading.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
         future: asyncio.Future[UserState] = asyncio.get_running_loop().create_future()
-        self._loading[user_id] = future
+        self._loading[key] = future
         try:
             self.loads += 1
             state = await self._load(user_id, tenant_id)
@@ -80,16 +83,16 @@ class UserStates:
             future.exception()  # retrieved: nobody else may be waiting for it
             raise
         finally:
-            del self._loading[user_id]
+            del self._loading[key]
         if len(self._entries) >= _CACHE_LIMIT:
             self._entries.clear()  # bounded: a full cache is rebuilt from the users active now
-        self._entries[user_id] = (self._clock() + self._ttl_s, state)
+        self._entries[key] = (self.clock() + self._ttl_s, state)
         future.set_result(state)
         return state
 
-    def forget(self, user_id: UUID) -> None:
+    def forget(self, user_id: UUID, tenant_id: UUID) -> None:
         """Drop a user's entry, so this process sees a change it just committed at once."""
-        self._entries.pop(user_id, None)
+        self._entries.pop((user_id, tenant_id), None)
 
 
 def hot_loader(fetch: Callable[..., Awaitable[list[object]]]) -> Load:
