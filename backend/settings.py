@@ -34,12 +34,13 @@ class Settings:
     # Accounts (backend/auth/): how long a user's version and active flag are trusted before they are read again,
     # the argon2 concurrency cap and its queue, and the login throttle.
     user_state_ttl_s: float = 5.0
-    password_hash_concurrency: int = 2
+    password_hash_concurrency: int = 1  # get_settings: half the cores, at least 1 (argon2 takes a core each)
     password_hash_queue: int = 16
     login_max_failures: int = 5  # per account (username) and window
     login_max_failures_per_source: int = 50  # per source address and window
     login_window_s: int = 900
     login_lockout_s: int = 900
+    login_locked_delay_s: float = 1.0  # a locked login waits this long before its 429 (slows closed-loop guessers)
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -95,10 +96,13 @@ def get_settings() -> Settings:
         photo_dir=Path(env.get("GROUNDWORK_PHOTO_DIR", data_dir / "photos")),
         max_photo_bytes=int(env.get("GROUNDWORK_MAX_PHOTO_BYTES", str(15 * 1024 * 1024))),
         user_state_ttl_s=float(env.get("GROUNDWORK_USER_STATE_TTL_S", "5")),
-        password_hash_concurrency=int(env.get("GROUNDWORK_PASSWORD_HASH_CONCURRENCY", "2")),
+        password_hash_concurrency=int(
+            env.get("GROUNDWORK_PASSWORD_HASH_CONCURRENCY", str(max(1, (os.cpu_count() or 2) // 2)))
+        ),
         password_hash_queue=int(env.get("GROUNDWORK_PASSWORD_HASH_QUEUE", "16")),
         login_max_failures=int(env.get("GROUNDWORK_LOGIN_MAX_FAILURES", "5")),
         login_max_failures_per_source=int(env.get("GROUNDWORK_LOGIN_MAX_FAILURES_PER_SOURCE", "50")),
         login_window_s=int(env.get("GROUNDWORK_LOGIN_WINDOW_S", "900")),
         login_lockout_s=int(env.get("GROUNDWORK_LOGIN_LOCKOUT_S", "900")),
+        login_locked_delay_s=float(env.get("GROUNDWORK_LOGIN_LOCKED_DELAY_S", "1")),
     )

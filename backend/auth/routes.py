@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth import service
 from backend.auth.passwords import Passwords
 from backend.auth.tokens import Principal, TokenCodec
-from backend.errors import problems
+from backend.errors import DomainError, problems
 from backend.settings import Settings
 from mobile_contract.auth import Me, RefreshRequest, TokenPair, TokenRequest
+from mobile_contract.errors import ErrorCode
 
 
 class AuthController(Controller):
@@ -41,17 +43,24 @@ class AuthController(Controller):
         # The peer address, not X-Forwarded-For: a header anyone can set would let an attacker pick a fresh
         # source per guess. Behind a proxy, run uvicorn with --proxy-headers and its trusted --forwarded-allow-ips.
         source = request.client.host if request.client else "unknown"
-        pair = await service.login(
-            session,
-            tokens,
-            passwords,
-            settings,
-            username=data.username,
-            password=data.password,
-            device_id=data.device_id,
-            source=source,
-            now=datetime.now(UTC),
-        )
+        try:
+            pair = await service.login(
+                session,
+                tokens,
+                passwords,
+                settings,
+                username=data.username,
+                password=data.password,
+                device_id=data.device_id,
+                source=source,
+                now=datetime.now(UTC),
+            )
+        except DomainError as exc:
+            if exc.code is ErrorCode.TOO_MANY_ATTEMPTS and settings.login_locked_delay_s > 0:
+                # A tarpit: a guesser looping on the lock gets one answer a second per connection instead of
+                # thousands, each costing two counter updates. The session has committed: no connection is held.
+                await asyncio.sleep(settings.login_locked_delay_s)
+            raise
         await session.commit()
         return pair
 
