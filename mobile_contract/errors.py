@@ -74,6 +74,8 @@ class Problem(Response):
     code: ErrorCode
     detail: str | None = None
     errors: list[FieldError] | None = None
+    # 429 too_many_attempts and 503 server_busy: whole seconds to wait, the same as the `Retry-After` header.
+    retry_after_s: int | None = None
     # Some problems add extension members (RFC 9457 section 3.2), e.g. `candidates` on possible_duplicate.
 
 
