@@ -135,7 +135,11 @@ async def refresh(
     presented = await session.scalar(
         select(RefreshToken).where(RefreshToken.token_hash == _hash_token(refresh_token)).with_for_update()
     )
-    if presented is None or presented.revoked_at is not None or presented.expires_at <= now:
+    if presented is None:
+        raise DomainError(ErrorCode.REFRESH_TOKEN_INVALID, 401, "This refresh token is not valid; log in again.")
+    # First the account: a disabled user's phone must stop (account_disabled), not loop through the login screen.
+    user = await _active_user(session, presented.user_id)
+    if presented.revoked_at is not None or presented.expires_at <= now:
         raise DomainError(ErrorCode.REFRESH_TOKEN_INVALID, 401, "This refresh token is not valid; log in again.")
     if presented.rotated_at is not None:
         successor = await session.scalar(
@@ -162,11 +166,9 @@ async def refresh(
                 401,
                 "This refresh token was already used; every session of this login is now signed out. Log in again.",
             )
-        user = await _active_user(session, presented.user_id)
         return _pair(codec, settings, user, device_id, successor_token, issued_at=successor.issued_at, now=now)
     if presented.device_id != device_id:
         raise DomainError(ErrorCode.REFRESH_TOKEN_INVALID, 401, "This refresh token belongs to another device.")
-    user = await _active_user(session, presented.user_id)
     presented.rotated_at = now
     return await _issue(
         session,
@@ -184,7 +186,9 @@ async def refresh(
 async def _active_user(session: AsyncSession, user_id: UUID) -> User:
     user = await session.get(User, user_id)
     if user is None or not user.is_active:
-        raise DomainError(ErrorCode.REFRESH_TOKEN_INVALID, 401, "This account is disabled; contact your admin.")
+        raise DomainError(
+            ErrorCode.ACCOUNT_DISABLED, 401, "This account is disabled or no longer exists; contact your admin."
+        )
     return user
 
 

@@ -43,6 +43,7 @@ async def test_a_disabled_user_is_refused_within_the_cache_seconds(
 ) -> None:
     tenant = await factory.tenant()
     bd = await factory.user(tenant)
+    refresh_token = (await factory.login(bd.username))["refresh_token"]
     assert (await client.get(NEARBY, headers=bd.headers)).status_code == 200
     async with database.sessions() as session:
         await service.disable_user(session, tenant_id=tenant, user_id=bd.id, now=datetime.now(UTC))
@@ -55,7 +56,10 @@ async def test_a_disabled_user_is_refused_within_the_cache_seconds(
     sync = await client.post("/v1/sync/pull", json={}, headers=bd.headers)
     assert sync.status_code == 401
     assert sync.json()["code"] == "account_disabled"
-    # Refresh is refused too, and so is a new login.
+    # Refresh is refused too (saying why, so the phone stops), and so is a new login.
+    refresh = await client.post("/v1/auth/refresh", json={"refresh_token": refresh_token, "device_id": "device-1"})
+    assert refresh.status_code == 401
+    assert refresh.json()["code"] == "account_disabled"
     login = await client.post(
         "/v1/auth/token", json={"username": bd.username, "password": PASSWORD, "device_id": "device-1"}
     )
