@@ -14,6 +14,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from backend.auth.passwords import Passwords
 from backend.auth.routes import AuthController
+from backend.auth.throttle import KnownLocks
 from backend.auth.tokens import TokenCodec
 from backend.auth.userstate import UserState, UserStates, hot_loader
 from backend.db.engine import Database
@@ -87,6 +88,7 @@ def _initial_state(settings: Settings) -> Any:
             "tokens": TokenCodec(settings),
             "cursors": CursorCodec(settings.jwt_secret.encode()),
             "passwords": Passwords.from_settings(settings),
+            "login_locks": KnownLocks(),
         }
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,12 +55,15 @@ class AuthController(Controller):
                 device_id=data.device_id,
                 source=source,
                 now=datetime.now(UTC),
+                known_locks=request.app.state.login_locks,
             )
         except DomainError as exc:
             if exc.code is ErrorCode.TOO_MANY_ATTEMPTS and settings.login_locked_delay_s > 0:
-                # A tarpit: a guesser looping on the lock gets one answer a second per connection instead of
-                # thousands, each costing two counter updates. The session has committed: no connection is held.
-                await asyncio.sleep(settings.login_locked_delay_s)
+                # A tarpit: a guesser looping on the lock gets about one answer a second per connection instead
+                # of thousands. Jittered (0.5x-1.5x), so that parallel guessers do not come back in one burst.
+                # The session has committed: no connection is held while it waits.
+                jitter = 0.5 + secrets.randbelow(1001) / 1000
+                await asyncio.sleep(settings.login_locked_delay_s * jitter)
             raise
         await session.commit()
         return pair

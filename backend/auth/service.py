@@ -73,8 +73,9 @@ async def login(
     device_id: str,
     source: str,
     now: datetime,
+    known_locks: throttle.KnownLocks | None = None,
 ) -> TokenPair:
-    """Throttle, verify, issue.
+    """Throttle, verify, issue. `known_locks`: the process's memory of locks (throttle.py), if it keeps one.
 
     Commits twice by design (an exception to "services flush"): once after reserving the attempt, so the
     throttle rows are not locked while argon2 runs and the count holds even when this request then fails; and
@@ -83,10 +84,11 @@ async def login(
     _refuse_nul(username, password, device_id, source)
     name = username.strip().lower()
     policy = throttle.ThrottlePolicy.from_settings(settings)
-    reservation = await throttle.reserve(session, policy, username=name, source=source, now=now)
+    reservation = await throttle.reserve(session, policy, username=name, source=source, now=now, known=known_locks)
     if reservation.retry_after_s is not None:
-        await throttle.give_back(session, reservation)  # never verified: not a failure of the unlocked key
-        await session.commit()
+        if reservation.keys:
+            await throttle.give_back(session, reservation)  # never verified: not a failure of the unlocked key
+            await session.commit()
         raise DomainError(
             ErrorCode.TOO_MANY_ATTEMPTS,
             429,

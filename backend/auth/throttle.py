@@ -10,6 +10,11 @@ being verified: N parallel guesses cannot slip past the limit while the first on
 ends by itself at the later of `lockout` after it began and the end of the window (so `Retry-After` is true:
 the first attempt after it starts a fresh window).
 
+A process remembers the locks it has seen (`KnownLocks`): until a lock ends, further attempts on that key are
+refused there without a statement. A lock only ends by time, so the memory can never let through what the table
+would refuse; it only spares PostgreSQL (and the event loop other tenants share) the work of a guesser hammering
+a locked key.
+
 Unknown usernames have counters too, so a locked answer says nothing about whether an account exists. The
 account lock is a denial-of-service lever on a known username; it is short, ends by itself, and the per-source
 counter slows whoever pulls it.
@@ -80,6 +85,40 @@ class Reservation:
     retry_after_s: int | None  # set when a key is locked: the attempt is refused
 
 
+class KnownLocks:
+    """Locks this process has read from the table, by key: refused locally until they end."""
+
+    _LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._until: dict[str, datetime] = {}
+
+    def retry_after_s(self, keys: tuple[str, ...], now: datetime) -> int | None:
+        latest: datetime | None = None
+        for key in keys:
+            until = self._until.get(key)
+            if until is None:
+                continue
+            if until <= now:
+                del self._until[key]
+            elif latest is None or until > latest:
+                latest = until
+        return None if latest is None else _seconds_until(latest, now)
+
+    def remember(self, key: str, until: datetime) -> None:
+        if len(self._until) >= self._LIMIT:
+            self._until.clear()  # bounded: forgetting a lock only means reading it from the table again
+        self._until[key] = until
+
+
+def _seconds_until(until: datetime, now: datetime) -> int:
+    return max(1, math.ceil((until - now).total_seconds()))
+
+
+def keys_of(username: str, source: str) -> tuple[str, str]:
+    return account_key(username), source_key(source)
+
+
 def account_key(username: str) -> str:
     return f"account:{username}"
 
@@ -89,10 +128,21 @@ def source_key(address: str) -> str:
 
 
 async def reserve(
-    session: AsyncSession, policy: ThrottlePolicy, *, username: str, source: str, now: datetime
+    session: AsyncSession,
+    policy: ThrottlePolicy,
+    *,
+    username: str,
+    source: str,
+    now: datetime,
+    known: KnownLocks | None = None,
 ) -> Reservation:
     """Count one attempt against both keys (always in the same order: no deadlock between two logins)."""
-    limits = ((account_key(username), policy.max_per_account), (source_key(source), policy.max_per_source))
+    keys = keys_of(username, source)
+    if known is not None:
+        retry_after = known.retry_after_s(keys, now)
+        if retry_after is not None:
+            return Reservation(keys=(), reserved_at=now, retry_after_s=retry_after)
+    limits = ((keys[0], policy.max_per_account), (keys[1], policy.max_per_source))
     locked_until: datetime | None = None
     for key, max_attempts in limits:
         until = await session.scalar(
@@ -106,10 +156,13 @@ async def reserve(
                 "max_attempts": max_attempts,
             },
         )
-        if until is not None and until > now and (locked_until is None or until > locked_until):
-            locked_until = until
-    retry_after = None if locked_until is None else max(1, math.ceil((locked_until - now).total_seconds()))
-    return Reservation(keys=tuple(key for key, _ in limits), reserved_at=now, retry_after_s=retry_after)
+        if until is not None and until > now:
+            if known is not None:
+                known.remember(key, until)
+            if locked_until is None or until > locked_until:
+                locked_until = until
+    retry_after = None if locked_until is None else _seconds_until(locked_until, now)
+    return Reservation(keys=keys, reserved_at=now, retry_after_s=retry_after)
 
 
 async def give_back(session: AsyncSession, reservation: Reservation) -> None:

@@ -39,8 +39,10 @@ class Logins:
     def __init__(self, database: Database, codec: TokenCodec, settings: Settings, passwords: Passwords) -> None:
         self.database, self.codec, self.settings, self.passwords = database, codec, settings, passwords
 
-    async def attempt(self, username: str, password: str, *, source: str, now: datetime) -> tuple[int, int | None]:
-        """(status, retry_after_s) of one login attempt."""
+    async def attempt(
+        self, username: str, password: str, *, source: str, now: datetime, known: throttle.KnownLocks | None = None
+    ) -> tuple[int, int | None]:
+        """(status, retry_after_s) of one login attempt; `known` is the memory of locks of the process it hits."""
         async with self.database.sessions() as session:
             try:
                 await service.login(
@@ -53,6 +55,7 @@ class Logins:
                     device_id="phone",
                     source=source,
                     now=now,
+                    known_locks=known,
                 )
                 await session.commit()
             except DomainError as exc:
@@ -132,7 +135,11 @@ async def test_sixteen_parallel_wrong_logins_verify_at_most_the_limit(
 
 
 _STEPS = st.lists(
-    st.tuples(st.sampled_from(["right", "wrong", "wrong", "other_source"]), st.integers(min_value=0, max_value=40)),
+    st.tuples(
+        st.sampled_from(["right", "wrong", "wrong", "other_source"]),
+        st.integers(min_value=0, max_value=40),  # seconds the clock moves before the attempt
+        st.integers(min_value=0, max_value=2),  # the process it lands on: 0 and 1 remember locks, 2 does not
+    ),
     min_size=1,
     max_size=30,
 )
@@ -143,9 +150,10 @@ _STEPS = st.lists(
 async def test_generated_interleavings_never_let_more_than_n_wrong_attempts_through_per_window(
     factory: Factory, database: Database, codec: TokenCodec, auth_settings: Settings, steps: list[tuple[str, int]]
 ) -> None:
-    """Random interleavings of correct and wrong passwords, two sources and clock moves: within each window the
-    throttle counts, at most N wrong passwords are verified; no attempt passes while the account is locked; a
-    correct password is accepted whenever the account is not locked; a lock ends at its Retry-After."""
+    """Random interleavings of correct and wrong passwords, two sources, three processes (two of them remembering
+    the locks they saw) and clock moves: within each window the throttle counts, at most N wrong passwords are
+    verified; no attempt passes while the account is locked; a correct password is accepted whenever the account
+    is not locked; a lock ends at its Retry-After, in every process."""
     n, window, lockout = 3, 60, 30
     tenant = await factory.tenant()
     user = await factory.user(tenant, login=False)
@@ -159,15 +167,16 @@ async def test_generated_interleavings_never_let_more_than_n_wrong_attempts_thro
         login_lockout_s=lockout,
     )
     sources = [f"a-{uuid.uuid4()}", f"b-{uuid.uuid4()}"]
+    processes: list[throttle.KnownLocks | None] = [throttle.KnownLocks(), throttle.KnownLocks(), None]
     clock = 0.0
     wrong_verified: dict[datetime, int] = {}
     locked_until: datetime | None = None
-    for kind, advance in steps:
+    for kind, advance, process in steps:
         clock += advance
         now = utc(clock)
         password = PASSWORD if kind == "right" else WRONG
         status, retry_after = await logins.attempt(
-            user.username, password, source=sources[kind == "other_source"], now=now
+            user.username, password, source=sources[kind == "other_source"], now=now, known=processes[process]
         )
         async with database.sessions() as session:
             row = (
