@@ -2,7 +2,7 @@
 parallel customer-code entries by an assigned technician.
 
 Tenant B is the nearby benchmark's tenant and BD (its data, `bench/database.py`); tenant A ("Attacked Co.") is
-added to the same database with one user who has a real argon2id password hash (production parameters: the app
+added to the same database with a user per round who has a real argon2id password hash (production parameters: the app
 runs without GROUNDWORK_ARGON2_FAST), an ops dispatcher and a technician. Measurements, one app process:
 1. quiet: wrk runs tenant B's nearby (bench/nearby.lua) after a warm-up: its p99 is the reference;
 2. storm: the same, while a second wrk (bench/storm.lua) keeps 16 connections POSTing a wrong password for tenant
@@ -10,9 +10,11 @@ runs without GROUNDWORK_ARGON2_FAST), an ops dispatcher and a technician. Measur
    status (401 verified and wrong, 429 locked, 503 hashing queue full);
 3. with `--codes`: the same with 40 connections POSTing a wrong code to /v1/jobs/{id}/code of a job assigned to
    tenant A's technician (created through the API, arrived, its code issued).
-4. quiet again, last: the spread of the two quiet runs is the noise of the machine (shared, 2 cores).
-The figure is tenant B's p99 under the storm divided by its first quiet p99 (target: within 2x). Also reported: the
-app's resident memory before and its peak (VmHWM) after each storm, and the storms' answer counts.
+These alternate for `rounds` rounds (default 3, `--quick` 2; each round's login storm attacks a victim of its
+own, so each starts on an unlocked account): on a shared machine one run's p99 is mostly the neighbours' noise,
+so the figure is the median of the storm rounds' p99 divided by the median of the quiet rounds' (target: 2x).
+Also reported: the app's resident memory before and its peak (VmHWM) after each storm, and the storms' answer
+counts.
 
 `--no-login-throttle` lifts the login limits (GROUNDWORK_LOGIN_MAX_FAILURES*), so that every one of the 16
 attempts is a full argon2 verification: what the hashing cap alone holds.
@@ -43,7 +45,6 @@ from bench.server import BENCH_JWT_SECRET, RunningServer, app_server, mint_token
 
 STORM_SCRIPT = Path(__file__).with_name("storm.lua")
 ATTACKED_SLUG = "bench-attacked"
-ATTACKED_USERNAME = "victim@attacked.bench"
 WRONG_PASSWORD = "not the password"  # noqa: S105 - the point is that it is wrong
 TARGET_RATIO = 2.0
 _MARKER = "BENCH_STORM "
@@ -63,6 +64,7 @@ class LoginsConfig:
     warmup: float
     codes: bool = False
     throttle: bool = True
+    rounds: int = 3  # quiet, storm(s), alternating: the machine is shared, medians of rounds are read
     login_connections: int = 16
     code_connections: int = 40
 
@@ -76,24 +78,32 @@ class Phase:
     rss_peak_mb: float
 
 
-async def _ensure_attacked_tenant(url: str) -> None:
+def victim_username(round_number: int) -> str:
+    return f"victim{round_number}@attacked.bench"
+
+
+async def _ensure_attacked_tenant(url: str, victims: int) -> None:
     conn: asyncpg.Connection = await asyncpg.connect(url)
     try:
-        if await conn.fetchval("SELECT 1 FROM tenants WHERE id = $1", _TENANT_A):
+        have = await conn.fetchval("SELECT count(*) FROM users WHERE tenant_id = $1 AND role = 'bd'", _TENANT_A)
+        if have >= victims:
             return
         password_hash = hash_password("the victim's real password", fast=False)
+        people = [
+            (_OPS, "ops@attacked.bench", "ops", "all", "no-login"),
+            (_TECH, "tech@attacked.bench", "technician", "self", "no-login"),
+        ]
+        people += [(UUID(int=_VICTIM.int + n), victim_username(n), "bd", "self", password_hash) for n in range(victims)]
         async with conn.transaction():
             await conn.execute(
-                "INSERT INTO tenants (id, slug, name) VALUES ($1, $2, 'Attacked Co.')", _TENANT_A, ATTACKED_SLUG
+                "INSERT INTO tenants (id, slug, name) VALUES ($1, $2, 'Attacked Co.') ON CONFLICT DO NOTHING",
+                _TENANT_A,
+                ATTACKED_SLUG,
             )
-            for user_id, username, role, scope, hashed in (
-                (_VICTIM, ATTACKED_USERNAME, "bd", "self", password_hash),
-                (_OPS, "ops@attacked.bench", "ops", "all", "no-login"),
-                (_TECH, "tech@attacked.bench", "technician", "self", "no-login"),
-            ):
+            for user_id, username, role, scope, hashed in people:
                 await conn.execute(
                     "INSERT INTO users (id, tenant_id, username, display_name, role, data_scope, password_hash)"
-                    " VALUES ($1, $2, $3, $3, $4, $5, $6)",
+                    " VALUES ($1, $2, $3, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                     user_id,
                     _TENANT_A,
                     username,
@@ -101,7 +111,7 @@ async def _ensure_attacked_tenant(url: str) -> None:
                     scope,
                     hashed,
                 )
-        say("created tenant A (the attacked tenant): a user with a real argon2id hash, a dispatcher, a technician")
+        say(f"tenant A (the attacked tenant): {victims} users with a real argon2id hash, a dispatcher, a technician")
     finally:
         await conn.close()
 
@@ -256,9 +266,26 @@ def _measure(
     return Phase(name=name, nearby=measured, storm=storm_result, rss_before_mb=rss_before, rss_peak_mb=rss_peak)
 
 
+QUIET = "quiet"
+
+
+def logins_name(config: LoginsConfig) -> str:
+    return f"{config.login_connections} parallel wrong logins"
+
+
+def codes_name(config: LoginsConfig) -> str:
+    return f"{config.code_connections} parallel code entries"
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def run(settings: Settings, config: LoginsConfig) -> dict[str, Any]:
     data = database.prepare(settings, config.pois)
-    asyncio.run(_ensure_attacked_tenant(data.url))
+    asyncio.run(_ensure_attacked_tenant(data.url, config.rounds))
     asyncio.run(_reset_throttles(data.url))  # every run starts with no lock left by the previous one
     token_b = mint_token(
         settings, user_id=data.user_id, tenant_id=data.tenant_id, role="bd", data_scope="self", team_id=data.team_id
@@ -285,16 +312,7 @@ def run(settings: Settings, config: LoginsConfig) -> dict[str, Any]:
     with app_server(
         database_url=data.url, jwt_secret=BENCH_JWT_SECRET, port=config.port, extra_env=extra_env
     ) as server:
-        phases.append(_measure(server, config, data, wrk_env, "quiet", None))
-        login = {
-            "path": "/v1/auth/token",
-            "body": {"username": ATTACKED_USERNAME, "password": WRONG_PASSWORD, "device_id": "storm"},
-            "token": None,
-            "connections": config.login_connections,
-        }
-        phases.append(
-            _measure(server, config, data, wrk_env, f"{config.login_connections} parallel wrong logins", login)
-        )
+        codes: dict[str, Any] | None = None
         if config.codes:
             job_id = _arrived_job(server, settings)
             tech = mint_token(
@@ -306,13 +324,28 @@ def run(settings: Settings, config: LoginsConfig) -> dict[str, Any]:
                 "token": tech,
                 "connections": config.code_connections,
             }
-            phases.append(
-                _measure(server, config, data, wrk_env, f"{config.code_connections} parallel code entries", codes)
-            )
-        # The quiet run again, last: on a shared machine the difference between the two quiet runs is the noise
-        # the storm figures must be read against.
-        phases.append(_measure(server, config, data, wrk_env, "quiet again", None))
-    quiet_p99 = phases[0].nearby.latency_ms["p99"]
+        for round_number in range(config.rounds):
+            say(f"round {round_number + 1} of {config.rounds}")
+            phases.append(_measure(server, config, data, wrk_env, QUIET, None))
+            # A victim of its own per round, so that every round's storm starts on an unlocked account and pays
+            # the same argon2 verifications (5 per account, then the lock).
+            login = {
+                "path": "/v1/auth/token",
+                "body": {"username": victim_username(round_number), "password": WRONG_PASSWORD, "device_id": "s"},
+                "token": None,
+                "connections": config.login_connections,
+            }
+            phases.append(_measure(server, config, data, wrk_env, logins_name(config), login))
+        # The code storms last: before the enter_code fix they run the ORM pool dry for 30 s, which would stall
+        # the login storms of the rounds after them.
+        for round_number in range(config.rounds if codes is not None else 0):
+            say(f"code entries, round {round_number + 1} of {config.rounds}")
+            phases.append(_measure(server, config, data, wrk_env, codes_name(config), codes))
+    quiet_p99 = _median([phase.nearby.latency_ms["p99"] for phase in phases if phase.name == QUIET])
+    kinds = [QUIET, logins_name(config), *([codes_name(config)] if config.codes else [])]
+    medians = {
+        kind: _median([phase.nearby.latency_ms["p99"] for phase in phases if phase.name == kind]) for kind in kinds
+    }
     return {
         "benchmark": "logins",
         "config": {
@@ -324,18 +357,21 @@ def run(settings: Settings, config: LoginsConfig) -> dict[str, Any]:
             "login_connections": config.login_connections,
             "code_connections": config.code_connections if config.codes else None,
             "login_throttle": config.throttle,
+            "rounds": config.rounds,
         },
         "phases": [
             {
                 "name": phase.name,
                 "nearby": phase.nearby.to_json(),
-                "p99_ratio_to_quiet": round(phase.nearby.latency_ms["p99"] / quiet_p99, 3),
+                "p99_ratio_to_median_quiet": round(phase.nearby.latency_ms["p99"] / quiet_p99, 3),
                 "storm": phase.storm,
                 "app_rss_before_mb": round(phase.rss_before_mb, 1),
                 "app_rss_peak_mb": round(phase.rss_peak_mb, 1),
             }
             for phase in phases
         ],
+        "median_p99_ms": {kind: round(value, 3) for kind, value in medians.items()},
+        "median_p99_ratio": {kind: round(value / medians[QUIET], 3) for kind, value in medians.items()},
         "target_ratio": TARGET_RATIO,
         "busy_cores_before": round(busy_before, 2),
         "server": database.server_facts(data.url),
