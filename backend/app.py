@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
+            app.state.passwords.close()
             await app.state.database.close()
 
     return Litestar(

@@ -5,11 +5,12 @@ without a cap, 16 parallel logins held a gigabyte (issue 8: 205 MB -> 923 MB) an
 other tenant. `Passwords` lets `concurrency` hashes run at once, queues at most `queue` more, and refuses the
 rest at once with 503 `server_busy` and `Retry-After`, so memory is bounded by the cap, not by the attackers.
 
-The hashing threads run at a lower CPU priority (nice 10, per thread on Linux): the logins bench showed five
-production verifications in a thread, the GIL released, still taking tenant B's nearby p99 from 16 ms to over
-100 ms on a busy 2-core machine, because the event loop waited for a core behind them. At nice 10 the scheduler
-serves the event loop first; on a saturated machine logins get slower (and the queue answers 503) instead of
-every other request.
+With the production parameters the hashes run in worker *processes* (`isolate=True`), at nice 10. The logins
+bench showed five production verifications in a thread of the app (the GIL released, at nice 10 too) still
+taking tenant B's nearby p99 from ~20 ms to 100-250 ms on the busy 2-core machine, while the same storm with the
+cheap parameters left it at 19 ms: 64 MiB of fresh memory per hash is faulted in inside the app's own address
+space, and the app's other threads wait on it. In a worker process the faults and the memory are the worker's,
+and the scheduler serves the app first. Tests keep threads (`isolate=False`, cheap parameters, patchable).
 
 Settings are passed in (issue 9: services do not read global settings); `fast` keeps the cheap parameters tests
 need (they log in hundreds of times). A hash records its own parameters, so either hasher verifies both kinds.
@@ -21,8 +22,9 @@ import asyncio
 import contextlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from functools import cache, partial
+from multiprocessing import get_context
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -36,7 +38,7 @@ HASHING_NICE = 10
 
 
 def _lower_priority() -> None:
-    """Runs in each hashing thread as it starts. On Linux a thread's nice value is its own."""
+    """Runs in each hashing thread or process as it starts (on Linux a thread's nice value is its own)."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: hash at normal priority
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICE)
 
@@ -62,14 +64,14 @@ def verify_password(password_hash: str, password: str, *, fast: bool) -> bool:
 class Passwords:
     """The app's one hasher: every hash and verification of a request goes through `verify` / `hash`."""
 
-    def __init__(self, *, fast: bool, concurrency: int, queue: int) -> None:
+    def __init__(self, *, fast: bool, concurrency: int, queue: int, isolate: bool = False) -> None:
         if concurrency < 1 or queue < 0:
             raise ValueError("password hashing needs at least one slot and a queue of zero or more")
         self.fast = fast
         self._slots = asyncio.Semaphore(concurrency)
-        self._threads = ThreadPoolExecutor(
-            max_workers=concurrency, thread_name_prefix="argon2", initializer=_lower_priority
-        )
+        self._concurrency = concurrency
+        self._isolate = isolate
+        self._executor: Executor | None = None  # made on first use: no worker process for an app that never hashes
         self._queue = queue
         self._waiting = 0
         # Verified against when the username is unknown, so a wrong username costs as long as a wrong password
@@ -82,7 +84,26 @@ class Passwords:
             fast=settings.argon2_fast,
             concurrency=settings.password_hash_concurrency,
             queue=settings.password_hash_queue,
+            isolate=not settings.argon2_fast,
         )
+
+    def _workers(self) -> Executor:
+        if self._executor is None:
+            if self._isolate:
+                # spawn, not fork: the app has threads and an event loop that a forked child must not inherit.
+                self._executor = ProcessPoolExecutor(
+                    max_workers=self._concurrency, mp_context=get_context("spawn"), initializer=_lower_priority
+                )
+            else:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self._concurrency, thread_name_prefix="argon2", initializer=_lower_priority
+                )
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
     @property
     def waiting(self) -> int:
@@ -95,15 +116,14 @@ class Passwords:
 
     async def verify(self, password_hash: str, password: str) -> bool:
         async with self._slot():
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self._threads, lambda: verify_password(password_hash, password, fast=self.fast)
-            )
+            # A module-level function and plain arguments: it must pickle, for a worker process.
+            work = partial(_verify_in_worker, password_hash, password, self.fast)
+            return await asyncio.get_running_loop().run_in_executor(self._workers(), work)
 
     async def hash(self, password: str) -> str:
         async with self._slot():
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._threads, lambda: hash_password(password, fast=self.fast))
+            work = partial(_hash_in_worker, password, self.fast)
+            return await asyncio.get_running_loop().run_in_executor(self._workers(), work)
 
     def needs_rehash(self, password_hash: str) -> bool:
         return hasher(self.fast).check_needs_rehash(password_hash)
@@ -134,3 +154,11 @@ class _Slot:
 
     async def __aexit__(self, *_: object) -> None:
         self._owner._slots.release()
+
+
+def _verify_in_worker(password_hash: str, password: str, fast: bool) -> bool:
+    return verify_password(password_hash, password, fast=fast)
+
+
+def _hash_in_worker(password: str, fast: bool) -> str:
+    return hash_password(password, fast=fast)

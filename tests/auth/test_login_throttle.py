@@ -311,3 +311,14 @@ async def test_password_hashing_runs_at_most_the_cap_at_once(monkeypatch: pytest
     assert results.count(False) == 5
     with pytest.raises(ValueError, match="slot"):
         Passwords(fast=True, concurrency=0, queue=1)
+
+
+async def test_isolated_hashing_verifies_in_a_worker_process() -> None:
+    """What production runs (argon2 in worker processes): a real hash and verification across the process line."""
+    passwords = Passwords(fast=True, concurrency=1, queue=2, isolate=True)
+    try:
+        password_hash = await passwords.hash("a long enough password")
+        assert await passwords.verify(password_hash, "a long enough password") is True
+        assert await passwords.verify(password_hash, "another password") is False
+    finally:
+        passwords.close()
