@@ -99,7 +99,7 @@ async def login(
     await session.commit()  # the reservation counts from here, in every process
     try:
         # Verify against a dummy hash for unknown users, so timing does not tell which usernames exist.
-        ok = await passwords.verify(user.password_hash if user else passwords.dummy_hash(), password)
+        ok = await passwords.verify(user.password_hash if user else await passwords.dummy_hash(), password)
     except DomainError:  # the hashing queue is full: nothing was verified
         await throttle.give_back(session, reservation)
         await session.commit()
