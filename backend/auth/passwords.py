@@ -23,9 +23,10 @@ import asyncio
 import contextlib
 import os
 import threading
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from functools import cache, partial
 from multiprocessing import get_context
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -116,27 +117,29 @@ class Passwords:
         return self._dummy
 
     async def verify(self, password_hash: str, password: str) -> bool:
-        async with self._slot():
-            # A module-level function and plain arguments: it must pickle, for a worker process.
-            work = partial(_verify_in_worker, password_hash, password, self.fast)
-            return await asyncio.get_running_loop().run_in_executor(self._workers(), work)
+        # A module-level function and plain arguments: it must pickle, for a worker process.
+        verified: bool = await self._run(partial(_verify_in_worker, password_hash, password, self.fast))
+        return verified
 
     async def hash(self, password: str) -> str:
+        hashed: str = await self._run(partial(_hash_in_worker, password, self.fast))
+        return hashed
+
+    async def _run(self, work: partial[Any]) -> Any:
         async with self._slot():
-            work = partial(_hash_in_worker, password, self.fast)
-            return await asyncio.get_running_loop().run_in_executor(self._workers(), work)
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._workers(), work)
+            except BrokenExecutor as exc:
+                # A worker died (killed for memory, say): start afresh on the next call; this one may retry.
+                self.close()
+                raise _busy() from exc
 
     def needs_rehash(self, password_hash: str) -> bool:
         return hasher(self.fast).check_needs_rehash(password_hash)
 
     def _slot(self) -> _Slot:
         if self._slots.locked() and self._waiting >= self._queue:
-            raise DomainError(
-                ErrorCode.SERVER_BUSY,
-                503,
-                "Too many logins at once; retry in a moment.",
-                retry_after_s=BUSY_RETRY_AFTER_S,
-            )
+            raise _busy()
         return _Slot(self)
 
 
@@ -155,6 +158,12 @@ class _Slot:
 
     async def __aexit__(self, *_: object) -> None:
         self._owner._slots.release()
+
+
+def _busy() -> DomainError:
+    return DomainError(
+        ErrorCode.SERVER_BUSY, 503, "Too many logins at once; retry in a moment.", retry_after_s=BUSY_RETRY_AFTER_S
+    )
 
 
 def _verify_in_worker(password_hash: str, password: str, fast: bool) -> bool:

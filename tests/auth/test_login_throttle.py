@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import threading
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
@@ -320,5 +321,23 @@ async def test_isolated_hashing_verifies_in_a_worker_process() -> None:
         password_hash = await passwords.hash("a long enough password")
         assert await passwords.verify(password_hash, "a long enough password") is True
         assert await passwords.verify(password_hash, "another password") is False
+    finally:
+        passwords.close()
+
+
+async def test_a_dead_hashing_worker_answers_busy_and_the_next_call_starts_afresh() -> None:
+    passwords = Passwords(fast=True, concurrency=1, queue=2, isolate=True)
+    try:
+        password_hash = await passwords.hash("a long enough password")
+        executor = passwords._workers()
+        assert isinstance(executor, ProcessPoolExecutor)
+        for process in list(executor._processes.values()):  # as the OOM killer would
+            process.kill()
+            process.join()
+        with pytest.raises(DomainError) as busy:
+            await passwords.verify(password_hash, "a long enough password")
+        assert busy.value.status == 503
+        assert busy.value.code.value == "server_busy"
+        assert await passwords.verify(password_hash, "a long enough password") is True
     finally:
         passwords.close()
