@@ -180,7 +180,7 @@ def run_logins(args: argparse.Namespace) -> list[report.SummaryRow]:
         rounds=2 if args.quick else 3,
     )
     payload = logins.run(get_settings(), config)
-    _write("logins", args, started, payload)
+    _write("logins" if config.throttle else "logins-unthrottled", args, started, payload)
     phases = payload["phases"]
     quiet = payload["median_p99_ms"][logins.QUIET]
     print()
