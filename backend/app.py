@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from uuid import UUID
 
 import openapi_ui_bundles
 from litestar import Litestar
@@ -15,8 +16,11 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
+from backend.auth.passwords import Passwords
 from backend.auth.routes import AuthController
+from backend.auth.throttle import KnownLocks
 from backend.auth.tokens import TokenCodec
+from backend.auth.userstate import UserState, UserStates, hot_loader
 from backend.bodies import BoundedRequest
 from backend.db.engine import Database
 from backend.deps import DEPENDENCIES
@@ -94,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
+            app.state.passwords.close()
             await app.state.database.close()
 
     app = Litestar(
@@ -124,14 +129,23 @@ def create_app(settings: Settings | None = None) -> Litestar:
 def _initial_state(settings: Settings) -> Any:
     from litestar.datastructures import State
 
-    return State(
+    state = State(
         {
             "settings": settings,
             "tokens": TokenCodec(settings),
             "cursors": CursorCodec(settings.jwt_secret.encode()),
             "limits": UserConcurrency(settings.user_concurrency, settings.retry_after_s),
+            "passwords": Passwords.from_settings(settings),
+            "login_locks": KnownLocks(),
         }
     )
+
+    async def load_user_state(user_id: UUID, tenant_id: UUID) -> UserState:
+        # The database joins the state in the lifespan, after this is built: look it up at call time.
+        return await hot_loader(state.database.hot.fetch)(user_id, tenant_id)
+
+    state.user_states = UserStates(load_user_state, ttl_s=settings.user_state_ttl_s)
+    return state
 
 
 def openapi_config() -> OpenAPIConfig:

@@ -10,7 +10,9 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.auth.passwords import Passwords
 from backend.auth.tokens import Principal, TokenCodec
+from backend.auth.userstate import UserStates
 from backend.db.engine import Database
 from backend.errors import DomainError
 from backend.limits import UserConcurrency
@@ -18,7 +20,8 @@ from backend.settings import Settings
 from mobile_contract.errors import ErrorCode
 
 
-def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+def token_principal(request: Request[Any, Any, Any]) -> Principal:
+    """Who the bearer token says the caller is (signature and expiry checked, the user's state not)."""
     header = request.headers.get("authorization")
     if not header:
         raise DomainError(ErrorCode.NOT_AUTHENTICATED, 401, "Send `Authorization: Bearer <access token>`.")
@@ -27,6 +30,17 @@ def provide_principal(request: Request[Any, Any, Any]) -> Principal:
         raise DomainError(ErrorCode.NOT_AUTHENTICATED, 401, "Send `Authorization: Bearer <access token>`.")
     codec: TokenCodec = request.app.state.tokens
     return codec.decode(token.strip())
+
+
+async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    """The caller, from a valid token of a user who is still active and unchanged since it was issued.
+
+    The hot routes (nearby, sync pull) call this directly instead of through dependency injection; its cost on
+    them is a dict lookup per request: the user's state is read at most once per few seconds (userstate.py)."""
+    principal = token_principal(request)
+    user_states: UserStates = request.app.state.user_states
+    await user_states.check(principal)
+    return principal
 
 
 async def provide_session(state: State) -> AsyncIterator[AsyncSession]:
@@ -56,11 +70,23 @@ def provide_limits(state: State) -> UserConcurrency:
     return limits
 
 
+def provide_passwords(state: State) -> Passwords:
+    passwords: Passwords = state.passwords
+    return passwords
+
+
+def provide_user_states(state: State) -> UserStates:
+    user_states: UserStates = state.user_states
+    return user_states
+
+
 DEPENDENCIES = {
-    "principal": Provide(provide_principal, sync_to_thread=False),
+    "principal": Provide(provide_principal),
     "session": Provide(provide_session),
     "database": Provide(provide_database, sync_to_thread=False),
     "settings": Provide(provide_settings, sync_to_thread=False),
     "tokens": Provide(provide_tokens, sync_to_thread=False),
     "limits": Provide(provide_limits, sync_to_thread=False),
+    "passwords": Provide(provide_passwords, sync_to_thread=False),
+    "user_states": Provide(provide_user_states, sync_to_thread=False),
 }

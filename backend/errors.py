@@ -107,6 +107,9 @@ def problem_response(
     headers = dict(headers or {})
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
+    retry_after = extra.get("retry_after_s")
+    if isinstance(retry_after, int):
+        headers["Retry-After"] = str(retry_after)  # RFC 9110: whole seconds; the body carries the same number
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers or None)
 
 
@@ -190,10 +193,10 @@ def _sqlstate(exc: BaseException) -> str | None:
 def _refers_to_caller(request: Request[Any, Any, Any], exc: BaseException) -> bool:
     """Whether a foreign-key violation names the caller's own user (or tenant) as the missing row: the account
     was deleted while its token still lives. Read from the error's detail, so no query is needed here."""
-    from backend.deps import provide_principal  # deps imports this module
+    from backend.deps import token_principal  # deps imports this module
 
     try:
-        principal = provide_principal(request)
+        principal = token_principal(request)
     except DomainError:
         return False
     detail = " ".join(str(getattr(c, "detail", "") or "") for c in _chain(exc))

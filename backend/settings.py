@@ -45,6 +45,16 @@ class Settings:
     pool_timeout_s: float = 5.0  # longest wait for a database connection (both pools); then 503 + Retry-After
     retry_after_s: int = 2  # the Retry-After of a 503 (database busy or away) and of a 429 (per-user limit)
     user_concurrency: int = 3  # expensive calls (sync, photos, dispatch, codes, login) running at once per user
+    # Accounts (backend/auth/): how long a user's version and active flag are trusted before they are read again,
+    # the argon2 concurrency cap and its queue, and the login throttle.
+    user_state_ttl_s: float = 5.0
+    password_hash_concurrency: int = 1  # get_settings: half the cores, at least 1 (argon2 takes a core each)
+    password_hash_queue: int = 16
+    login_max_failures: int = 5  # per account (username) and window
+    login_max_failures_per_source: int = 50  # per source address and window
+    login_window_s: int = 900
+    login_lockout_s: int = 900
+    login_locked_delay_s: float = 1.0  # a locked login waits this long before its 429 (slows closed-loop guessers)
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -119,6 +129,16 @@ def get_settings() -> Settings:
         pool_timeout_s=float(env.get("GROUNDWORK_POOL_TIMEOUT_S", "5")),
         retry_after_s=int(env.get("GROUNDWORK_RETRY_AFTER_S", "2")),
         user_concurrency=int(env.get("GROUNDWORK_USER_CONCURRENCY", "3")),
+        user_state_ttl_s=float(env.get("GROUNDWORK_USER_STATE_TTL_S", "5")),
+        password_hash_concurrency=int(
+            env.get("GROUNDWORK_PASSWORD_HASH_CONCURRENCY", str(max(1, (os.cpu_count() or 2) // 2)))
+        ),
+        password_hash_queue=int(env.get("GROUNDWORK_PASSWORD_HASH_QUEUE", "16")),
+        login_max_failures=int(env.get("GROUNDWORK_LOGIN_MAX_FAILURES", "5")),
+        login_max_failures_per_source=int(env.get("GROUNDWORK_LOGIN_MAX_FAILURES_PER_SOURCE", "50")),
+        login_window_s=int(env.get("GROUNDWORK_LOGIN_WINDOW_S", "900")),
+        login_lockout_s=int(env.get("GROUNDWORK_LOGIN_LOCKOUT_S", "900")),
+        login_locked_delay_s=float(env.get("GROUNDWORK_LOGIN_LOCKED_DELAY_S", "1")),
     )
 
 

@@ -3,7 +3,7 @@
 With backend/app.py, the only module that lists the domains: backend/db/ is the foundation they build on and
 imports none of them."""
 
-from backend.auth.models import RefreshToken, Team, Tenant, User
+from backend.auth.models import LoginThrottle, RefreshToken, Team, Tenant, User
 from backend.db.base import Base
 from backend.jobs.models import Job, JobCode, JobEvent, JobType, TechnicianProfile
 from backend.media.models import Photo
@@ -24,6 +24,7 @@ __all__ = [
     "JobCode",
     "JobEvent",
     "JobType",
+    "LoginThrottle",
     "Photo",
     "Poi",
     "PoiContact",

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from backend.settings import get_settings
-from bench import dispatch, nearby, photos, report
+from bench import dispatch, logins, nearby, photos, report
 from bench import sync as sync_bench
 from bench.progress import BenchError, say
 
@@ -33,6 +33,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a smoke test: 5 s runs over 100k POIs")
     parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds before each measurement")
     parser.add_argument("--port", type=int, default=8765, help="port of the app under test (default 8765)")
+    parser.add_argument(
+        "--codes",
+        action="store_true",
+        help="logins: also measure tenant B's nearby during 40 parallel code entries (POST /v1/jobs/{id}/code)",
+    )
+    parser.add_argument(
+        "--no-login-throttle",
+        action="store_true",
+        help="logins: lift the login limits, so that every wrong login is a full argon2 verification",
+    )
     args = parser.parse_args(argv)
     if args.duration is None:
         args.duration = QUICK_DURATION_S if args.quick else 20.0
@@ -155,11 +165,90 @@ def run_photos(args: argparse.Namespace) -> list[report.SummaryRow]:
     ]
 
 
+def run_logins(args: argparse.Namespace) -> list[report.SummaryRow]:
+    """bench/logins.py: tenant B's nearby p99, quiet and while tenant A is under a storm of wrong logins (and
+    with --codes, of code entries)."""
+    started = report.utc_now()
+    config = logins.LoginsConfig(
+        duration=args.duration,
+        connections=args.connections,
+        pois=args.pois,
+        port=args.port,
+        warmup=args.warmup,
+        codes=args.codes,
+        throttle=not args.no_login_throttle,
+        rounds=2 if args.quick else 3,
+    )
+    payload = logins.run(get_settings(), config)
+    _write("logins" if config.throttle else "logins-unthrottled", args, started, payload)
+    phases = payload["phases"]
+    quiet = payload["median_p99_ms"][logins.QUIET]
+    print()
+    print(
+        f"## logins: tenant B's nearby ({args.pois:,} POIs, {args.connections} connections, {args.duration:.0f} s) "
+        f"while tenant A is attacked (login throttle {'on' if config.throttle else 'lifted'})"
+    )
+    print()
+    rows = []
+    for phase in phases:
+        latency = phase["nearby"]["latency_ms"]
+        storm = phase["storm"] or {}
+        answers = ", ".join(
+            f"{key}: {storm[key]}" for key in ("2xx", "401", "423", "429", "503", "5xx") if storm.get(key)
+        )
+        rows.append(
+            [
+                phase["name"],
+                f"{phase['nearby']['requests_per_s']:,.0f}",
+                f"{latency['p50']:.2f}",
+                f"{latency['p99']:.2f}",
+                f"{phase['p99_ratio_to_median_quiet']:.2f}x",
+                f"{phase['app_rss_before_mb']:.0f} / {phase['app_rss_peak_mb']:.0f}",
+                f"{storm.get('requests_per_s', 0):,.1f}/s ({answers})" if storm else "",
+            ]
+        )
+    print(
+        report.markdown(
+            [
+                "tenant A",
+                "B req/s",
+                "B p50 ms",
+                "B p99 ms",
+                "p99 / median quiet",
+                "app MB (before / peak)",
+                "A's storm",
+            ],
+            rows,
+        )
+    )
+    print()
+    summary = []
+    for kind, ratio in payload["median_p99_ratio"].items():
+        if kind == logins.QUIET:
+            continue
+        met = "met" if ratio <= logins.TARGET_RATIO else "MISSED"
+        median = payload["median_p99_ms"][kind]
+        print(
+            f"{kind}: tenant B's median p99 {median:.2f} ms = {ratio:.2f}x its quiet median {quiet:.2f} ms "
+            f"(target <= {logins.TARGET_RATIO:.0f}x: {met})"
+        )
+        summary.append(
+            report.SummaryRow(
+                "logins",
+                f"tenant B nearby p99 during {kind} on tenant A (median of {config.rounds})",
+                f"{median:.2f} ms ({ratio:.2f}x)",
+                f"quiet median p99 {quiet:.2f} ms; target <= {logins.TARGET_RATIO:.0f}x: {met}",
+            )
+        )
+    return summary
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[report.SummaryRow]]] = {
     "nearby": run_nearby,
     "sync": run_sync,
     "dispatch": run_dispatch,
     "photos": run_photos,
+    "logins": run_logins,
 }
 
 

@@ -61,8 +61,11 @@ def _uvicorn() -> list[str]:
 
 
 @contextmanager
-def app_server(*, database_url: str, jwt_secret: str, port: int, host: str = "127.0.0.1") -> Iterator[RunningServer]:
-    """Serve backend.app on host:port until the block ends (also on errors and Ctrl-C)."""
+def app_server(
+    *, database_url: str, jwt_secret: str, port: int, host: str = "127.0.0.1", extra_env: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
+    """Serve backend.app on host:port until the block ends (also on errors and Ctrl-C). `extra_env` adds or
+    overrides environment variables of the app (an empty value removes one)."""
     if not _port_is_free(host, port):
         raise BenchError(f"port {port} on {host} is in use (another bench still running?); pass --port")
     argv = [
@@ -81,7 +84,8 @@ def app_server(*, database_url: str, jwt_secret: str, port: int, host: str = "12
         "--log-level",
         "warning",
     ]
-    env = {**os.environ, "DATABASE_URL": database_url, "GROUNDWORK_JWT_SECRET": jwt_secret}
+    env = {**os.environ, "DATABASE_URL": database_url, "GROUNDWORK_JWT_SECRET": jwt_secret, **(extra_env or {})}
+    env = {key: value for key, value in env.items() if value != ""}
     base_url = f"http://{host}:{port}"
     with tempfile.NamedTemporaryFile("w+", prefix="bench-server-", suffix=".log") as log:
         say(f"starting the app: uvicorn on {base_url} (uvloop, httptools, one process)")

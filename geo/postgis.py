@@ -20,7 +20,7 @@ DECIMALS = 7  # ~1 cm: points are stored at this precision; more digits are GPS 
 # (45, -180) against (45, 179.9999999)). Points are stored and queried in one spelling at 7 decimals, which avoids
 # most cases; what remains is rerun with the index ordering off (the planner then filters through the index and
 # sorts by the exact distance: the same answer, a little slower, only on these rare queries).
-KNN_WITHOUT_INDEX_ORDER = "SET LOCAL enable_indexscan = off"
+KNN_WITHOUT_INDEX_ORDER = "SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off"
 
 
 def is_knn_order_error(exc: BaseException) -> bool:

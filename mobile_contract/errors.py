@@ -27,6 +27,15 @@ class ErrorCode(enum.StrEnum):
     INVALID_CREDENTIALS = "invalid_credentials"
     REFRESH_TOKEN_INVALID = "refresh_token_invalid"  # unknown, expired or revoked: log in again
     REFRESH_TOKEN_REUSED = "refresh_token_reused"  # a rotated token was presented again: the family is revoked
+    # The account changed (role, team, data scope or password) after the access token was issued: refresh once;
+    # if the refresh is refused (a new password revokes refresh tokens), show the login screen.
+    TOKEN_STALE = "token_stale"
+    # The account is disabled or deleted: stop syncing, keep the unsent queue on the phone, do not retry or
+    # refresh; show "ask your admin" and the login screen.
+    ACCOUNT_DISABLED = "account_disabled"
+    # Login locked (too many wrong passwords for this account or from this network): do not retry before
+    # `retry_after_s` (also the `Retry-After` header); show the wait. A correct password is refused too until then.
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
     FORBIDDEN = "forbidden"  # authenticated, but the role may not do this
     # domain
     CONFLICT = "conflict"  # a concurrent write got there first; retrying the same request is safe
@@ -54,6 +63,9 @@ class ErrorCode(enum.StrEnum):
     # capacity: nothing was done; retry the same request (same ids) after `Retry-After` seconds
     SERVICE_UNAVAILABLE = "service_unavailable"  # the database is busy or restarting; retry after Retry-After
     TOO_MANY_CONCURRENT = "too_many_concurrent"  # this user already runs as many of these calls as allowed; wait
+    # The server is saturated (e.g. too many logins being verified at once): retry after `retry_after_s` seconds
+    # (also the `Retry-After` header), with jitter; nothing was done.
+    SERVER_BUSY = "server_busy"
 
 
 STATUS: dict[ErrorCode, int] = {
@@ -91,6 +103,10 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.IMAGE_TOO_LARGE: 413,
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
+    ErrorCode.SERVER_BUSY: 503,
+    ErrorCode.TOO_MANY_ATTEMPTS: 429,
+    ErrorCode.TOKEN_STALE: 401,
+    ErrorCode.ACCOUNT_DISABLED: 401,
     ErrorCode.JSON_REQUIRED: 415,
     ErrorCode.TOO_MANY_CONCURRENT: 429,
 }
@@ -118,6 +134,8 @@ class Problem(Response):
     code: ErrorCode
     detail: str | None = None
     errors: list[FieldError] | None = None
+    # 429 too_many_attempts and 503 server_busy: whole seconds to wait, the same as the `Retry-After` header.
+    retry_after_s: int | None = None
     # Some problems add extension members (RFC 9457 section 3.2), e.g. `candidates` on possible_duplicate.
 
 

@@ -29,7 +29,7 @@ _password_hash: str | None = None
 def _hash() -> str:
     global _password_hash
     if _password_hash is None:
-        _password_hash = hash_password(PASSWORD)
+        _password_hash = hash_password(PASSWORD, fast=True)  # argon2 hashes carry their parameters
     return _password_hash
 
 

@@ -58,6 +58,10 @@ class User(Base):
     data_scope: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(server_default="true")
+    # Bumped by every change that must end the user's current access tokens at once (disabled, new password,
+    # new role, team or data scope; see service.py). Access tokens carry the version they were issued under and
+    # are refused once it differs (backend/auth/userstate.py), within the few seconds of its cache.
+    auth_version: Mapped[int] = mapped_column(server_default="0")
     created_at: Mapped[datetime] = created_at_column()
 
 
@@ -67,7 +71,11 @@ class RefreshToken(Base):
     family is revoked, so both the thief and the victim must log in again."""
 
     __tablename__ = "refresh_tokens"
-    __table_args__ = (Index("ix_refresh_tokens_family", "family_id"),)
+    __table_args__ = (
+        Index("ix_refresh_tokens_family", "family_id"),
+        Index("ix_refresh_tokens_parent", "parent_id"),  # a retried refresh finds the successor it already made
+        Index("ix_refresh_tokens_user", "user_id"),  # a new password revokes every family of the user
+    )
 
     id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
     tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -80,3 +88,20 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime]
     rotated_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class LoginThrottle(Base):
+    """Counters of login attempts per key (`account:<username>` or `source:<address>`), in fixed windows.
+
+    Kept in PostgreSQL so that every API process sees the same counts (a lockout cannot be dodged by landing on
+    another process). Not tenant-owned: the keys come from unauthenticated requests, before any tenant is known.
+    `attempts` counts the window's failed attempts plus those still being verified; a successful login gives its
+    own attempt back (see throttle.py).
+    """
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    window_started_at: Mapped[datetime]
+    attempts: Mapped[int]
+    locked_until: Mapped[datetime | None]

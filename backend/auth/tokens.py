@@ -1,7 +1,9 @@
 """Access tokens (short-lived HS256 JWTs) and the principal they carry.
 
 The principal holds what every scoped query needs (tenant, user, team, data scope), so the hot paths
-authenticate without a database round trip. Decoded tokens are cached for their remaining lifetime:
+authenticate without a database round trip; whether the token is still good for its user (the auth version it
+carries against the user's current one, and the active flag) is checked against a cache of seconds
+(userstate.py). Decoded tokens are cached for their remaining lifetime:
 a phone sends the same token many times, and decoding one costs more than the rest of a nearby request's
 Python work would like to spend.
 """
@@ -34,6 +36,7 @@ class Principal:
     team_id: UUID | None
     device_id: str
     expires_at: float  # unix seconds
+    auth_version: int = 0  # users.auth_version when the token was issued (tokens from before versions: 0)
 
     def has_role(self, *roles: Role) -> bool:
         return self.role in roles
@@ -46,9 +49,20 @@ class TokenCodec:
         self._cache: dict[str, Principal] = {}
 
     def issue(
-        self, *, user_id: UUID, tenant_id: UUID, role: str, data_scope: str, team_id: UUID | None, device_id: str
+        self,
+        *,
+        user_id: UUID,
+        tenant_id: UUID,
+        role: str,
+        data_scope: str,
+        team_id: UUID | None,
+        device_id: str,
+        auth_version: int = 0,
+        issued_at: int | None = None,
     ) -> str:
-        now = int(time.time())
+        """`issued_at` (unix seconds) re-issues a token as it was first issued: with equal claims HS256 gives
+        the very same string, which is what an idempotent refresh retry answers (service.refresh)."""
+        now = int(time.time()) if issued_at is None else issued_at
         claims = {
             "iss": ISSUER,
             "aud": AUDIENCE,
@@ -58,6 +72,7 @@ class TokenCodec:
             "scp": data_scope,
             "tm": str(team_id) if team_id else None,
             "dev": device_id,
+            "ver": auth_version,
             "iat": now,
             "exp": now + self.ttl_s,
         }
@@ -99,6 +114,13 @@ class TokenCodec:
                 team_id=UUID(claims["tm"]) if claims.get("tm") else None,
                 device_id=str(claims.get("dev") or ""),
                 expires_at=float(claims["exp"]),
+                auth_version=_version(claims.get("ver", 0)),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise DomainError(ErrorCode.TOKEN_INVALID, 401, "The access token is not valid; log in again.") from exc
+
+
+def _version(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("ver must be an integer")
+    return value

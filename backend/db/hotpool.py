@@ -102,7 +102,8 @@ class HotPool:
         try:
             async with connection.transaction(readonly=True):
                 await connection.execute(KNN_WITHOUT_INDEX_ORDER)
-                rows: list[asyncpg.Record] = await connection.fetch(query, *args)
+                # Another statement text: asyncpg keeps the first one prepared, and a cached plan ignores the SET.
+                rows: list[asyncpg.Record] = await connection.fetch(query + "\n-- knn without index order", *args)
         except asyncpg.PostgresError:
             self._release(connection)
             raise

@@ -331,7 +331,8 @@ def _plan(poi_count: int) -> _Plan:
         team_ids[team.name], team_paths[team.name] = team_id, path
         teams.append((team_id, tenant_id, parent_id, team.name, path))
 
-    password_hash = hash_password(DEMO_PASSWORD)  # argon2 is slow on purpose: one hash serves every demo user
+    # argon2 is slow on purpose: one hash serves every demo user
+    password_hash = hash_password(DEMO_PASSWORD, fast=False)
     specs = _user_specs()
     users: list[tuple[UUID, UUID, UUID | None, str, str, str | None, str, str, str]] = []
     user_ids: dict[str, UUID] = {}

@@ -331,6 +331,9 @@ _POOL = text(  # the interpolated parts are the site's spelling from reads.py, c
 )
 
 
+_POOL_WITHOUT_INDEX_ORDER = text(str(_POOL.text) + "\n-- knn without index order")
+
+
 async def pool_nearby(
     session: AsyncSession, principal: Principal, lat: float, lon: float, radius_m: float, limit: int
 ) -> list[wire.PoolJob]:
@@ -347,9 +350,12 @@ async def pool_nearby(
             raise
         # PostGIS's KNN on a point that (nearly) coincides with a job's: see geo.postgis.KNN_WITHOUT_INDEX_ORDER.
         async with session.begin_nested():
-            await session.execute(text(KNN_WITHOUT_INDEX_ORDER))
-            rows = (await session.execute(_POOL, params)).all()
-            await session.execute(text("RESET enable_indexscan"))  # the rest of the request keeps its indexes
+            for setting in KNN_WITHOUT_INDEX_ORDER.split(";"):
+                await session.execute(text(setting))
+            # Another statement text: the prepared one's cached plan would ignore the settings.
+            rows = (await session.execute(_POOL_WITHOUT_INDEX_ORDER, params)).all()
+            for reset in ("RESET enable_indexscan", "RESET enable_indexonlyscan"):
+                await session.execute(text(reset))  # the rest of the request keeps its indexes
     return [
         wire.PoolJob(
             id=r.id,

@@ -75,7 +75,7 @@ def sync_controller(registry: SyncRegistry) -> type[Controller]:
         )
         async def pull(self, data: JSONBody[PullRequest], request: Request[Any, Any, State]) -> PullResponse:
             # A hot path (a phone polls it): no dependencies to resolve, as on nearby (see pois/routes.py).
-            principal = provide_principal(request)
+            principal = await provide_principal(request)
             database: Database = request.app.state.database
             limits: UserConcurrency = request.app.state.limits
             with limits.hold(Call.SYNC, principal.user_id):

@@ -65,7 +65,7 @@ class PoiController(Controller):
         # The hottest route resolves no dependencies: authentication is the same function the `principal`
         # dependency runs, called directly, which saves Litestar's dependency machinery (~100-200 us a request,
         # measured in bench/).
-        principal = provide_principal(request)
+        principal = await provide_principal(request)
         return answer_in(await service.nearby(request.app.state.database.hot, principal, search), crs)
 
     @get(
