@@ -24,7 +24,7 @@ from mobile_contract.location import Fix
 from mobile_contract.pois import PoiCreate
 from mobile_contract.tasks import TaskUpdateArgs, WorkItemUpdate
 from mobile_contract.visits import CheckIn, CheckOut
-from sync.registry import CollectionSpec, MutationMeta, MutationSpec, Refusal, Registry
+from sync.registry import CollectionSpec, MutationMeta, MutationSpec, Refusal, Registry, touching
 
 
 class CheckOutArgs(Request, kw_only=True):
@@ -36,7 +36,7 @@ class CheckOutArgs(Request, kw_only=True):
 
 def _refusal(exc: BaseException) -> Refusal | None:
     if isinstance(exc, DomainError):
-        return Refusal(code=exc.code.value, detail=exc.detail)
+        return Refusal(code=exc.code.value, detail=exc.detail, keep_effects=bool(getattr(exc, "keep_effects", False)))
     return None
 
 
@@ -113,20 +113,18 @@ def build_registry() -> Registry[Principal]:
     registry.collection(CollectionSpec("work_items", _fetch_work_items))
     registry.collection(CollectionSpec("visits", _fetch_visits))
     registry.collection(CollectionSpec("jobs", _fetch_jobs))
-    registry.mutation(MutationSpec("visit.check_in", CheckIn, _check_in, touches=lambda a: [("visits", a.id)]))
+    registry.mutation(MutationSpec("visit.check_in", CheckIn, _check_in, touches=touching(("visits", "id"))))
     registry.mutation(
-        MutationSpec("visit.check_out", CheckOutArgs, _check_out, touches=lambda a: [("visits", a.visit_id)])
+        MutationSpec("visit.check_out", CheckOutArgs, _check_out, touches=touching(("visits", "visit_id")))
     )
-    registry.mutation(MutationSpec("poi.create", PoiCreate, _create_poi, touches=lambda a: [("pois", a.id)]))
-    registry.mutation(
-        MutationSpec("task.update", TaskUpdateArgs, _update_task, touches=lambda a: [("work_items", a.id)])
-    )
+    registry.mutation(MutationSpec("poi.create", PoiCreate, _create_poi, touches=touching(("pois", "id"))))
+    registry.mutation(MutationSpec("task.update", TaskUpdateArgs, _update_task, touches=touching(("work_items", "id"))))
     for step in JOB_STEPS:
         registry.mutation(
-            MutationSpec(f"job.{step}", JobCommandArgs, _job_step(step), touches=lambda a: [("jobs", a.job_id)])
+            MutationSpec(f"job.{step}", JobCommandArgs, _job_step(step), touches=touching(("jobs", "job_id")))
         )
-    registry.mutation(MutationSpec("job.verify", JobVerifyArgs, _job_verify, touches=lambda a: [("jobs", a.job_id)]))
-    registry.mutation(MutationSpec("job.grab", JobCommandArgs, _job_grab, touches=lambda a: [("jobs", a.job_id)]))
+    registry.mutation(MutationSpec("job.verify", JobVerifyArgs, _job_verify, touches=touching(("jobs", "job_id"))))
+    registry.mutation(MutationSpec("job.grab", JobCommandArgs, _job_grab, touches=touching(("jobs", "job_id"))))
     return registry
 
 

@@ -42,6 +42,12 @@ def base_xid_of(codec: CursorCodec, cursor: str | None, principal: Principal) ->
         return 0
 
 
+def request_id_of(request: Request[Any, Any, Any]) -> str | None:
+    """The id the request-id middleware put in `request.state` (None without it), for the log of a failure."""
+    value = getattr(request.state, "request_id", None)
+    return None if value is None else str(value)
+
+
 class SyncController(Controller):
     path = "/v1/sync"
     tags = ["sync"]
@@ -105,6 +111,7 @@ class SyncController(Controller):
             base_xid=base_xid_of(request.app.state.cursors, data.cursor, principal),
             mutations=data.mutations,
             received_at=datetime.now(UTC),
+            request_id=request_id_of(request),
         )
         return PushResponse(results=results)
 
