@@ -333,20 +333,43 @@ async def push(
             todo.append(index)
     for start in range(0, len(todo), chunk_size):
         indexes = todo[start : start + chunk_size]
-        async with sessions() as session:
-            outcomes = await _push_chunk(
-                session,
-                registry,
-                actor,
-                tenant_id,
-                user_id,
-                client_id,
-                base_xid,
-                [mutations[i] for i in indexes],
-                received_at,
-                request_id,
-            )
-            await session.commit()
+        # Savepoints cost two round trips per mutation, as much as a check-in's own statements, and almost every
+        # mutation succeeds: so a chunk first runs without them. When a handler raises, the chunk's transaction
+        # (claims included: none of it was ever visible) is rolled back and the chunk runs again with that
+        # mutation's outcome known (refused, or failed), so it is not run twice; a unique violation (a race) is
+        # run again under a savepoint instead. After a few re-runs, every mutation left runs under a savepoint.
+        guarded: set[int] | None = set()
+        known: dict[int, Outcome] = {}
+        reruns = 0
+        while True:
+            async with sessions() as session:
+                try:
+                    outcomes = await _push_chunk(
+                        session,
+                        registry,
+                        actor,
+                        tenant_id,
+                        user_id,
+                        client_id,
+                        base_xid,
+                        [mutations[i] for i in indexes],
+                        received_at,
+                        request_id,
+                        guarded,
+                        known,
+                    )
+                except _Unguarded as raised:
+                    await session.rollback()
+                    reruns += 1
+                    if raised.outcome is not None:
+                        known[raised.position] = raised.outcome
+                    elif guarded is not None:
+                        guarded.add(raised.position)
+                    if reruns >= _GUARDED_RETRIES:
+                        guarded = None
+                    continue
+                await session.commit()
+            break
         for index, outcome in zip(indexes, outcomes, strict=True):
             results[index] = outcome
     answer = []
@@ -371,7 +394,12 @@ async def _push_chunk(
     mutations: list[Mutation],
     received_at: datetime,
     request_id: str | None,
+    guarded: set[int] | None,
+    known: dict[int, Outcome],
 ) -> list[MutationResult]:
+    """One chunk in the session's transaction. `guarded`: the positions that run under a savepoint (None: all);
+    a handler raising anywhere else raises _Unguarded, and the caller runs the chunk again. `known`: outcomes of
+    positions that raised in an earlier run of this chunk, taken as they were instead of running again."""
     key = {"user_id": user_id, "client_id": client_id}
     claimed = set(
         (
@@ -398,7 +426,7 @@ async def _push_chunk(
     results: list[MutationResult] = []
     fresh: list[MutationResult] = []
     bumps: list[Change] = []
-    for mutation in mutations:
+    for position, mutation in enumerate(mutations):
         if mutation.id not in claimed:
             row = stored[mutation.id]
             results.append(
@@ -420,7 +448,14 @@ async def _push_chunk(
             received_at=received_at,
             base_xid=base_xid,
         )
-        result = await _apply_one(session, registry, actor, user_id, mutation, meta, request_id, bumps)
+        savepoint = guarded is None or position in guarded
+        try:
+            result = await _apply_one(
+                session, registry, actor, user_id, mutation, meta, request_id, bumps, savepoint, known.get(position)
+            )
+        except _Unguarded as raised:
+            raised.position = position
+            raise
         results.append(result)
         fresh.append(result)
     if fresh:
@@ -448,9 +483,14 @@ async def _apply_one(
     meta: MutationMeta,
     request_id: str | None,
     bumps: list[Change],
+    savepoint: bool,
+    known: Outcome | None,
 ) -> MutationResult:
-    """Run one claimed mutation; a refusal or failure adds the records it names to `bumps`."""
-    status, code, detail, result = await _run(session, registry, actor, mutation, meta, request_id)
+    """Run one claimed mutation (or take its `known` outcome); a refusal or failure adds the records it names to
+    `bumps`."""
+    if known is None:
+        known = await _run(session, registry, actor, mutation, meta, request_id, savepoint)
+    status, code, detail, result = known
     if status is not MutationStatus.APPLIED:
         spec = registry.mutations.get(mutation.name)
         if spec is not None:
@@ -473,7 +513,10 @@ async def _run(
     mutation: Mutation,
     meta: MutationMeta,
     request_id: str | None,
+    savepoint: bool = True,
 ) -> Outcome:
+    """Run one mutation. Without `savepoint`, a handler that raises (anything but an outage) raises _Unguarded:
+    what it wrote cannot be undone alone, so the caller rolls the transaction back and runs it guarded."""
     spec = registry.mutations.get(mutation.name)
     if spec is None:
         known = ", ".join(sorted(registry.mutations))
@@ -489,18 +532,35 @@ async def _run(
         return MutationStatus.REJECTED, ErrorCode.VALIDATION_FAILED, f"args: {exc}", None
     except Exception as exc:  # a bug in a type's own checks (__post_init__): ours, not the phone's
         return _failed(exc, mutation, meta, request_id)
-    for attempt in (1, 2):
-        savepoint = await session.begin_nested()
+    if not savepoint:
         try:
             outcome = await spec.handler(session, actor, args, meta)
             result = msgspec.to_builtins(outcome) if outcome is not None else None
-            await savepoint.commit()
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            refusal = registry.refusal(exc)
+            if refusal is not None:
+                refused: Outcome = (MutationStatus.REJECTED, refusal.code, refusal.detail, None)
+                if refusal.keep_effects:
+                    return refused  # what it wrote stays: nothing to undo
+                raise _Unguarded(refused) from exc
+            if _is_unique_violation(exc):
+                raise _Unguarded(None) from exc  # a race: run it again, under a savepoint, after the rollback
+            raise _Unguarded(_failed(exc, mutation, meta, request_id)) from exc
+        return MutationStatus.APPLIED, None, None, result
+    for attempt in (1, 2):
+        nested = await session.begin_nested()
+        try:
+            outcome = await spec.handler(session, actor, args, meta)
+            result = msgspec.to_builtins(outcome) if outcome is not None else None
+            await nested.commit()
         except Exception as exc:
             refusal = registry.refusal(exc)
-            if refusal is not None and refusal.keep_effects and savepoint.is_active:
-                await savepoint.commit()  # e.g. a wrong code still counts as an attempt
-            elif savepoint.is_active:
-                await savepoint.rollback()  # raises, and so fails the request, when the connection is gone
+            if refusal is not None and refusal.keep_effects and nested.is_active:
+                await nested.commit()  # e.g. a wrong code still counts as an attempt
+            elif nested.is_active:
+                await nested.rollback()  # raises, and so fails the request, when the connection is gone
             if refusal is not None:
                 return MutationStatus.REJECTED, refusal.code, refusal.detail, None
             if is_outage(exc):
@@ -510,6 +570,20 @@ async def _run(
             return _failed(exc, mutation, meta, request_id)
         return MutationStatus.APPLIED, None, None, result
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Unguarded(Exception):
+    """A handler raised outside a savepoint: its chunk must be rolled back and run again, taking `outcome` as
+    this mutation's (None: run it again under a savepoint)."""
+
+    def __init__(self, outcome: Outcome | None) -> None:
+        super().__init__()
+        self.outcome = outcome
+        self.position = -1
+
+
+# After this many re-runs of one chunk, the next one guards every mutation it does not know the outcome of.
+_GUARDED_RETRIES = 3
 
 
 def _failed(exc: BaseException, mutation: Mutation, meta: MutationMeta, request_id: str | None) -> Outcome:

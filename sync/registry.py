@@ -80,6 +80,8 @@ def _touches_nothing(args: Mapping[str, Any]) -> list[tuple[str, UUID]]:
 class MutationSpec(Generic[ActorT]):
     name: str
     args_type: type[Any]
+    # Writes only through the session it is given: the engine may run it again after rolling back (a push runs
+    # without savepoints until a mutation raises), and only the run that commits counts.
     handler: Callable[[AsyncSession, ActorT, Any, MutationMeta], Awaitable[Any]]
     # The records a mutation is about, from its RAW args (see Touches): bumped for the pushing user when it is
     # refused or fails, so their next pull brings back the server's truth over whatever the phone shows.
