@@ -1,4 +1,4 @@
-"""failed mutations: the base a re-run needs, and an index to find them
+"""failed mutations: the base a re-run needs, and an index to find them; prior-fix indexes on visits
 
 Revision ID: 5f1d0c7a9b3e
 Revises: aef295b324d9
@@ -27,9 +27,25 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("status = 'failed'"),
     )
+    op.create_index(
+        "ix_visits_user_check_in_trusted", "visits", ["tenant_id", "user_id", "check_in_trusted_at"], unique=False
+    )
+    op.create_index(
+        "ix_visits_user_check_out_trusted",
+        "visits",
+        ["tenant_id", "user_id", "check_out_trusted_at"],
+        unique=False,
+        postgresql_where=sa.text("check_out_trusted_at IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(
+        "ix_visits_user_check_out_trusted",
+        table_name="visits",
+        postgresql_where=sa.text("check_out_trusted_at IS NOT NULL"),
+    )
+    op.drop_index("ix_visits_user_check_in_trusted", table_name="visits")
     op.drop_index(
         "ix_sync_mutations_failed", table_name="sync_mutations", postgresql_where=sa.text("status = 'failed'")
     )
