@@ -456,6 +456,9 @@ async def _push_chunk(
         except _Unguarded as raised:
             raised.position = position
             raise
+        # The mutations of a chunk share a session: none may see ORM objects another one loaded, which statements
+        # since (a check-in moving a work item to in progress) may have made stale.
+        session.expunge_all()
         results.append(result)
         fresh.append(result)
     if fresh:
@@ -536,6 +539,7 @@ async def _run(
         try:
             outcome = await spec.handler(session, actor, args, meta)
             result = msgspec.to_builtins(outcome) if outcome is not None else None
+            await session.flush()  # its pending writes fail here, as its own, not in a later mutation's
         except Exception as exc:
             if is_outage(exc):
                 raise

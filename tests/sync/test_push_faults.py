@@ -28,7 +28,7 @@ from backend.db.engine import Database
 from backend.errors import DomainError
 from backend.offline.registry import REGISTRY
 from backend.settings import Settings
-from mobile_contract.auth import DataScope
+from mobile_contract.auth import DataScope, Role
 from mobile_contract.errors import ErrorCode
 from mobile_contract.sync import Mutation, MutationStatus
 from sync import engine
@@ -36,6 +36,7 @@ from sync.feed import Change, record_changes
 from sync.registry import MutationMeta, MutationSpec, touching
 from tests.factories import Factory, FieldUser
 from tests.sync.test_sync import SHOP, Client, check_in_mutation, pull_all
+from tests.tasks.helpers import assign, create_campaign
 
 
 class MarkArgs(msgspec.Struct, forbid_unknown_fields=True):
@@ -352,3 +353,27 @@ async def test_any_mix_of_outcomes_applies_each_at_most_once_and_answers_in_orde
             continue
         kept = 1 if mutation.name in ("test.good", "test.refuse_keeping") else 0
         assert await applications(factory, bd, mutation.args["marker"]) == kept
+
+
+async def test_mutations_of_one_chunk_see_each_others_writes(factory: Factory, client: Client) -> None:
+    """The mutations of a chunk share a transaction and a session: an edit after a check-in sees the work item
+    the check-in moved to in progress, not an ORM copy loaded before it."""
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    bd = await factory.user(tenant)
+    poi = await factory.poi(tenant, *SHOP)
+    [item] = await assign(client, ops, await create_campaign(client, ops), [(poi, bd.id)])
+    now = datetime.now(UTC).isoformat()
+    results = await push(
+        client,
+        bd,
+        [
+            {"id": 1, "name": "task.update", "created_at": now, "args": {"id": item, "notes": "before"}},
+            check_in_mutation(2, poi),
+            {"id": 3, "name": "task.update", "created_at": now, "args": {"id": item, "notes": "after"}},
+        ],
+    )
+    assert [r["status"] for r in results] == ["applied"] * 3
+    assert results[0]["result"]["work_item"]["status"] == "assigned"
+    assert results[2]["result"]["work_item"]["status"] == "in_progress"
+    assert results[2]["result"]["work_item"]["notes"] == "after"
