@@ -377,3 +377,32 @@ async def test_mutations_of_one_chunk_see_each_others_writes(factory: Factory, c
     assert results[0]["result"]["work_item"]["status"] == "assigned"
     assert results[2]["result"]["work_item"]["status"] == "in_progress"
     assert results[2]["result"]["work_item"]["notes"] == "after"
+
+
+async def test_a_failure_is_logged_with_the_request_id(
+    factory: Factory, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    tenant = await factory.tenant()
+    bd = await factory.user(tenant)
+    principal = Principal(bd.id, tenant, bd.role, DataScope.SELF, None, "d", 1e12)
+    BROKEN["flaky"] = True
+    failing = Mutation(id=1, name="test.flaky", args=mark(1, "x")["args"], created_at=datetime.now(UTC))
+    with caplog.at_level(logging.ERROR, logger="groundwork.sync"):
+        [result] = await engine.push(
+            sessions=database.sessions,
+            registry=REGISTRY,
+            actor=principal,
+            tenant_id=tenant,
+            user_id=bd.id,
+            client_id="logged",
+            base_xid=None,
+            mutations=[failing],
+            received_at=datetime.now(UTC),
+            request_id="req-7f3a",
+        )
+    assert result.status is MutationStatus.FAILED
+    assert result.detail is not None
+    assert "req-7f3a" in result.detail
+    [record] = [r for r in caplog.records if r.name == "groundwork.sync"]
+    assert "req-7f3a" in record.getMessage()
+    assert record.exc_info is not None
