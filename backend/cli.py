@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -158,6 +159,49 @@ def seed(pois: int) -> None:
     ensure_database(settings)
     upgrade(settings.database_url)
     asyncio.run(seed_demo(settings.database_url, poi_count=pois))
+
+
+@main.group(help="Offline sync: operator tools.")
+def sync() -> None:
+    pass
+
+
+@sync.command(
+    help="Run the pushed mutations stored as `failed` (a bug of ours) again, once the bug is fixed. Each one's "
+    "stored status and result become the re-run's and its records are bumped, so the phone's next pull shows it."
+)
+@click.option("--user", "user_id", type=click.UUID, default=None, help="Only this user's failed mutations.")
+@click.option("--mutation-id", type=int, default=None, help="Only failed mutations with this id (per client).")
+@click.option("--all-failed", is_flag=True, help="Every failed mutation (needed when no other filter is given).")
+def rerun(user_id: uuid.UUID | None, mutation_id: int | None, all_failed: bool) -> None:
+    from backend.app import SYNC_REGISTRY
+    from backend.offline.rerun import rerun as run_again
+    from sync.engine import Rerun
+
+    if user_id is None and mutation_id is None and not all_failed:
+        raise click.UsageError("say which: --user, --mutation-id, or --all-failed")
+
+    def progress(done: Rerun, number: int, total: int) -> None:
+        code = f" ({done.code})" if done.code else ""
+        click.echo(
+            f"[{number}/{total}] {done.name} #{done.mutation_id} of {done.client_id} (user {done.user_id}): "
+            f"{done.status.value}{code}",
+            err=True,
+        )
+
+    results = asyncio.run(
+        run_again(get_settings(), SYNC_REGISTRY, user_id=user_id, mutation_id=mutation_id, progress=progress)
+    )
+    counts = {
+        status: sum(1 for r in results if r.status.value == status) for status in ("applied", "rejected", "failed")
+    }
+    click.echo(
+        f"re-ran {len(results)}: {counts['applied']} applied, {counts['rejected']} rejected, "
+        f"{counts['failed']} failed again",
+        err=True,
+    )
+    if counts["failed"]:
+        raise SystemExit(1)
 
 
 @main.group(help="The mobile contract's OpenAPI document.")

@@ -92,6 +92,10 @@ class MutationStatus(enum.StrEnum):
     APPLIED = "applied"
     REJECTED = "rejected"  # a permanent business refusal; stored, so the queue moves on
     DUPLICATE = "duplicate"  # already applied earlier: the stored outcome, nothing changed now
+    # The fault is ours (a bug): the server kept the mutation with its args and will re-run it once the bug is
+    # fixed (an operator runs `groundwork sync rerun`); its records are bumped, so a later pull brings the
+    # outcome. Do NOT resend it: drop it from the queue like any other result. `code` is `internal_error`.
+    FAILED = "failed"
 
 
 class MutationResult(Response):
@@ -100,7 +104,8 @@ class MutationResult(Response):
     code: str | None = None
     detail: str | None = None
     result: dict[str, Any] | None = None
-    original_status: MutationStatus | None = None  # for a duplicate: what happened the first time
+    # for a duplicate: what happened the first time (or, for a `failed` one since re-run, what the re-run did)
+    original_status: MutationStatus | None = None
     applied_at: datetime | None = None
 
 

@@ -68,7 +68,9 @@ sync_mutations = Table(
     Column("mutation_id", BigInteger, nullable=False),
     Column("tenant_id", Uuid, nullable=False),
     Column("name", String(64), nullable=False),
-    Column("status", String(16), nullable=False),  # 'applied' | 'rejected'
+    Column(
+        "status", String(16), nullable=False
+    ),  # 'pending' (claimed, uncommitted) | 'applied' | 'rejected' | 'failed'
     Column("code", String(64)),
     Column("detail", Text),
     Column("args", JSONB, nullable=False),  # kept as sent: evidence, and replayable by hand
@@ -76,7 +78,11 @@ sync_mutations = Table(
     Column("args_hash", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True)),  # the phone's claim of when it queued the mutation
     Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # What the phone had seen when it queued the mutation (its pull cursor's base), kept for a re-run.
+    Column("base_xid", BigInteger),
     PrimaryKeyConstraint("user_id", "client_id", "mutation_id"),
+    # An operator's `groundwork sync rerun --all-failed` finds the failed ones without a scan.
+    Index("ix_sync_mutations_failed", "user_id", postgresql_where=text("status = 'failed'")),
 )
 
 # Tombstones older than the retention are deleted; a cursor from before the newest deleted one may have missed

@@ -15,7 +15,7 @@ from backend.jobs import service
 from backend.offline.registry import SyncRegistry
 from backend.settings import get_settings
 from mobile_contract.jobs import CodeEntry, Job, JobCommandArgs, JobVerifyArgs, Transition
-from sync.registry import MutationMeta, MutationSpec, ids_in
+from sync.registry import MutationMeta, MutationSpec, touching
 
 JOBS = service.JOBS
 # The steps a technician's phone may queue: every step its assignee takes, from the jobs domain's table of rules
@@ -59,8 +59,7 @@ async def _fetch(session: AsyncSession, principal: Principal, ids: list[UUID]) -
     return await service.fetch_for_sync(session, principal, ids)
 
 
-def _touches(args: Any) -> list[tuple[str, UUID]]:
-    return ids_in(args, JOBS, "job_id")
+_touches = touching((JOBS, "job_id"))
 
 
 def register(registry: SyncRegistry) -> None:

@@ -71,7 +71,7 @@ class SyncDomain(Protocol):
 def refusal(exc: BaseException) -> Refusal | None:
     """Business refusals (stored as `rejected`, the queue goes on) are the domains' DomainErrors."""
     if isinstance(exc, DomainError):
-        return Refusal(code=exc.code.value, detail=exc.detail)
+        return Refusal(code=exc.code.value, detail=exc.detail, keep_effects=bool(getattr(exc, "keep_effects", False)))
     return None
 
 

@@ -13,6 +13,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.middleware.base import DefineMiddleware
 from litestar.params import JSONBody, Parameter
 
 from backend.auth.tokens import Principal
@@ -21,6 +22,7 @@ from backend.deps import provide_principal
 from backend.errors import problems
 from backend.limits import Call, UserConcurrency
 from backend.offline import watermelon
+from backend.offline.fastpull import FastPull
 from backend.offline.registry import SyncRegistry
 from mobile_contract.base import SINGLE_LINE
 from mobile_contract.sync import (
@@ -50,16 +52,51 @@ def base_xid_of(codec: CursorCodec, cursor: str | None, principal: Principal) ->
         return 0
 
 
+def request_id_of(request: Request[Any, Any, Any]) -> str | None:
+    """The id the request-id middleware put in `request.state` (None without it), for the log of a failure."""
+    value = getattr(request.state, "request_id", None)
+    return None if value is None else str(value)
+
+
 # The pull's answer shape exists only once the domains registered their collections. The handler is annotated with
 # this name: Litestar resolves it through the controller's `signature_namespace` (which wins over module names),
 # so the OpenAPI document shows the real shape; for mypy it is Any.
 PullResponse: TypeAlias = Any
 
 
+class PullPages:
+    """One page of the caller's changes in the registered collections' shapes: the pull route's work, shared with
+    its fast path (fastpull.py)."""
+
+    def __init__(self, registry: SyncRegistry) -> None:
+        self.registry = registry
+        self.changes_type = changes_shape(registry.shapes)
+        self.response_type = pull_response_shape(self.changes_type)
+        self._delta_types = {f.name: f.type for f in msgspec.structs.fields(self.changes_type)}
+
+    async def __call__(self, database: Database, codec: CursorCodec, principal: Principal, data: PullRequest) -> Any:
+        page = await engine.pull(
+            hot=database.hot,
+            sessions=database.sessions,
+            registry=self.registry,
+            codec=codec,
+            actor=principal,
+            user_id=principal.user_id,
+            cursor=data.cursor,
+            limit=data.limit,
+        )
+        changes = self.changes_type(
+            **{
+                name: self._delta_types[name](upserted=delta.upserted, removed=delta.removed)
+                for name, delta in page.changes.items()
+            }
+        )
+        return self.response_type(changes=changes, cursor=page.cursor, has_more=page.has_more)
+
+
 def sync_controller(registry: SyncRegistry) -> type[Controller]:
-    changes_type = changes_shape(registry.shapes)
-    response_type = pull_response_shape(changes_type)
-    delta_types = {f.name: f.type for f in msgspec.structs.fields(changes_type)}
+    pages = PullPages(registry)
+    response_type = pages.response_type
 
     class SyncController(Controller):
         path = "/v1/sync"
@@ -72,30 +109,15 @@ def sync_controller(registry: SyncRegistry) -> type[Controller]:
             status_code=200,
             responses=problems(400, 401, 410, 429),
             summary="Changes of everything in the caller's scope since the cursor, collapsed per record, paged",
+            middleware=[DefineMiddleware(FastPull, pages=pages)],
         )
         async def pull(self, data: JSONBody[PullRequest], request: Request[Any, Any, State]) -> PullResponse:
-            # A hot path (a phone polls it): no dependencies to resolve, as on nearby (see pois/routes.py).
+            # A hot path (a phone polls it): no dependencies to resolve, as on nearby (see pois/routes.py), and the
+            # ordinary case never gets here: FastPull answers it without Litestar's argument and response machinery.
             principal = await provide_principal(request)
-            database: Database = request.app.state.database
             limits: UserConcurrency = request.app.state.limits
             with limits.hold(Call.SYNC, principal.user_id):
-                page = await engine.pull(
-                    hot=database.hot,
-                    sessions=database.sessions,
-                    registry=registry,
-                    codec=request.app.state.cursors,
-                    actor=principal,
-                    user_id=principal.user_id,
-                    cursor=data.cursor,
-                    limit=data.limit,
-                )
-            changes = changes_type(
-                **{
-                    name: delta_types[name](upserted=delta.upserted, removed=delta.removed)
-                    for name, delta in page.changes.items()
-                }
-            )
-            return response_type(changes=changes, cursor=page.cursor, has_more=page.has_more)
+                return await pages(request.app.state.database, request.app.state.cursors, principal, data)
 
         @post(
             "/push",
@@ -126,6 +148,7 @@ def sync_controller(registry: SyncRegistry) -> type[Controller]:
                     base_xid=base_xid_of(request.app.state.cursors, data.cursor, principal),
                     mutations=[m for m in screened if isinstance(m, Mutation)],
                     received_at=datetime.now(UTC),
+                    request_id=request_id_of(request),
                 )
             results = iter(applied)
             return PushResponse(results=[next(results) if isinstance(m, Mutation) else m for m in screened])

@@ -14,7 +14,7 @@ from backend.offline.watermelon import watermelon_mutation
 from backend.pois import service
 from mobile_contract.pois import PoiCreate, PoiDetail
 from mobile_contract.sync import Mutation
-from sync.registry import MutationMeta, MutationSpec, ids_in
+from sync.registry import MutationMeta, MutationSpec, touching
 
 POIS = "pois"
 
@@ -61,5 +61,5 @@ def _mutations(created: list[dict[str, Any]], updated: list[dict[str, Any]], edi
 
 def register(registry: SyncRegistry) -> None:
     registry.collection_of(POIS, PoiDetail, _fetch)
-    registry.mutation(MutationSpec("poi.create", PoiCreate, _create, touches=lambda a: ids_in(a, POIS, "id")))
+    registry.mutation(MutationSpec("poi.create", PoiCreate, _create, touches=touching((POIS, "id"))))
     registry.table(WatermelonTable(POIS, _row, _mutations, push_order=0))

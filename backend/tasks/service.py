@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 
 import merge3
 import msgspec
-from sqlalchemy import exists, func, select, text, tuple_, update
+from sqlalchemy import Uuid, bindparam, exists, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -825,49 +825,68 @@ async def link_visit(
     """A check-in at a merchant counts for the user's open work items there: linked, and the first check-in
     moves an assigned item to in progress. That move is the server's reaction to the phone's check-in, so it is
     stamped with the phone as its writer: it never conflicts with that phone's later edits."""
-    items = list(
-        await session.scalars(
-            select(WorkItem.id)
-            .join(Campaign, Campaign.id == WorkItem.campaign_id)
-            .where(
-                WorkItem.tenant_id == tenant_id,
-                WorkItem.assignee_id == user_id,
-                WorkItem.poi_id == poi_id,
-                WorkItem.status.in_(OPEN_STATUSES),
-            )
-        )
+    # One round trip (it runs once per check-in, hundreds of times in one offline push): see _link_visit().
+    await (await session.connection()).execute(
+        _LINK_VISIT,
+        {
+            "tenant_id": tenant_id,
+            "user_id": user_id,
+            "poi_id": poi_id,
+            "visit_id": visit_id,
+            "writer": writer or SERVER,
+        },
     )
-    if not items:
-        return
-    await session.execute(
-        insert(WorkItemVisit)
-        .values([{"work_item_id": i, "visit_id": visit_id, "tenant_id": tenant_id} for i in items])
-        .on_conflict_do_nothing()
-    )
-    started = list(
-        await session.scalars(
-            update(WorkItem)
-            .where(WorkItem.id.in_(items), WorkItem.status == wire.WorkItemStatus.ASSIGNED.value)
-            .values(
-                status=wire.WorkItemStatus.IN_PROGRESS.value,
-                **_stamp(["status"], writer or SERVER),
-                updated_at=func.now(),
-            )
-            .returning(WorkItem.id)
-            .execution_options(synchronize_session=False)
+
+
+def _link_visit() -> Any:
+    """link_visit as one statement: the open items, their links, the move to in progress (stamped with its
+    writer, and kept in the history) and their feed rows are data-modifying CTEs over one snapshot, which is what
+    the statements it replaces saw too. Text, because SQLAlchemy 2.0 loses the bound values of an
+    UPDATE ... VALUES nested in a CTE."""
+    open_statuses = ", ".join(f"'{status}'" for status in OPEN_STATUSES)
+    assigned, in_progress = wire.WorkItemStatus.ASSIGNED.value, wire.WorkItemStatus.IN_PROGRESS.value
+    return text(
+        f"""
+        WITH items AS (
+            SELECT work_items.id, work_items.status FROM work_items
+            JOIN campaigns ON campaigns.id = work_items.campaign_id
+            WHERE work_items.tenant_id = :tenant_id AND work_items.assignee_id = :user_id
+              AND work_items.poi_id = :poi_id AND work_items.status IN ({open_statuses})
+        ), linked AS (
+            INSERT INTO work_item_visits (work_item_id, visit_id, tenant_id)
+            SELECT items.id, CAST(:visit_id AS uuid), CAST(:tenant_id AS uuid) FROM items
+            ON CONFLICT DO NOTHING
+        ), moved AS (
+            UPDATE work_items SET status = '{in_progress}', updated_at = now(),
+                field_xids = work_items.field_xids || jsonb_build_object('status', pg_current_xact_id()::text),
+                field_writers = work_items.field_writers || jsonb_build_object('status', CAST(:writer AS text))
+            WHERE work_items.id IN (SELECT items.id FROM items WHERE items.status = '{assigned}')
+              AND work_items.status = '{assigned}'
+            RETURNING work_items.id
+        ), history AS (
+            INSERT INTO work_item_history
+                (tenant_id, work_item_id, field, value, result, writer, user_id, origin, resolution, xid)
+            SELECT CAST(:tenant_id AS uuid), moved.id, 'status', '"{in_progress}"'::jsonb, '"{in_progress}"'::jsonb,
+                   CAST(:writer AS text), CAST(:user_id AS uuid), '{Origin.SERVER.value}', '{Resolution.APPLIED.value}',
+                   pg_current_xact_id()::text::bigint
+            FROM moved
+        ), feed AS (
+            INSERT INTO sync_changes (user_id, collection, record_id, tenant_id, op)
+            SELECT CAST(:user_id AS uuid), '{WORK_ITEMS}', items.id, CAST(:tenant_id AS uuid), 'upsert' FROM items
+            ON CONFLICT (user_id, collection, record_id)
+            DO UPDATE SET op = excluded.op, xid = pg_current_xact_id(), changed_at = now()
         )
+        SELECT items.id FROM items
+        """  # noqa: S608 - built once from this module's constants, no input
+    ).bindparams(
+        bindparam("tenant_id", type_=Uuid),
+        bindparam("user_id", type_=Uuid),
+        bindparam("poi_id", type_=Uuid),
+        bindparam("visit_id", type_=Uuid),
     )
-    for item_id in started:
-        await _record_history(
-            session,
-            tenant_id,
-            item_id,
-            [_Edit("status", "in_progress", "in_progress", Resolution.APPLIED)],
-            writer=writer or SERVER,
-            user_id=user_id,
-            origin=Origin.SERVER,
-        )
-    await record_changes(session, tenant_id, [Change(user_id, WORK_ITEMS, i) for i in items])
+
+
+_LINK_VISIT = _link_visit()
 
 
 async def expire_due(session: AsyncSession, now: datetime | None = None) -> int:

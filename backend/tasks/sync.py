@@ -16,7 +16,7 @@ from backend.offline.watermelon import json_column, ms, watermelon_mutation
 from backend.tasks import service
 from mobile_contract.sync import Mutation
 from mobile_contract.tasks import TaskUpdateArgs, WorkItem, WorkItemUpdate
-from sync.registry import MutationMeta, MutationSpec, ids_in
+from sync.registry import MutationMeta, MutationSpec, touching
 
 WORK_ITEMS = service.WORK_ITEMS
 EDITABLE_COLUMNS = ("notes", "answers", "status", "outcome")  # the rest of a row is the server's
@@ -83,7 +83,5 @@ def _mutations(created: list[dict[str, Any]], updated: list[dict[str, Any]], edi
 
 def register(registry: SyncRegistry) -> None:
     registry.collection_of(WORK_ITEMS, WorkItem, _fetch)
-    registry.mutation(
-        MutationSpec("task.update", TaskUpdateArgs, _update, touches=lambda a: ids_in(a, WORK_ITEMS, "id"))
-    )
+    registry.mutation(MutationSpec("task.update", TaskUpdateArgs, _update, touches=touching((WORK_ITEMS, "id"))))
     registry.table(WatermelonTable(WORK_ITEMS, _row, _mutations, push_order=2, fetch_gone=_fetch_gone))

@@ -40,11 +40,20 @@ class TenantPolicy:
         return msgspec.convert(self.to_stored(), VerificationPolicy)
 
 
+# session.info key of the policies this session has read: a push of 500 check-ins judges them all by one policy,
+# so it is read once per transaction, not once per check-in. update_policy() drops it.
+_CACHE = "groundwork.tenant_policies"
+
+
 async def load_policy(session: AsyncSession, tenant_id: UUID) -> TenantPolicy:
-    stored = await session.scalar(select(Tenant.verification_policy).where(Tenant.id == tenant_id))
-    if stored is None:
-        raise not_found("tenant")
-    return TenantPolicy.from_stored(stored)
+    cache: dict[UUID, TenantPolicy] = session.info.setdefault(_CACHE, {})
+    policy = cache.get(tenant_id)
+    if policy is None:
+        stored = await session.scalar(select(Tenant.verification_policy).where(Tenant.id == tenant_id))
+        if stored is None:
+            raise not_found("tenant")
+        policy = cache[tenant_id] = TenantPolicy.from_stored(stored)
+    return policy
 
 
 async def update_policy(
@@ -63,4 +72,5 @@ async def update_policy(
     await session.execute(
         update(Tenant).where(Tenant.id == principal.tenant_id).values(verification_policy=policy.to_stored())
     )
+    session.info.pop(_CACHE, None)
     return policy.to_wire()

@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from geoalchemy2 import Geography
-from sqlalchemy import ARRAY, CheckConstraint, Float, ForeignKey, Index, String, Text
+from sqlalchemy import ARRAY, CheckConstraint, Float, ForeignKey, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -24,6 +24,16 @@ class Visit(Base):
     __table_args__ = (
         Index("ix_visits_poi_checked_in", "poi_id", "checked_in_at"),
         Index("ix_visits_user_checked_in", "tenant_id", "user_id", "checked_in_at"),
+        # The prior position of a check-in's speed check (visits.service._prior_fix): the latest trusted time
+        # before the fix, by index, not a sort of every visit the user ever made.
+        Index("ix_visits_user_check_in_trusted", "tenant_id", "user_id", "check_in_trusted_at"),
+        Index(
+            "ix_visits_user_check_out_trusted",
+            "tenant_id",
+            "user_id",
+            "check_out_trusted_at",
+            postgresql_where=text("check_out_trusted_at IS NOT NULL"),
+        ),
         CheckConstraint("status IN ('open', 'closed')", name="status"),
         CheckConstraint("check_in_status IN ('verified', 'uncertain', 'rejected')", name="check_in_status"),
         CheckConstraint("check_out_status IN ('verified', 'uncertain', 'rejected')", name="check_out_status"),

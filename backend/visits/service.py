@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import DateTime, Table, Uuid, bindparam, func, literal_column, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +33,7 @@ from mobile_contract import visits as wire
 from mobile_contract.base import AwareDatetime
 from mobile_contract.errors import ErrorCode
 from sync.feed import Change, record_changes
+from sync.tables import sync_changes
 
 VISITS = "visits"
 
@@ -187,35 +188,57 @@ async def check_in(
 ) -> tuple[wire.Visit, bool]:
     """Record a check-in and its verdict. Returns the visit and whether it was recorded now (False: a replay).
     `queued_at` is when a phone queued it offline: the check-in's time when the phone did not say, but not part
-    of what makes a retry the same check-in (a phone that queues it again later is answered as the first time)."""
+    of what makes a retry the same check-in (a phone that queues it again later is answered as the first time).
+
+    Three round trips (an offline push brings hundreds of these): one statement reads whether the id is taken,
+    the merchant's fence and the user's prior position; one inserts the visit and its feed row and returns what
+    the answer needs; link_visit() is the third. The tenant's policy is read once per transaction."""
     request_hash = _request_hash(data)
-    replay = await _replay_check_in(session, principal, data.id, request_hash)
-    if replay is not None:
-        return replay, False
     acted_at = action_at or action_time(data.checked_in_at or queued_at, received_at, data.fix)
-    verdict = await _judge(session, principal, data.poi_id, data.fix, received_at, acted_at)
-    inserted = await session.scalar(
-        insert(Visit)
-        .values(
-            id=data.id,
-            tenant_id=principal.tenant_id,
-            user_id=principal.user_id,
-            poi_id=data.poi_id,
-            status=wire.VisitStatus.OPEN.value,
-            note=data.note,
-            checked_in_at=acted_at,
-            check_in_request_hash=request_hash,
-            **_evidence_columns("check_in", data.fix, verdict, received_at),
+    policy = await load_policy(session, principal.tenant_id)
+    geo_fix = _to_geo_fix(data.fix)
+    connection = await session.connection()
+    found = (
+        await connection.execute(
+            _CHECK_IN_LOOKUP,
+            {
+                "visit_id": data.id,
+                "poi_id": data.poi_id,
+                "tenant_id": principal.tenant_id,
+                "user_id": principal.user_id,
+                "before": trusted_capture_time(geo_fix, received_at),
+                "bad": _UNTRUSTWORTHY_REASONS,
+            },
         )
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(Visit.id)
-    )
+    ).one()
+    if found.taken:
+        return await _replay_of_taken(session, principal, data.id, request_hash)
+    if found.poi_lat is None:
+        raise not_found("merchant")
+    fence = _fence_of(found.poi_lat, found.poi_lon, found.radius_m, found.polygon, policy.default_geofence_radius_m)
+    prior = None
+    if found.prior_at is not None:
+        prior = PriorFix(lat=found.prior_lat, lon=found.prior_lon, accuracy_m=found.prior_accuracy_m, at=found.prior_at)
+    verdict = judge(geo_fix, fence, received_at=received_at, policy=policy.verdict, prior=prior, action_at=acted_at)
+    inserted = (
+        await connection.execute(
+            _INSERT_CHECK_IN,
+            {
+                "id": data.id,
+                "tenant_id": principal.tenant_id,
+                "user_id": principal.user_id,
+                "poi_id": data.poi_id,
+                "status": wire.VisitStatus.OPEN.value,
+                "note": data.note,
+                "checked_in_at": acted_at,
+                "check_in_request_hash": request_hash,
+                **_evidence_columns("check_in", data.fix, verdict, received_at),
+            },
+        )
+    ).one_or_none()
     if inserted is None:
         # A concurrent request with the same id won the race: answer as a replay of it.
-        replay = await _replay_check_in(session, principal, data.id, request_hash)
-        if replay is None:  # pragma: no cover - the row exists, _replay_check_in returns or raises
-            raise not_found("visit")
-        return replay, False
+        return await _replay_of_taken(session, principal, data.id, request_hash)
     if verdict.status is not VerdictStatus.REJECTED:
         # A check-in the server rejects (800 m away, mocked) is kept as evidence but is no visit of the merchant.
         await tasks_service.link_visit(
@@ -226,9 +249,134 @@ async def check_in(
             data.id,
             writer=tasks_service.writer_of(principal),
         )
-    await record_changes(session, principal.tenant_id, [Change(principal.user_id, VISITS, data.id)])
     await tasks_service.bump_merchants(session, principal.tenant_id, [data.poi_id])  # its recent visits changed
-    return await get_visit(session, principal, data.id), True
+    return to_wire(inserted), True
+
+
+def _fence_of(lat: float, lon: float, radius_m: float | None, polygon: Any, default_radius_m: float) -> Fence:
+    if polygon:
+        exterior = tuple((lat, lon) for lon, lat in polygon["coordinates"][0])
+        return PolygonFence(exterior=exterior)
+    return CircleFence(lat=lat, lon=lon, radius_m=radius_m if radius_m is not None else default_radius_m)
+
+
+# Whether the visit id is taken, the merchant's fence (as _merchant_fence reads it) and the user's latest
+# believable position before the fix (as _prior_fix reads it), in one round trip.
+_CHECK_IN_LOOKUP = text(
+    """
+    SELECT EXISTS (SELECT 1 FROM visits WHERE id = :visit_id) AS taken,
+           poi.lat AS poi_lat, poi.lon AS poi_lon, poi.geofence_radius_m AS radius_m, poi.polygon,
+           prior.lat AS prior_lat, prior.lon AS prior_lon, prior.accuracy_m AS prior_accuracy_m, prior.at AS prior_at
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL (
+        SELECT ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon, geofence_radius_m,
+               CASE WHEN geofence IS NULL THEN NULL ELSE ST_AsGeoJSON(geofence)::jsonb END AS polygon
+        FROM pois WHERE id = :poi_id AND tenant_id = :tenant_id
+    ) AS poi ON true
+    LEFT JOIN LATERAL (
+        SELECT lat, lon, accuracy_m, at FROM (
+          (SELECT ST_Y(check_in_location::geometry) AS lat, ST_X(check_in_location::geometry) AS lon,
+                  check_in_accuracy_m AS accuracy_m, check_in_trusted_at AS at
+           FROM visits
+           WHERE tenant_id = :tenant_id AND user_id = :user_id AND check_in_trusted_at < :before
+             AND NOT check_in_reasons && CAST(:bad AS varchar[])
+           ORDER BY check_in_trusted_at DESC LIMIT 1)
+          UNION ALL
+          (SELECT ST_Y(check_out_location::geometry), ST_X(check_out_location::geometry),
+                  check_out_accuracy_m, check_out_trusted_at
+           FROM visits
+           WHERE tenant_id = :tenant_id AND user_id = :user_id AND check_out_trusted_at < :before
+             AND NOT check_out_reasons && CAST(:bad AS varchar[])
+           ORDER BY check_out_trusted_at DESC LIMIT 1)
+        ) AS fixes ORDER BY at DESC LIMIT 1
+    ) AS prior ON true
+    """
+).bindparams(
+    bindparam("visit_id", type_=Uuid),
+    bindparam("poi_id", type_=Uuid),
+    bindparam("tenant_id", type_=Uuid),
+    bindparam("user_id", type_=Uuid),
+    bindparam("before", type_=DateTime(timezone=True)),
+)
+
+
+def _insert_check_in() -> Any:
+    """INSERT of a new visit that also writes its feed row and returns what to_wire() reads: nothing is read back
+    after the write. Built once, with bound parameters (a statement built per call costs a compile)."""
+    table = cast(Table, Visit.__table__)
+    columns = [
+        "id",
+        "tenant_id",
+        "user_id",
+        "poi_id",
+        "status",
+        "note",
+        "checked_in_at",
+        "check_in_request_hash",
+        *_evidence_columns_names("check_in"),
+    ]
+    new = (
+        insert(table)
+        .values({name: bindparam(name, type_=table.c[name].type) for name in columns})
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(table.c.tenant_id, *(table.c[name] for name in _WIRE_COLUMNS))
+        .cte("new")
+    )
+    feed = (
+        insert(sync_changes)
+        .from_select(
+            ["user_id", "collection", "record_id", "tenant_id", "op"],
+            select(new.c.user_id, literal_column(f"'{VISITS}'"), new.c.id, new.c.tenant_id, literal_column("'upsert'")),
+        )
+        .on_conflict_do_update(
+            index_elements=["user_id", "collection", "record_id"],
+            set_={"op": literal_column("excluded.op"), "xid": text("pg_current_xact_id()"), "changed_at": func.now()},
+        )
+        .cte("feed")
+    )
+    return select(new).add_cte(feed)
+
+
+def _evidence_columns_names(prefix: str) -> list[str]:
+    return [
+        f"{prefix}_{name}"
+        for name in (
+            "fix",
+            "location",
+            "accuracy_m",
+            "is_mock",
+            "trusted_at",
+            "received_at",
+            "status",
+            "confidence",
+            "distance_m",
+            "reasons",
+        )
+    ]
+
+
+# What to_wire() reads of a visit.
+_WIRE_COLUMNS = [
+    "id",
+    "poi_id",
+    "user_id",
+    "status",
+    "checked_in_at",
+    "checked_out_at",
+    "note",
+    *(name for name in _evidence_columns_names("check_in") if name != "check_in_location"),
+    *(name for name in _evidence_columns_names("check_out") if name != "check_out_location"),
+]
+_INSERT_CHECK_IN = _insert_check_in()
+
+
+async def _replay_of_taken(
+    session: AsyncSession, principal: Principal, visit_id: UUID, request_hash: str
+) -> tuple[wire.Visit, bool]:
+    replay = await _replay_check_in(session, principal, visit_id, request_hash)
+    if replay is None:  # pragma: no cover - the row exists, _replay_check_in returns or raises
+        raise not_found("visit")
+    return replay, False
 
 
 async def _replay_check_in(
@@ -326,7 +474,7 @@ async def list_visits(
     return wire.VisitPage(items=items, next_cursor=next_cursor)
 
 
-def _evidence(prefix: str, visit: Visit) -> wire.FixEvidence:
+def _evidence(prefix: str, visit: Any) -> wire.FixEvidence:
     fix = getattr(visit, f"{prefix}_fix")
     return wire.FixEvidence(
         location=wire_location.Point(lat=fix["lat"], lon=fix["lon"]),
@@ -345,7 +493,8 @@ def _evidence(prefix: str, visit: Visit) -> wire.FixEvidence:
     )
 
 
-def to_wire(visit: Visit) -> wire.Visit:
+def to_wire(visit: Any) -> wire.Visit:
+    """A Visit, or any row with its columns (check_in returns the inserted row, not an ORM object)."""
     return wire.Visit(
         id=visit.id,
         poi_id=visit.poi_id,

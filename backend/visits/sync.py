@@ -15,7 +15,7 @@ from backend.offline.watermelon import as_datetime, as_iso, fix_args, ms, waterm
 from backend.visits import service
 from mobile_contract.sync import Mutation
 from mobile_contract.visits import CheckIn, CheckOut, CheckOutArgs, FixEvidence, Visit
-from sync.registry import MutationMeta, MutationSpec, ids_in
+from sync.registry import MutationMeta, MutationSpec, touching
 
 VISITS = service.VISITS
 
@@ -101,8 +101,6 @@ def _mutations(created: list[dict[str, Any]], updated: list[dict[str, Any]], edi
 
 def register(registry: SyncRegistry) -> None:
     registry.collection_of(VISITS, Visit, _fetch)
-    registry.mutation(MutationSpec("visit.check_in", CheckIn, _check_in, touches=lambda a: ids_in(a, VISITS, "id")))
-    registry.mutation(
-        MutationSpec("visit.check_out", CheckOutArgs, _check_out, touches=lambda a: ids_in(a, VISITS, "visit_id"))
-    )
+    registry.mutation(MutationSpec("visit.check_in", CheckIn, _check_in, touches=touching((VISITS, "id"))))
+    registry.mutation(MutationSpec("visit.check_out", CheckOutArgs, _check_out, touches=touching((VISITS, "visit_id"))))
     registry.table(WatermelonTable(VISITS, _row, _mutations, push_order=1))

@@ -110,11 +110,6 @@ async def test_forty_parallel_wrong_codes_count_forty_attempts_lock_and_stall_no
     assert locked.status_code == 423  # even the right code, once locked
 
 
-@pytest.mark.xfail(
-    reason="needs the sync engine to release, not roll back, the savepoint of a refusal with keep_effects"
-    " (another helper's change to sync/engine.py); remove this mark when merged",
-    strict=False,
-)
 async def test_a_refused_queued_code_entry_still_counts_its_attempt(factory: Factory, client: Client) -> None:
     _, tech, job_id = await arrived_job(factory, client)
     right = await sent_code(factory.database, tech.tenant_id)

@@ -9,7 +9,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
@@ -84,7 +83,6 @@ async def test_an_edit_waiting_on_a_phone_survives_the_item_being_taken_away(
     assert unsynced(rows) == []
 
 
-@pytest.mark.xfail(strict=True, reason="the engine does not bump refusals of unvalidated args yet (branch perf)")
 async def test_a_refused_row_does_not_stay_synced_on_the_phone(
     factory: Factory, client: Client, phones: StartPhone, live_server: LiveServer
 ) -> None:
