@@ -24,10 +24,10 @@ def token_principal(request: Request[Any, Any, Any]) -> Principal:
     """Who the bearer token says the caller is (signature and expiry checked, the user's state not)."""
     header = request.headers.get("authorization")
     if not header:
-        raise DomainError(ErrorCode.NOT_AUTHENTICATED, 401, "Send `Authorization: Bearer <access token>`.")
+        raise DomainError(ErrorCode.NOT_AUTHENTICATED, "Send `Authorization: Bearer <access token>`.")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise DomainError(ErrorCode.NOT_AUTHENTICATED, 401, "Send `Authorization: Bearer <access token>`.")
+        raise DomainError(ErrorCode.NOT_AUTHENTICATED, "Send `Authorization: Bearer <access token>`.")
     codec: TokenCodec = request.app.state.tokens
     return codec.decode(token.strip())
 

@@ -33,11 +33,10 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class DomainError(Exception):
-    """A refusal the client can act on. `extra` becomes extension members of the problem.
+    """A refusal the client can act on: `DomainError(code, detail)`. The answer's status comes from the code
+    (mobile_contract.errors.STATUS), so it never drifts from the code a phone reads. `extra` becomes extension
+    members of the problem.
 
-    The status comes from the code (mobile_contract.errors.STATUS). Call it as `DomainError(code, detail)`; the
-    older `DomainError(code, status, detail)` still works while raise sites move over, and a test fails when such
-    an explicit status disagrees with the mapping.
     `keep_effects`: what the refused request already wrote must stay (a wrong customer code still counts as an
     attempt, or retrying would be a free brute force). The route commits before answering the problem, and the
     sync engine releases, rather than rolls back, the refused mutation's savepoint.
@@ -46,20 +45,15 @@ class DomainError(Exception):
     def __init__(
         self,
         code: ErrorCode,
-        *args: Any,
+        detail: str,
+        *,
         keep_effects: bool = False,
         headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> None:
-        if len(args) == 2:
-            status, detail = args
-        elif len(args) == 1:
-            status, detail = status_of(code), args[0]
-        else:
-            raise TypeError("DomainError(code, detail) or DomainError(code, status, detail)")
         super().__init__(detail)
         self.code = code
-        self.status: int = status
+        self.status: int = status_of(code)
         self.detail: str = detail
         self.keep_effects = keep_effects
         self.headers = headers
@@ -70,18 +64,18 @@ class RetryLater(DomainError):
     """A refusal that is about timing, not about the request: the same request will do after `retry_after_s`
     seconds, which the answer says in `Retry-After` (RFC 9110 section 10.2.3)."""
 
-    def __init__(self, code: ErrorCode, status: int, detail: str, retry_after_s: int, **extra: Any) -> None:
-        super().__init__(code, status, detail, **extra)
+    def __init__(self, code: ErrorCode, detail: str, retry_after_s: int, **extra: Any) -> None:
+        super().__init__(code, detail, **extra)
         self.retry_after_s = retry_after_s
 
 
 def not_found(what: str) -> DomainError:
     # Another tenant's record answers exactly like a missing one: ids of other tenants reveal nothing.
-    return DomainError(ErrorCode.NOT_FOUND, 404, f"No {what} with this id is visible to you.")
+    return DomainError(ErrorCode.NOT_FOUND, f"No {what} with this id is visible to you.")
 
 
 def forbidden(detail: str) -> DomainError:
-    return DomainError(ErrorCode.FORBIDDEN, 403, detail)
+    return DomainError(ErrorCode.FORBIDDEN, detail)
 
 
 def problem_response(

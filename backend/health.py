@@ -53,15 +53,12 @@ async def readyz(request: Request[Any, Any, State]) -> Readiness:
         rows = []  # never migrated
     except Exception as error:
         if database_unavailable(error):
-            raise RetryLater(
-                ErrorCode.SERVICE_UNAVAILABLE, 503, "The database does not answer.", retry_after
-            ) from error
+            raise RetryLater(ErrorCode.SERVICE_UNAVAILABLE, "The database does not answer.", retry_after) from error
         raise
     at = frozenset(row["version_num"] for row in rows)
     if at != code_heads():
         raise RetryLater(
             ErrorCode.SERVICE_UNAVAILABLE,
-            503,
             f"The database is at migration {', '.join(sorted(at)) or 'none'}, this code expects "
             f"{', '.join(sorted(code_heads()))}: run `groundwork db migrate`.",
             retry_after,

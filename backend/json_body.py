@@ -28,7 +28,6 @@ class JsonOnlyRequest(Request[Any, Any, Any]):
         if media_type and not is_json_media_type(media_type):
             raise DomainError(
                 ErrorCode.JSON_REQUIRED,
-                415,
                 f"This endpoint reads a JSON body; it was sent as {media_type!r}. Send it as application/json.",
             )
         return await super().json()

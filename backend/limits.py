@@ -49,7 +49,6 @@ class UserConcurrency:
             LIMITED.labels(call.value).inc()
             raise RetryLater(
                 ErrorCode.TOO_MANY_CONCURRENT,
-                429,
                 f"You already have {running} of these requests running; wait for them, then retry.",
                 self.retry_after_s,
             )

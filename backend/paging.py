@@ -25,4 +25,4 @@ def decode_cursor(cursor: str, shape: type[T]) -> T:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         return msgspec.json.decode(raw, type=shape)
     except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-        raise DomainError(ErrorCode.INVALID_CURSOR, 400, "This cursor is malformed; start again without it.") from exc
+        raise DomainError(ErrorCode.INVALID_CURSOR, "This cursor is malformed; start again without it.") from exc

@@ -162,7 +162,7 @@ class _Slot:
 
 def _busy() -> DomainError:
     return DomainError(
-        ErrorCode.SERVER_BUSY, 503, "Too many logins at once; retry in a moment.", retry_after_s=BUSY_RETRY_AFTER_S
+        ErrorCode.SERVER_BUSY, "Too many logins at once; retry in a moment.", retry_after_s=BUSY_RETRY_AFTER_S
     )
 
 

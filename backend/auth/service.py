@@ -59,7 +59,7 @@ def _successor_token(secret: str, presented: str) -> str:
 def _refuse_nul(*values: str) -> None:
     # PostgreSQL text cannot hold U+0000: refuse it as bad input before it reaches a statement.
     if any("\x00" in value for value in values):
-        raise DomainError(ErrorCode.VALIDATION_FAILED, 422, "Text must not contain U+0000.", errors=[])
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "Text must not contain U+0000.", errors=[])
 
 
 async def login(
@@ -91,7 +91,6 @@ async def login(
             await session.commit()
         raise DomainError(
             ErrorCode.TOO_MANY_ATTEMPTS,
-            429,
             "Too many wrong passwords; wait before trying again.",
             retry_after_s=reservation.retry_after_s,
         )
@@ -105,7 +104,7 @@ async def login(
         await session.commit()
         raise
     if user is None or not ok or not user.is_active:
-        raise DomainError(ErrorCode.INVALID_CREDENTIALS, 401, "Wrong username or password.")
+        raise DomainError(ErrorCode.INVALID_CREDENTIALS, "Wrong username or password.")
     await throttle.give_back(session, reservation)
     return await _issue(session, codec, settings, user, device_id, family_id=uuid4(), parent_id=None, now=now)
 
@@ -138,11 +137,11 @@ async def refresh(
         select(RefreshToken).where(RefreshToken.token_hash == _hash_token(refresh_token)).with_for_update()
     )
     if presented is None:
-        raise DomainError(ErrorCode.REFRESH_TOKEN_INVALID, 401, "This refresh token is not valid; log in again.")
+        raise DomainError(ErrorCode.REFRESH_TOKEN_INVALID, "This refresh token is not valid; log in again.")
     # First the account: a disabled user's phone must stop (account_disabled), not loop through the login screen.
     user = await _active_user(session, presented.user_id)
     if presented.revoked_at is not None or presented.expires_at <= now:
-        raise DomainError(ErrorCode.REFRESH_TOKEN_INVALID, 401, "This refresh token is not valid; log in again.")
+        raise DomainError(ErrorCode.REFRESH_TOKEN_INVALID, "This refresh token is not valid; log in again.")
     if presented.rotated_at is not None:
         successor = await session.scalar(
             select(RefreshToken)
@@ -165,12 +164,11 @@ async def refresh(
             await session.commit()
             raise DomainError(
                 ErrorCode.REFRESH_TOKEN_REUSED,
-                401,
                 "This refresh token was already used; every session of this login is now signed out. Log in again.",
             )
         return _pair(codec, settings, user, device_id, successor_token, issued_at=successor.issued_at, now=now)
     if presented.device_id != device_id:
-        raise DomainError(ErrorCode.REFRESH_TOKEN_INVALID, 401, "This refresh token belongs to another device.")
+        raise DomainError(ErrorCode.REFRESH_TOKEN_INVALID, "This refresh token belongs to another device.")
     presented.rotated_at = now
     return await _issue(
         session,
@@ -189,7 +187,7 @@ async def _active_user(session: AsyncSession, user_id: UUID) -> User:
     user = await session.get(User, user_id)
     if user is None or not user.is_active:
         raise DomainError(
-            ErrorCode.ACCOUNT_DISABLED, 401, "This account is disabled or no longer exists; contact your admin."
+            ErrorCode.ACCOUNT_DISABLED, "This account is disabled or no longer exists; contact your admin."
         )
     return user
 
@@ -306,7 +304,7 @@ async def set_password(
     access tokens go stale and the refresh tokens are revoked (the phone must log in with the new password)."""
     _refuse_nul(new_password)
     if not 8 <= len(new_password) <= 1024:
-        raise DomainError(ErrorCode.VALIDATION_FAILED, 422, "A password has 8 to 1024 characters.", errors=[])
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "A password has 8 to 1024 characters.", errors=[])
     password_hash = await passwords.hash(new_password)
     await _bump(session, tenant_id, user_id, password_hash=password_hash)
     await _revoke_user_tokens(session, tenant_id, user_id, now)

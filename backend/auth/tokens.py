@@ -84,7 +84,7 @@ class TokenCodec:
             if cached.expires_at > time.time():
                 return cached
             del self._cache[token]
-            raise DomainError(ErrorCode.TOKEN_EXPIRED, 401, "The access token has expired; refresh it.")
+            raise DomainError(ErrorCode.TOKEN_EXPIRED, "The access token has expired; refresh it.")
         principal = self._decode_uncached(token)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()  # bounded: a full cache is simply rebuilt from the tokens in use
@@ -102,9 +102,9 @@ class TokenCodec:
                 options={"require": ["exp", "iat", "sub", "aud", "iss"]},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise DomainError(ErrorCode.TOKEN_EXPIRED, 401, "The access token has expired; refresh it.") from exc
+            raise DomainError(ErrorCode.TOKEN_EXPIRED, "The access token has expired; refresh it.") from exc
         except jwt.PyJWTError as exc:
-            raise DomainError(ErrorCode.TOKEN_INVALID, 401, "The access token is not valid; log in again.") from exc
+            raise DomainError(ErrorCode.TOKEN_INVALID, "The access token is not valid; log in again.") from exc
         try:
             return Principal(
                 user_id=UUID(claims["sub"]),
@@ -117,7 +117,7 @@ class TokenCodec:
                 auth_version=_version(claims.get("ver", 0)),
             )
         except (KeyError, ValueError, TypeError) as exc:
-            raise DomainError(ErrorCode.TOKEN_INVALID, 401, "The access token is not valid; log in again.") from exc
+            raise DomainError(ErrorCode.TOKEN_INVALID, "The access token is not valid; log in again.") from exc
 
 
 def _version(value: object) -> int:

@@ -56,12 +56,11 @@ class UserStates:
         state = await self.get(principal.user_id, principal.tenant_id)
         if not state.active:
             raise DomainError(
-                ErrorCode.ACCOUNT_DISABLED, 401, "This account is disabled or no longer exists; contact your admin."
+                ErrorCode.ACCOUNT_DISABLED, "This account is disabled or no longer exists; contact your admin."
             )
         if state.version != principal.auth_version:
             raise DomainError(
                 ErrorCode.TOKEN_STALE,
-                401,
                 "Your account changed (role, team, scope or password) since this token was issued; refresh it.",
             )
 

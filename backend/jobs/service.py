@@ -139,18 +139,18 @@ async def create_job(session: AsyncSession, principal: Principal, data: wire.Job
     if not principal.has_role(*DISPATCHERS):
         raise forbidden("Only dispatchers create jobs.")
     if data.window_end <= data.window_start:
-        raise DomainError(ErrorCode.VALIDATION_FAILED, 422, "window_end must be after window_start.", errors=[])
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "window_end must be after window_start.", errors=[])
     existing = await session.get(Job, data.id)
     request_hash = _request_hash(data)
     if existing is not None:
         if existing.tenant_id == principal.tenant_id and existing.request_hash == request_hash:
             return await get_job(session, principal, data.id), False
-        raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, 409, "This job id was already used with other content.")
+        raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, "This job id was already used with other content.")
     await ensure_job_types(session, principal.tenant_id)
     job_type = await session.get(JobType, (principal.tenant_id, data.job_type))
     if job_type is None:
         known = ", ".join(sorted(DEFAULT_JOB_TYPES))
-        raise DomainError(ErrorCode.VALIDATION_FAILED, 422, f"Unknown job type; this tenant has {known}.", errors=[])
+        raise DomainError(ErrorCode.VALIDATION_FAILED, f"Unknown job type; this tenant has {known}.", errors=[])
     session.add(
         Job(
             id=data.id,
@@ -378,7 +378,7 @@ async def pool_nearby(
 
 async def _set_assignee(step: StepContext) -> dict[str, Any]:
     if step.assignee_id is None:
-        raise DomainError(ErrorCode.VALIDATION_FAILED, 422, "Assign to whom?", errors=[])
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "Assign to whom?", errors=[])
     return {"assignee_id": step.assignee_id, "assigned_at": step.received, "appointment_at": None}
 
 
@@ -389,9 +389,9 @@ async def _clear_assignee(step: StepContext) -> dict[str, Any]:
 async def _set_appointment(step: StepContext) -> dict[str, Any]:
     appointment_at = step.data.appointment_at
     if appointment_at is None:
-        raise DomainError(ErrorCode.VALIDATION_FAILED, 422, "Give the appointment time.", errors=[])
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "Give the appointment time.", errors=[])
     if not step.job.window_start - timedelta(days=1) <= appointment_at <= step.job.window_end:
-        raise DomainError(ErrorCode.OUTSIDE_SERVICE_WINDOW, 422, "The appointment must fall within the service window.")
+        raise DomainError(ErrorCode.OUTSIDE_SERVICE_WINDOW, "The appointment must fall within the service window.")
     return {"appointment_at": appointment_at}
 
 
@@ -414,7 +414,6 @@ async def _complete(step: StepContext) -> dict[str, Any]:
     if missing:
         raise DomainError(
             ErrorCode.VERIFICATION_INCOMPLETE,
-            409,
             "The job type's proof is not complete: " + "; ".join(missing) + ".",
             missing=missing,
         )
@@ -495,7 +494,6 @@ def _refuse_transition(job: Job, action: str) -> DomainError:
     allowed = allowed_actions(job.status)
     return DomainError(
         ErrorCode.INVALID_TRANSITION,
-        409,
         f"A job that is {job.status} cannot {action.replace('_', ' ')}.",
         job_status=job.status,
         allowed_actions=allowed,
@@ -523,14 +521,14 @@ async def transition(
     try:
         action = JobAction(action)
     except ValueError:
-        raise DomainError(ErrorCode.INVALID_TRANSITION, 409, f"Unknown action {action!r}.") from None
+        raise DomainError(ErrorCode.INVALID_TRANSITION, f"Unknown action {action!r}.") from None
     rule = RULES[action]
     if not _actor_kinds(principal, job) & set(rule.actors):
         raise forbidden(f"You may not {action.value.replace('_', ' ')} this job.")
     if job.status not in rule.sources:
         raise _refuse_transition(job, action.value)
     if rule.needs_reason and not data.reason:
-        raise DomainError(ErrorCode.VALIDATION_FAILED, 422, f"To {action.value} a job, give a reason.", errors=[])
+        raise DomainError(ErrorCode.VALIDATION_FAILED, f"To {action.value} a job, give a reason.", errors=[])
     received = received_at or datetime.now(UTC)
     previous_status, previous_assignee = job.status, job.assignee_id
     target = (job.held_from or S.ACCEPTED.value) if rule.target is None else rule.target.value
@@ -575,7 +573,7 @@ async def _arrival(
     session: AsyncSession, principal: Principal, job: Job, data: wire.Transition, received_at: datetime
 ) -> dict[str, Any]:
     if data.fix is None:
-        raise DomainError(ErrorCode.VALIDATION_FAILED, 422, "Arriving needs a location fix.", errors=[])
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "Arriving needs a location fix.", errors=[])
     lat, lon = (await session.execute(select(SITE_LAT, SITE_LON).where(Job.id == job.id))).one()
     fence = CircleFence(lat=lat, lon=lon, radius_m=job.geofence_radius_m)
     acted = action_time(data.at, received_at, data.fix)
@@ -651,7 +649,6 @@ def believed_entry_time(
 def _locked() -> DomainError:
     return DomainError(
         ErrorCode.CODE_ATTEMPTS_EXCEEDED,
-        423,
         "Too many wrong codes: ask dispatch to send a new one.",
         keep_effects=True,
         attempts_left=0,
@@ -693,7 +690,7 @@ async def enter_code(
         .execution_options(populate_existing=True)
     )
     if code is None:
-        raise DomainError(ErrorCode.CODE_INVALID, 422, "No code was issued for this job; ask dispatch to send one.")
+        raise DomainError(ErrorCode.CODE_INVALID, "No code was issued for this job; ask dispatch to send one.")
     if code.locked_at is not None:
         code.attempts += 1
         await session.flush()
@@ -707,11 +704,11 @@ async def enter_code(
         if left <= 0:
             raise _locked()
         raise DomainError(
-            ErrorCode.CODE_INVALID, 422, f"Wrong code; {left} attempts left.", keep_effects=True, attempts_left=left
+            ErrorCode.CODE_INVALID, f"Wrong code; {left} attempts left.", keep_effects=True, attempts_left=left
         )
     entered_at = believed_entry_time(entry.at, issued_at=code.issued_at, arrived_at=_arrived_at(job), received=received)
     if entered_at > code.expires_at:
-        raise DomainError(ErrorCode.CODE_EXPIRED, 410, "This code has expired: ask dispatch to send a new one.")
+        raise DomainError(ErrorCode.CODE_EXPIRED, "This code has expired: ask dispatch to send a new one.")
     await session.execute(
         update(Job)
         .where(Job.id == job_id, Job.tenant_id == principal.tenant_id)
@@ -760,7 +757,6 @@ async def resend_code(
         seconds = max(1, math.ceil(wait.total_seconds()))
         raise DomainError(
             ErrorCode.CODE_RESEND_LIMITED,
-            429,
             f"A new code can be sent in {seconds} s (at most one a minute, {CODE_RESENDS_PER_DAY} a day).",
             headers={"Retry-After": str(seconds)},
             retry_after_s=seconds,
@@ -954,7 +950,6 @@ async def assign_manually(
     if not view.eligible:
         raise DomainError(
             ErrorCode.NOT_ELIGIBLE,
-            409,
             f"{view.name} cannot take this job: {', '.join(view.reasons)}.",
             reasons=view.reasons,
         )
@@ -994,14 +989,12 @@ async def grab(session: AsyncSession, principal: Principal, job_id: UUID) -> wir
         )
         if not was_pooled:
             raise not_found("job")
-        raise DomainError(ErrorCode.ALREADY_TAKEN, 409, "Someone else took this job first.")
+        raise DomainError(ErrorCode.ALREADY_TAKEN, "Someone else took this job first.")
     views = await candidates(session, principal.tenant_id, job_id, only=principal.user_id)
     view = views[0] if views else None
     if view is None or not view.eligible:
         reasons = view.reasons if view else ["no technician profile"]
-        raise DomainError(
-            ErrorCode.NOT_ELIGIBLE, 409, f"You cannot take this job: {', '.join(reasons)}.", reasons=reasons
-        )
+        raise DomainError(ErrorCode.NOT_ELIGIBLE, f"You cannot take this job: {', '.join(reasons)}.", reasons=reasons)
     return await transition(
         session,
         principal,

@@ -109,7 +109,7 @@ def inspect_image(data: bytes) -> Inspection:
     """Sniff, fully decode and hash `data`; refuse what is not a whole JPEG, PNG or WebP image."""
     digest = hashlib.sha256(data).hexdigest()
     if not data:
-        raise DomainError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 415, "The body is empty: send the image bytes.")
+        raise DomainError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "The body is empty: send the image bytes.")
     try:
         with Image.open(io.BytesIO(data), formats=_OPEN_AS) as probe:
             content_type = CONTENT_TYPES[probe.format or ""]
@@ -127,12 +127,12 @@ def inspect_image(data: bytes) -> Inspection:
                 grey = grey.reduce(scale)
             grey = grey.resize((_HASH_SIDE, _HASH_SIDE), Image.Resampling.LANCZOS)
     except UnidentifiedImageError as exc:
-        raise DomainError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 415, _unsupported_detail(data)) from exc
+        raise DomainError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, _unsupported_detail(data)) from exc
     except Image.DecompressionBombError as exc:
         raise _too_many_pixels() from exc
     except _DECODE_ERRORS as exc:
         raise DomainError(
-            ErrorCode.CORRUPT_IMAGE, 422, f"The image cannot be decoded whole ({exc}); it may be truncated."
+            ErrorCode.CORRUPT_IMAGE, f"The image cannot be decoded whole ({exc}); it may be truncated."
         ) from exc
     if exif.orientation in _UPRIGHT:
         grey = grey.transpose(_UPRIGHT[exif.orientation])
@@ -162,7 +162,6 @@ def _too_many_pixels(width: int = 0, height: int = 0, max_pixels: int = MAX_PIXE
     size = f" ({width}x{height})" if width else ""
     return DomainError(
         ErrorCode.IMAGE_TOO_LARGE,
-        413,
         f"The image is too large{size}: at most {MAX_SIDE} pixels a side and {max_pixels // 1_000_000} MP in all for"
         " this format. Send it at the camera's normal resolution.",
         max_width=MAX_SIDE,

@@ -113,7 +113,7 @@ async def read_body(chunks: AsyncIterator[bytes], max_bytes: int, declared_lengt
 
 
 def _too_large(max_bytes: int) -> DomainError:
-    return DomainError(ErrorCode.BODY_TOO_LARGE, 413, f"A photo may be at most {max_bytes} bytes.", max_bytes=max_bytes)
+    return DomainError(ErrorCode.BODY_TOO_LARGE, f"A photo may be at most {max_bytes} bytes.", max_bytes=max_bytes)
 
 
 async def store_photo(
@@ -212,13 +212,13 @@ async def store_photo(
 def _replayed(stored: wire.PhotoView, data: bytes) -> tuple[wire.PhotoView, bool]:
     if hashlib.sha256(data).hexdigest() != stored.sha256:
         raise DomainError(
-            ErrorCode.IDEMPOTENCY_CONFLICT, 409, "This photo id was already used for other bytes; use a new id."
+            ErrorCode.IDEMPOTENCY_CONFLICT, "This photo id was already used for other bytes; use a new id."
         )
     return stored, False
 
 
 def _id_taken() -> DomainError:
-    return DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, 409, "This photo id was already used; use a new id.")
+    return DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, "This photo id was already used; use a new id.")
 
 
 async def _job_for_upload(session: AsyncSession, principal: Principal, job_id: UUID) -> JobPlace:

@@ -80,7 +80,7 @@ def parse_last_pulled_at(value: str, *, lenient: bool = False) -> int | None:
         if lenient:
             return None
         raise DomainError(
-            ErrorCode.INVALID_CURSOR, 400, "last_pulled_at must be a timestamp we sent, or null: sync from scratch."
+            ErrorCode.INVALID_CURSOR, "last_pulled_at must be a timestamp we sent, or null: sync from scratch."
         )
     return int(value)
 

@@ -76,9 +76,7 @@ def _fingerprint(search: NearbySearch) -> str:
 def _decode_cursor(search: NearbySearch, cursor: str) -> tuple[float, UUID]:
     distance, poi_id, fingerprint = decode_cursor(cursor, tuple[float, UUID, str])
     if fingerprint != _fingerprint(search):
-        raise DomainError(
-            ErrorCode.INVALID_CURSOR, 400, "This cursor belongs to another search; start again without it."
-        )
+        raise DomainError(ErrorCode.INVALID_CURSOR, "This cursor belongs to another search; start again without it.")
     return distance, poi_id
 
 
@@ -294,7 +292,6 @@ async def create(session: AsyncSession, principal: Principal, data: PoiCreate) -
         if candidates:
             raise DomainError(
                 ErrorCode.POSSIBLE_DUPLICATE,
-                409,
                 "A merchant with a similar name is within 50 m. Open it instead, or resend with confirm_new=true.",
                 candidates=[msgspec.to_builtins(c) for c in candidates],
             )
@@ -348,7 +345,7 @@ async def _replay_create(
         return None
     if existing.tenant_id == principal.tenant_id and existing.create_request_hash == request_hash:
         return await get_detail(session, principal, data.id)
-    raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, 409, "This merchant id was already used with different content.")
+    raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, "This merchant id was already used with different content.")
 
 
 async def find_duplicates(

@@ -48,7 +48,6 @@ def _push_token(platform: wire.Platform, token: str) -> str:
     if not _APNS_TOKEN.fullmatch(normalised):
         raise DomainError(
             ErrorCode.VALIDATION_FAILED,
-            422,
             "An APNs device token is the token's bytes as hex digits, with no spaces or brackets.",
             errors=[{"field": "push_token", "message": "expected hex digits (an even number, at least 32)"}],
         )

@@ -63,20 +63,20 @@ def _campaign_wire(campaign: Campaign) -> wire.Campaign:
 
 def _validate_campaign(data: wire.CampaignCreate) -> None:
     if data.ends_at <= data.starts_at:
-        raise DomainError(ErrorCode.VALIDATION_FAILED, 422, "ends_at must be after starts_at.", errors=[])
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "ends_at must be after starts_at.", errors=[])
     try:
         zoneinfo.ZoneInfo(data.time_zone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise DomainError(
-            ErrorCode.VALIDATION_FAILED, 422, f"Unknown time zone {data.time_zone!r}; use an IANA name.", errors=[]
+            ErrorCode.VALIDATION_FAILED, f"Unknown time zone {data.time_zone!r}; use an IANA name.", errors=[]
         ) from exc
     keys = [f.key for f in data.form.fields]
     if len(keys) != len(set(keys)):
-        raise DomainError(ErrorCode.VALIDATION_FAILED, 422, "Form field keys must be unique.", errors=[])
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "Form field keys must be unique.", errors=[])
     for form_field in data.form.fields:
         if (form_field.type == "choice") != (form_field.options is not None):
             raise DomainError(
-                ErrorCode.VALIDATION_FAILED, 422, f"Field {form_field.key}: options go with type choice.", errors=[]
+                ErrorCode.VALIDATION_FAILED, f"Field {form_field.key}: options go with type choice.", errors=[]
             )
 
 
@@ -92,7 +92,7 @@ async def create_campaign(
     if existing is not None:
         if existing.tenant_id == principal.tenant_id and existing.request_hash == request_hash:
             return _campaign_wire(existing), False
-        raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, 409, "This campaign id was already used.")
+        raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, "This campaign id was already used.")
     campaign = Campaign(
         id=campaign_id,
         tenant_id=principal.tenant_id,
@@ -457,7 +457,7 @@ def _check_answers(form: dict[str, Any], answers: dict[str, Any], *, complete: b
             if spec.get("required") and answers.get(key) in (None, "")
         ]
     if problems:
-        raise DomainError(ErrorCode.VALIDATION_FAILED, 422, "The answers do not fit the form.", errors=problems)
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "The answers do not fit the form.", errors=problems)
 
 
 def merge_notes(base: str | None, server: str, phone: str) -> str:
@@ -635,7 +635,7 @@ async def update_work_item(
             _check_answers(campaign.form, answers, complete=closing)
             if patch.status == "goal_met" and not _goal_met(campaign.goal, outcome):
                 raise DomainError(
-                    ErrorCode.GOAL_NOT_MET, 422, "The outcome does not meet the campaign's goal; record it first."
+                    ErrorCode.GOAL_NOT_MET, "The outcome does not meet the campaign's goal; record it first."
                 )
             values["status"] = patch.status
             edits.append(_Edit("status", patch.status, patch.status, Resolution.APPLIED))
@@ -747,7 +747,7 @@ async def _reassign(
     if await users_in_scope(session, principal, both, active_only=True) != both:
         raise not_found("assignee")
     if item.status not in OPEN_STATUSES:
-        raise DomainError(ErrorCode.WORK_ITEM_CLOSED, 409, "A closed work item cannot be reassigned.")
+        raise DomainError(ErrorCode.WORK_ITEM_CLOSED, "A closed work item cannot be reassigned.")
     previous, item_id, poi_id, tenant_id = item.assignee_id, item.id, item.poi_id, item.tenant_id
     changes: list[Change] = []
     if previous != assignee_id:

@@ -67,7 +67,7 @@ async def update_policy(
     try:
         verdict = dataclasses.replace(current.verdict, **changes)
     except ValueError as exc:  # VerdictPolicy checks relations between fields (e.g. uncertain <= verified)
-        raise DomainError(ErrorCode.VALIDATION_FAILED, 422, str(exc), errors=[]) from exc
+        raise DomainError(ErrorCode.VALIDATION_FAILED, str(exc), errors=[]) from exc
     policy = TenantPolicy(verdict=verdict, default_geofence_radius_m=radius)
     await session.execute(
         update(Tenant).where(Tenant.id == principal.tenant_id).values(verification_policy=policy.to_stored())

@@ -387,7 +387,7 @@ async def _replay_check_in(
         return None
     same_owner = existing.tenant_id == principal.tenant_id and existing.user_id == principal.user_id
     if not same_owner or existing.check_in_request_hash != request_hash:
-        raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, 409, "This visit id was already used with other content.")
+        raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, "This visit id was already used with other content.")
     return to_wire(existing)
 
 
@@ -412,7 +412,7 @@ async def check_out(
     if visit.status == wire.VisitStatus.CLOSED.value:
         if visit.check_out_request_hash == request_hash:
             return to_wire(visit)  # a retried check-out
-        raise DomainError(ErrorCode.VISIT_ALREADY_CLOSED, 409, "This visit was already checked out.")
+        raise DomainError(ErrorCode.VISIT_ALREADY_CLOSED, "This visit was already checked out.")
     claimed = data.checked_out_at or queued_at
     acted_at = max(action_at or action_time(claimed, received_at, data.fix), visit.checked_in_at)
     verdict = await _judge(session, principal, visit.poi_id, data.fix, received_at, acted_at)

@@ -68,7 +68,7 @@ async def _flaky(session: AsyncSession, principal: Principal, args: MarkArgs, me
 
 async def _refuse(session: AsyncSession, principal: Principal, args: MarkArgs, meta: MutationMeta) -> None:
     await _mark(session, principal, args, meta)
-    raise DomainError(ErrorCode.CONFLICT, 409, "refused after writing")
+    raise DomainError(ErrorCode.CONFLICT, "refused after writing")
 
 
 async def _refuse_keeping(session: AsyncSession, principal: Principal, args: MarkArgs, meta: MutationMeta) -> None:
