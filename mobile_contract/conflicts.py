@@ -19,6 +19,11 @@ Per field, on a conflict (notes whose base text is unknown: the server's text, t
 | answers | merged per question; on the same question the phone wins (it was collected at the shop) | `merged` |
 | outcome | merged per key, like answers | `merged` |
 
+A status the rules refuse in an edit queued offline (closing as `goal_met` before the outcome meets the goal, or
+without the required answers) does not take the rest of the edit down with it: the notes, answers and outcome
+typed with it are applied, the status stays, and the phone is told `refused` (online, the whole edit is refused
+with the problem, for the person to fix).
+
 A value the phone sends that equals what this same phone last sent for the field, while the phone has not pulled
 since, is a retry of that push and changes nothing (`replay`). A value set back to an earlier one (yes, no, yes;
 each synced) is a new edit and is applied.
@@ -48,6 +53,8 @@ class Resolution(enum.StrEnum):
     REPLAY = "replay"  # a retry of a value this phone already sent: nothing changed
     LATE_APPLIED = "late_applied"  # from a former assignee: merged into the work item
     LATE_KEPT = "late_kept"  # from a former assignee: kept in the history and shown as a late edit
+    REFUSED = "refused"  # an offline status the rules refuse (goal not met, answers missing): the rest of the edit
+    # is applied, the status stays, and this value is kept in the history
 
 
 class Origin(enum.StrEnum):

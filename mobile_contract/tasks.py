@@ -167,9 +167,10 @@ class TaskUpdateArgs(WorkItemUpdate, kw_only=True):
     id: UUID
 
 
-class FieldConflict(Response):
+class FieldConflict(Response, omit_defaults=True):
     field: str
     resolution: Resolution  # never `applied`: only what the phone should know about
+    code: str | None = None  # for `refused`: why (an error code, e.g. goal_not_met)
 
 
 class HistoryEntry(Response):

@@ -124,7 +124,7 @@ class WorkItemController(Controller):
     @get(
         "/{work_item_id:uuid}/history",
         operation_id="workItemHistory",
-        responses=problems(401, 404),
+        responses=problems(400, 401, 404),
         summary="Every value set on a work item, by whom and what became of it (the conflict model's record)",
     )
     async def history(

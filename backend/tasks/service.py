@@ -397,6 +397,7 @@ class _Edit:
     value: Any  # what was sent
     result: Any  # the field afterwards
     resolution: Resolution
+    code: str | None = None  # why a refused value was refused (an ErrorCode)
 
 
 def _stamp(fields: Iterable[str], writer: str) -> dict[str, Any]:
@@ -589,7 +590,7 @@ async def update_work_item(
     origin = Origin.ONLINE if base_xid is None else Origin.SYNC
     if item.assignee_id != principal.user_id:
         if await _was_assignee(session, item.id, principal.user_id):
-            return await _late_edit(session, principal, item, patch, writer=writer, origin=origin)
+            return await _late_edit(session, principal, item, patch, writer=writer, origin=origin, base_xid=base_xid)
         raise not_found("work item") if principal.role is Role.BD else forbidden("Only the assignee edits a work item.")
     campaign = await session.get_one(Campaign, item.campaign_id)
     last_sent = await _history_for_replay(session, item.id, writer) if base_xid is not None else {}
@@ -631,14 +632,22 @@ async def update_work_item(
         if item.status == wire.WorkItemStatus.EXPIRED or _conflicts(item, "status", base_xid, writer):
             edits.append(_Edit("status", patch.status, item.status, Resolution.SERVER_KEPT))
         else:
-            closing = patch.status in ("goal_met", "visited_not_met")
-            _check_answers(campaign.form, answers, complete=closing)
-            if patch.status == "goal_met" and not _goal_met(campaign.goal, outcome):
-                raise DomainError(
-                    ErrorCode.GOAL_NOT_MET, "The outcome does not meet the campaign's goal; record it first."
-                )
-            values["status"] = patch.status
-            edits.append(_Edit("status", patch.status, patch.status, Resolution.APPLIED))
+            try:
+                closing = patch.status in ("goal_met", "visited_not_met")
+                _check_answers(campaign.form, answers, complete=closing)
+                if patch.status == "goal_met" and not _goal_met(campaign.goal, outcome):
+                    raise DomainError(
+                        ErrorCode.GOAL_NOT_MET, "The outcome does not meet the campaign's goal; record it first."
+                    )
+            except DomainError as refused:
+                if origin is Origin.ONLINE:
+                    raise  # the person is there to read the problem and fix the edit
+                # Queued offline: the notes and answers typed with a status the rules refuse are not lost with
+                # it. The rest is applied; the status stays, kept in the history and told to the phone.
+                edits.append(_Edit("status", patch.status, item.status, Resolution.REFUSED, refused.code.value))
+            else:
+                values["status"] = patch.status
+                edits.append(_Edit("status", patch.status, patch.status, Resolution.APPLIED))
     if "answers" in values and "status" not in values:
         _check_answers(campaign.form, answers, complete=False)
 
@@ -652,7 +661,11 @@ async def update_work_item(
     # Bump even when nothing changed: the phone's view may be behind (a kept server value, a no-op replay).
     await record_changes(session, principal.tenant_id, [Change(assignee_id, WORK_ITEMS, item_id)])
     loaded = await load_wire(session, principal.tenant_id, [item_id])
-    conflicts = [wire.FieldConflict(field=e.field, resolution=e.resolution) for e in edits if e.resolution != "applied"]
+    conflicts = [
+        wire.FieldConflict(field=e.field, resolution=e.resolution, code=e.code)
+        for e in edits
+        if e.resolution != "applied"
+    ]
     return wire.WorkItemUpdated(work_item=loaded[item_id], conflicts=conflicts)
 
 
@@ -690,6 +703,7 @@ async def _late_edit(
     *,
     writer: str,
     origin: Origin,
+    base_xid: int | None,
 ) -> wire.WorkItemUpdated:
     """An edit from a former assignee, made before the work item left their phone: nothing of it is dropped.
     Notes are merged in and answers/outcome keys nobody has filled since are applied (`late_applied`); whatever
@@ -698,7 +712,9 @@ async def _late_edit(
     edits: list[_Edit] = []
     values: dict[str, Any] = {}
     if patch.notes is not msgspec.UNSET and patch.notes and patch.notes not in item.notes:
-        merged = merge_notes(None, item.notes, patch.notes)
+        # Against the text the phone had seen, so the lines both sides had are not doubled.
+        seen = await _notes_as_of(session, item.id, base_xid) if base_xid is not None else None
+        merged = merge_notes(seen, item.notes, patch.notes)
         values["notes"] = merged
         edits.append(_Edit("notes", patch.notes, merged, Resolution.LATE_APPLIED))
     for field in ("answers", "outcome"):

@@ -207,7 +207,8 @@ _text = st.text(alphabet=st.sampled_from("abc \n"), min_size=1, max_size=12)
 def test_merged_notes_keep_what_each_side_added_once(base: str, server_added: str, phone_added: str) -> None:
     server, phone = f"{base}\n{server_added}", f"{base}\n{phone_added}"
     merged = merge_notes(base, server, phone)
-    for line in {*server.splitlines(), *phone.splitlines()}:
+    # Every line with content survives (a blank line carries none, and a merge may move it to the end).
+    for line in {*server.splitlines(), *phone.splitlines()} - {""}:
         assert line in merged.splitlines()
     assert merged.splitlines().count(base.splitlines()[0]) >= 1 if base.strip("\n") else True
     assert merge_notes(base, server, server) == server  # a phone that sends the server's text changes nothing
@@ -256,3 +257,33 @@ async def test_one_phone_never_conflicts_with_itself(
     synced = await phone.pull()
     if item in synced["records"]["work_items"]:
         assert synced["records"]["work_items"][item]["notes"] == now["notes"]
+
+
+async def test_a_refused_status_in_an_offline_edit_keeps_the_rest(factory: Factory, client: Client) -> None:
+    """Closing as goal_met before the outcome meets the goal: offline, the notes typed with it are applied and the
+    phone is told the status was refused; online the whole edit is refused for the person to fix."""
+    _, bd, item, _ = await _setup(factory, client)
+    phone = OwnPhone(client, bd, "phone-a")
+    await phone.pull()
+    [result] = await phone.push(
+        phone.mutation(
+            "task.update",
+            {
+                "id": item,
+                "notes": "Owner will sign next week",
+                "answers": {"decision_maker_present": True},
+                "status": "goal_met",
+            },
+        )
+    )
+    assert result["status"] == "applied", result
+    assert result["result"]["conflicts"] == [{"field": "status", "resolution": "refused", "code": "goal_not_met"}]
+    now = await _item(client, bd, item)
+    assert now["notes"] == "Owner will sign next week"
+    assert now["answers"] == {"decision_maker_present": True}
+    assert now["status"] == "assigned"
+    assert any(e["value"] == "goal_met" and e["resolution"] == "refused" for e in await _history(client, bd, item))
+    online = await client.patch(f"/v1/work-items/{item}", json={"notes": "x", "status": "goal_met"}, headers=bd.headers)
+    assert online.status_code == 422
+    assert online.json()["code"] == "goal_not_met"
+    assert (await _item(client, bd, item))["notes"] == "Owner will sign next week"
