@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import pytest_asyncio
@@ -64,55 +63,22 @@ PAIRS: list[tuple[str, str]] = [
 ]
 
 
-# 5xx the fuzz finds whose cause other branches of issue 8 are fixing, told apart by what the server logged: such
-# a pair is an expected failure (xfail, with the request that broke it), any other 5xx or any schema violation
-# fails. Which pairs meet them varies with the data, so they are matched by cause, not listed by pair. Delete each
-# entry when its branch lands (`pytest --runxfail` treats them as failures now).
-_BOUNDS = "bounds branch: input PostgreSQL refuses must be a 422 (mobile_contract/base.py, backend/errors.py)"
-KNOWN_CAUSES = {
-    'invalid byte sequence for encoding "UTF8": 0x00': f"{_BOUNDS}: NUL in text",
-    "unsupported Unicode escape sequence": f"{_BOUNDS}: NUL in JSON stored as jsonb",
-    "index returned tuples in wrong order": f"{_BOUNDS}: a nearby search around (0, 0) with a merchant there",
-    "RecursionError": f"{_BOUNDS}: JSON nested too deep",
-    "out of range": f"{_BOUNDS}: a date or a number PostgreSQL cannot store",
-}
-KNOWN_FOR_GONE = {
-    "ForeignKeyViolationError": "accounts branch: the token of a deleted user must stop working (its writes break "
-    "foreign keys)",
-}
+# 5xx the fuzz finds whose cause is known and being fixed elsewhere would be listed here by what the server logged
+# (an expected failure, with the request that broke it); any other 5xx or schema violation fails. The bounds and
+# accounts work of issue 8 has landed, so none is expected any more: keep this empty unless a known cause is being
+# fixed in parallel (`pytest --runxfail` treats listed ones as failures).
+KNOWN_CAUSES: dict[str, str] = {}
 
 
 def _known_cause(caller: str, failure: FailureGroup, logged: str, sent: list[str]) -> str | None:
-    """Why a failure is expected, when every part of it is the 5xx of a cause another branch is fixing: by what
-    the server logged, or by the requests that got a 5xx (the same request sent again has answered 500 with
-    nothing logged, a finding of its own)."""
+    """Why a failure is expected: every part of it is the 5xx of a cause listed in KNOWN_CAUSES."""
     server_errors = all(
         isinstance(part, ServerError) or (isinstance(part, UndefinedStatusCode) and part.status_code >= 500)
         for part in failure.exceptions
     )
     if not server_errors:
         return None
-    causes = {**KNOWN_CAUSES, **(KNOWN_FOR_GONE if caller in GONE else {})}
-    if reason := next((reason for signature, reason in causes.items() if signature in logged), None):
-        return reason
-    if sent and all("\\u0000" in request or "%00" in request or "\x00" in request for request in sent):
-        return KNOWN_CAUSES['invalid byte sequence for encoding "UTF8": 0x00']
-    if sent and caller == "deleted":
-        return KNOWN_FOR_GONE["ForeignKeyViolationError"]
-    if sent and all(_near_null_island(request) for request in sent):
-        return KNOWN_CAUSES["index returned tuples in wrong order"]
-    return None
-
-
-def _near_null_island(request: str) -> bool:
-    method, target = request.split(" ", 2)[:2]
-    url = urlsplit(target)
-    query = {name: values[-1] for name, values in parse_qs(url.query).items()}
-    try:
-        near = abs(float(query["lat"])) < 1e-3 and abs(float(query["lon"])) < 1e-3
-    except (KeyError, ValueError):
-        return False
-    return method == "GET" and url.path == "/v1/pois/nearby" and near
+    return next((reason for signature, reason in KNOWN_CAUSES.items() if signature in logged), None)
 
 
 def _sent(response: Any) -> str:
