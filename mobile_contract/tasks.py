@@ -10,6 +10,7 @@ from uuid import UUID
 import msgspec
 
 from mobile_contract.base import AwareDatetime, LongText, Request, Response, ShortText
+from mobile_contract.conflicts import Origin, Resolution
 
 FieldKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
 
@@ -113,6 +114,18 @@ class Outcome(Request):
     order_count: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] | None = None
 
 
+class LateEdit(Response):
+    """A former assignee's edit that reached the server after the work item was reassigned (see
+    mobile_contract/conflicts.py): shown to the new assignee and the supervisors, never dropped."""
+
+    user_id: UUID | None
+    user_name: str | None
+    at: datetime
+    field: str
+    value: Any
+    resolution: Resolution  # late_applied (merged in) or late_kept (for a person to look at)
+
+
 class WorkItem(Response):
     id: UUID
     campaign: Campaign
@@ -127,6 +140,7 @@ class WorkItem(Response):
     outcome: Outcome
     visit_ids: list[UUID]
     updated_at: datetime
+    late_edits: list[LateEdit] = []
 
 
 class WorkItemPage(Response):
@@ -153,7 +167,26 @@ class TaskUpdateArgs(WorkItemUpdate, kw_only=True):
 
 class FieldConflict(Response):
     field: str
-    resolution: Literal["server_kept", "merged", "phone_applied"]
+    resolution: Resolution  # never `applied`: only what the phone should know about
+
+
+class HistoryEntry(Response):
+    """One value set on a work item field, by whom, and what became of it (mobile_contract/conflicts.py)."""
+
+    id: int
+    at: datetime
+    field: str  # status | notes | answers | outcome | assignee_id
+    value: Any  # what was sent or set
+    result: Any  # the field's value afterwards
+    writer: str  # "<user id>/<device id>" of the phone or person, or "server"
+    user_id: UUID | None
+    origin: Origin
+    resolution: Resolution
+
+
+class HistoryPage(Response):
+    items: list[HistoryEntry]  # oldest first
+    next_cursor: str | None
 
 
 class WorkItemUpdated(Response):

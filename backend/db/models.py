@@ -4,11 +4,11 @@ from backend.auth.models import RefreshToken, Team, Tenant, User
 from backend.db.base import Base
 from backend.jobs.models import Job, JobCode, JobEvent, JobType, TechnicianProfile
 from backend.media.models import Photo
-from backend.offline.models import WatermelonPull
+from backend.offline.models import WatermelonPull, WatermelonRemoval
 from backend.pois.models import Poi, PoiContact
 from backend.push.models import Device
 from backend.queue.models import BackgroundJob
-from backend.tasks.models import Campaign, WorkItem, WorkItemVisit
+from backend.tasks.models import Campaign, WorkItem, WorkItemEdit, WorkItemVisit
 from backend.visits.models import Visit
 from sync.tables import metadata as sync_metadata
 
@@ -31,7 +31,9 @@ __all__ = [
     "User",
     "Visit",
     "WatermelonPull",
+    "WatermelonRemoval",
     "WorkItem",
+    "WorkItemEdit",
     "WorkItemVisit",
     "sync_metadata",
 ]

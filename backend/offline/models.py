@@ -28,3 +28,19 @@ class WatermelonPull(Base):
     timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     base: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = created_at_column()
+
+
+class WatermelonRemoval(Base):
+    """A work item that left a WatermelonDB phone's scope, sent to it first as a row marked gone (`removed_at`).
+    WatermelonDB applies remote deletions before it pushes, which would destroy an edit still waiting on the
+    phone; so the deletion itself is sent only on a later pull, once the phone has synced (pulled, then pushed)
+    after receiving the mark: `marked_at` is the timestamp of the pull that carried it."""
+
+    __tablename__ = "watermelon_removals"
+
+    user_id: Mapped[UUID] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(32), primary_key=True)
+    record_id: Mapped[UUID] = mapped_column(primary_key=True)
+    marked_at: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = created_at_column()

@@ -5,10 +5,18 @@ A React Native app calls `synchronize()` against these two endpoints with `sendC
   sync cursor's snapshot xid as a number. WatermelonDB cannot page, so the server reads every page under the
   first page's snapshot and answers once.
 - Push: rows become the same mutations as /v1/sync/push (`visit.check_in`, `visit.check_out`, `task.update`,
-  `poi.create`), applied exactly once: each row's mutation id is derived from its content, so a push that
-  WatermelonDB retries is a replay. The answer is always 200 when the body is well formed: a refused row is a
-  stored `rejected` result and its record is bumped, so the next pull puts the server's truth on the phone
-  (WatermelonDB would otherwise retry a refused push forever).
+  `poi.create`), applied exactly once. WatermelonDB sends no id per edit, so a row's mutation id is derived from
+  the device, the push's `last_pulled_at` and the row: the same push sent again is a replay, while the same
+  value sent in a later sync (an answer set back to an earlier one) is a new edit. A push retried after a new
+  pull carries a new id; the work item's rules then recognise the value as one this phone already sent
+  (mobile_contract/conflicts.py, `replay`), and check-ins and new merchants are idempotent on their own ids. The
+  answer is always 200 when the body is well formed: a refused row is a stored `rejected` result and its record
+  is bumped, so the next pull puts the server's truth on the phone (WatermelonDB would otherwise retry a refused
+  push forever).
+- Removal: WatermelonDB applies remote deletions before it pushes, destroying an edit still waiting on the
+  phone. A work item that leaves the phone's scope is therefore first sent as a row marked gone (`removed_at`,
+  ms), and deleted only on a later pull, once the phone has synced after receiving the mark
+  (`WatermelonRemoval`); an edit it pushes meanwhile is a late edit, kept by the server.
 
 Columns are the app's schema (tests/watermelon/driver.mjs): times in milliseconds since the epoch, JSON values
 as strings.
@@ -29,8 +37,9 @@ from sqlalchemy.dialects.postgresql import insert
 from backend.auth.tokens import Principal
 from backend.db.engine import Database
 from backend.errors import DomainError
-from backend.offline.models import WatermelonPull
+from backend.offline.models import WatermelonPull, WatermelonRemoval
 from backend.offline.registry import REGISTRY
+from backend.tasks import service as tasks_service
 from mobile_contract.base import Request, Response
 from mobile_contract.errors import ErrorCode
 from mobile_contract.pois import PoiDetail
@@ -114,6 +123,7 @@ async def pull(database: Database, codec: CursorCodec, principal: Principal, las
         cursor = page.cursor
         if not page.has_more:
             break
+    await _mark_removals(database, principal, latest["work_items"], last_pulled_at, page.snapshot)
     changes = {
         table: TableChanges(
             created=[],
@@ -140,6 +150,63 @@ async def _remember_pull(database: Database, principal: Principal, pulled_from: 
         await session.execute(
             delete(WatermelonPull).where(WatermelonPull.created_at < func.now() - text("interval '30 days'"))
         )
+        await session.commit()
+
+
+async def _mark_removals(
+    database: Database, principal: Principal, rows: dict[UUID, Any], last_pulled_at: int | None, timestamp: int
+) -> None:
+    """Work items that left the phone's scope go out marked gone first, and as deletions only once the phone has
+    synced after receiving the mark (see WatermelonRemoval). Rewrites `rows` (id -> row, None for a deletion)."""
+    removed = {record_id for record_id, row in rows.items() if row is None}
+    back = {record_id for record_id, row in rows.items() if row is not None}
+    mine = (
+        WatermelonRemoval.user_id == principal.user_id,
+        WatermelonRemoval.device_id == principal.device_id,
+        WatermelonRemoval.collection == "work_items",
+    )
+    async with database.sessions() as session:
+        if last_pulled_at is None:
+            # A first sync: the phone holds nothing yet, and marks of an earlier install are void.
+            await session.execute(delete(WatermelonRemoval).where(*mine))
+            await session.commit()
+            return
+        marks = dict(
+            (await session.execute(select(WatermelonRemoval.record_id, WatermelonRemoval.marked_at).where(*mine))).all()
+        )
+        if not marks and not removed:
+            return
+        due = {record_id for record_id, marked_at in marks.items() if last_pulled_at >= marked_at} - back
+        for record_id in due:
+            rows[record_id] = None  # the phone has synced since it got the mark: delete it now
+        fresh = removed - set(marks) - back
+        gone = list((set(marks) | fresh) - due - back)
+        if fresh:
+            await session.execute(
+                insert(WatermelonRemoval)
+                .values(
+                    [
+                        {
+                            "user_id": principal.user_id,
+                            "device_id": principal.device_id,
+                            "collection": "work_items",
+                            "record_id": record_id,
+                            "marked_at": timestamp,
+                        }
+                        for record_id in fresh
+                    ]
+                )
+                .on_conflict_do_nothing()
+            )
+        settled = due | (back & set(marks))
+        if settled:
+            await session.execute(delete(WatermelonRemoval).where(*mine, WatermelonRemoval.record_id.in_(settled)))
+        if gone:
+            loaded = await tasks_service.load_wire(session, principal.tenant_id, gone)
+            now_ms = int(datetime.now(UTC).timestamp() * 1000)
+            for record_id in gone:
+                item = loaded.get(record_id)
+                rows[record_id] = None if item is None else {**_work_item_row(item), "removed_at": now_ms}
         await session.commit()
 
 
@@ -193,6 +260,7 @@ def _work_item_row(item: WorkItem) -> dict[str, Any]:
         "ends_at": _ms(campaign.ends_at),
         "time_zone": campaign.time_zone,
         "updated_at": _ms(item.updated_at),
+        "removed_at": None,  # set (ms) on a row sent marked gone: it left this phone's scope
     }
 
 
@@ -233,9 +301,10 @@ _ROW: dict[str, Any] = {"pois": _poi_row, "work_items": _work_item_row, "visits"
 # -- push ------------------------------------------------------------------------------------------------------
 
 
-def _mutation(name: str, args: dict[str, Any], created_at: Any) -> Mutation:
-    """A mutation whose id is a digest of its content: WatermelonDB retrying a push replays, never re-applies."""
-    digest = hashlib.sha256(msgspec.json.encode([name, args])).digest()
+def _mutation(name: str, args: dict[str, Any], created_at: Any, edit: bytes) -> Mutation:
+    """A mutation for one queued edit: `edit` names it (the device, the push's last_pulled_at, the row), so the
+    same push sent twice is a replay and the same value sent in a later sync is a new edit."""
+    digest = hashlib.sha256(edit + b"\0" + msgspec.json.encode([name, args])).digest()
     mutation_id = int.from_bytes(digest[:8], "big") >> 1 or 1  # positive, fits a bigint
     when = created_at if isinstance(created_at, datetime) else datetime.now(UTC)
     return Mutation(id=mutation_id, name=name, args=args, created_at=when)
@@ -257,7 +326,7 @@ def _when(ms: Any) -> datetime | None:
     return None
 
 
-def _visit_mutations(row: dict[str, Any], *, created: bool) -> list[Mutation]:
+def _visit_mutations(row: dict[str, Any], edit: bytes, *, created: bool) -> list[Mutation]:
     mutations = []
     if created:
         args = {"id": row.get("id"), "poi_id": row.get("poi_id"), "fix": _fix(row, "in")}
@@ -265,12 +334,12 @@ def _visit_mutations(row: dict[str, Any], *, created: bool) -> list[Mutation]:
             args["checked_in_at"] = _iso(row["checked_in_at"])
         if row.get("note"):
             args["note"] = row["note"]
-        mutations.append(_mutation("visit.check_in", args, _when(row.get("checked_in_at"))))
+        mutations.append(_mutation("visit.check_in", args, _when(row.get("checked_in_at")), edit))
     if row.get("out_lat") is not None:
         args = {"visit_id": row.get("id"), "fix": _fix(row, "out")}
         if row.get("checked_out_at") is not None:
             args["checked_out_at"] = _iso(row["checked_out_at"])
-        mutations.append(_mutation("visit.check_out", args, _when(row.get("checked_out_at"))))
+        mutations.append(_mutation("visit.check_out", args, _when(row.get("checked_out_at")), edit))
     return mutations
 
 
@@ -283,7 +352,7 @@ def _json_column(value: Any) -> Any:
     return value
 
 
-def _work_item_mutation(row: dict[str, Any]) -> Mutation | None:
+def _work_item_mutation(row: dict[str, Any], edit: bytes) -> Mutation | None:
     changed = [c for c in str(row.get("_changed") or "").split(",") if c] or list(EDITABLE_WORK_ITEM_COLUMNS)
     args: dict[str, Any] = {"id": row.get("id")}
     for column in changed:
@@ -293,10 +362,10 @@ def _work_item_mutation(row: dict[str, Any]) -> Mutation | None:
         args[column] = _json_column(value) if column in ("answers", "outcome") else value
     if len(args) == 1:
         return None
-    return _mutation("task.update", args, None)
+    return _mutation("task.update", args, None, edit)
 
 
-def _poi_mutation(row: dict[str, Any]) -> Mutation:
+def _poi_mutation(row: dict[str, Any], edit: bytes) -> Mutation:
     args = {
         "id": row.get("id"),
         "name": row.get("name"),
@@ -306,27 +375,32 @@ def _poi_mutation(row: dict[str, Any]) -> Mutation:
     }
     if row.get("phone"):
         args["phone"] = row["phone"]
-    return _mutation("poi.create", args, None)
+    return _mutation("poi.create", args, None, edit)
 
 
-def mutations_of(body: PushBody) -> list[Mutation]:
+def mutations_of(body: PushBody, *, device_id: str = "", last_pulled_at: int | None = None) -> list[Mutation]:
     """The business commands a WatermelonDB change set stands for, in an order that respects dependencies:
     merchants before the visits at them, check-ins before check-outs, visits before work-item edits."""
     tables = body.changes
+    push = f"{device_id}|{last_pulled_at}"
+
+    def edit(table: str, row: dict[str, Any]) -> bytes:
+        return f"{push}|{table}|{row.get('id')}".encode()
+
     mutations: list[Mutation] = []
     pois = tables.get("pois")
     if pois is not None:
-        mutations += [_poi_mutation(row) for row in pois.created]
+        mutations += [_poi_mutation(row, edit("pois", row)) for row in pois.created]
     visits = tables.get("visits")
     if visits is not None:
         for row in visits.created:
-            mutations += _visit_mutations(row, created=True)
+            mutations += _visit_mutations(row, edit("visits", row), created=True)
         for row in visits.updated:
-            mutations += _visit_mutations(row, created=False)
+            mutations += _visit_mutations(row, edit("visits", row), created=False)
     work_items = tables.get("work_items")
     if work_items is not None:
         for row in [*work_items.created, *work_items.updated]:
-            mutation = _work_item_mutation(row)
+            mutation = _work_item_mutation(row, edit("work_items", row))
             if mutation is not None:
                 mutations.append(mutation)
     # Deletions are ignored: phones do not delete merchants, visits or work items (evidence is kept).
@@ -342,6 +416,6 @@ async def push(database: Database, principal: Principal, body: PushBody, last_pu
         user_id=principal.user_id,
         client_id=f"watermelon:{principal.device_id}",
         base_xid=await _base_of(database, principal, last_pulled_at),
-        mutations=mutations_of(body),
+        mutations=mutations_of(body, device_id=principal.device_id, last_pulled_at=last_pulled_at),
         received_at=datetime.now(UTC),
     )

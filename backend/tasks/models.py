@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Identity, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -39,7 +39,9 @@ class Campaign(Base):
 
 class WorkItem(Base):
     """One target merchant for one assignee. `field_xids` holds, per editable field, the id of the transaction
-    that last changed it on the server: a phone's edit based on an older pull conflicts with that change."""
+    that last changed it, and `field_writers` who wrote it (a phone, as `<user id>/<device id>`, or `server`): a
+    phone's edit based on an older pull conflicts with that change unless the phone itself made it
+    (mobile_contract/conflicts.py)."""
 
     __tablename__ = "work_items"
     __table_args__ = (
@@ -62,8 +64,35 @@ class WorkItem(Base):
     form_version: Mapped[int] = mapped_column(Integer, server_default="1")
     outcome: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     field_xids: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    field_writers: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
+
+
+class WorkItemEdit(Base):
+    """The history of a work item: every value anyone set on one of its fields, applied or not, with who sent it
+    and what became of it. A phone's edit that the conflict rules did not apply (a status the server kept, a late
+    edit from a former assignee) is here, so nothing typed on a phone is ever lost."""
+
+    __tablename__ = "work_item_history"
+    __table_args__ = (
+        Index("ix_work_item_history_item", "work_item_id", "id"),
+        # "What did this writer last send for this field?": the replay guard of update_work_item.
+        Index("ix_work_item_history_writer", "work_item_id", "field", "writer", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    work_item_id: Mapped[UUID] = mapped_column(ForeignKey("work_items.id", ondelete="CASCADE"))
+    field: Mapped[str] = mapped_column(String(32))
+    value: Mapped[Any] = mapped_column(JSONB, nullable=True)  # what was sent (or set by the server)
+    result: Mapped[Any] = mapped_column(JSONB, nullable=True)  # the field's value afterwards
+    writer: Mapped[str] = mapped_column(String(300))  # "<user id>/<device id>", or "server"
+    user_id: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    origin: Mapped[str] = mapped_column(String(16))  # online | sync | server
+    resolution: Mapped[str] = mapped_column(String(16))  # applied | merged | server_kept | late_kept | ...
+    xid: Mapped[int] = mapped_column(BigInteger)  # the writing transaction (pg_current_xact_id)
+    at: Mapped[datetime] = created_at_column()
 
 
 class WorkItemVisit(Base):

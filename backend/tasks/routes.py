@@ -16,6 +16,7 @@ from backend.tasks import service
 from mobile_contract.tasks import (
     Campaign,
     CampaignCreate,
+    HistoryPage,
     Progress,
     TargetsAdd,
     TargetsAdded,
@@ -109,6 +110,22 @@ class WorkItemController(Controller):
         session: NamedDependency[AsyncSession],
     ) -> WorkItem:
         return await service.get_work_item(session, principal, work_item_id)
+
+    @get(
+        "/{work_item_id:uuid}/history",
+        operation_id="workItemHistory",
+        responses=problems(401, 404),
+        summary="Every value set on a work item, by whom and what became of it (the conflict model's record)",
+    )
+    async def history(
+        self,
+        work_item_id: FromPath[UUID],
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200)] = None,
+    ) -> HistoryPage:
+        return await service.history(session, principal, work_item_id, limit=limit, cursor=cursor)
 
     @patch(
         "/{work_item_id:uuid}",

@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import zoneinfo
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import merge3
 import msgspec
 from sqlalchemy import exists, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
@@ -25,10 +27,11 @@ from backend.errors import DomainError, forbidden, not_found
 from backend.paging import decode_cursor, encode_cursor
 from backend.pois.models import Poi
 from backend.push.service import notify_users
-from backend.tasks.models import Campaign, WorkItem, WorkItemVisit
+from backend.tasks.models import Campaign, WorkItem, WorkItemEdit, WorkItemVisit
 from mobile_contract import tasks as wire
 from mobile_contract.auth import Role
 from mobile_contract.base import AwareDatetime
+from mobile_contract.conflicts import Origin, Resolution
 from mobile_contract.errors import ErrorCode
 from sync.feed import Change, record_changes
 
@@ -213,6 +216,7 @@ async def load_wire(session: AsyncSession, tenant_id: UUID, ids: Sequence[UUID])
         .order_by(WorkItemVisit.linked_at, WorkItemVisit.visit_id)
     ):
         visits.setdefault(link.work_item_id, []).append(link.visit_id)
+    late = await _late_edits(session, tenant_id, ids)
     campaigns: dict[UUID, wire.Campaign] = {}
     result = {}
     for item, campaign, poi_name, assignee_name in rows:
@@ -232,6 +236,33 @@ async def load_wire(session: AsyncSession, tenant_id: UUID, ids: Sequence[UUID])
             outcome=msgspec.convert(item.outcome, wire.Outcome),
             visit_ids=visits.get(item.id, []),
             updated_at=item.updated_at,
+            late_edits=late.get(item.id, []),
+        )
+    return result
+
+
+async def _late_edits(session: AsyncSession, tenant_id: UUID, ids: Sequence[UUID]) -> dict[UUID, list[wire.LateEdit]]:
+    rows = await session.execute(
+        select(WorkItemEdit, User.display_name)
+        .outerjoin(User, User.id == WorkItemEdit.user_id)
+        .where(
+            WorkItemEdit.tenant_id == tenant_id,
+            WorkItemEdit.work_item_id.in_(ids),
+            WorkItemEdit.resolution.in_([Resolution.LATE_KEPT.value, Resolution.LATE_APPLIED.value]),
+        )
+        .order_by(WorkItemEdit.id)
+    )
+    result: dict[UUID, list[wire.LateEdit]] = {}
+    for edit, name in rows:
+        result.setdefault(edit.work_item_id, []).append(
+            wire.LateEdit(
+                user_id=edit.user_id,
+                user_name=name,
+                at=edit.at,
+                field=edit.field,
+                value=edit.value,
+                resolution=Resolution(edit.resolution),
+            )
         )
     return result
 
@@ -348,18 +379,46 @@ async def open_on_poi(session: AsyncSession, tenant_id: UUID, poi_ids: Sequence[
 
 # -- changing -----------------------------------------------------------------------------------------------
 
-
-def _stamp(fields: Iterable[str]) -> Any:
-    """SQL that records this transaction as the last server change of each field."""
-    pairs = ", ".join(f"'{field}', pg_current_xact_id()::text" for field in fields)
-    return text(f"work_items.field_xids || jsonb_build_object({pairs})")
+SERVER = "server"  # the writer of changes nobody's phone asked for: expiry, scheduled work
 
 
-def _changed_since(item: WorkItem, field: str, base_xid: int | None) -> bool:
+def writer_of(principal: Principal) -> str:
+    """Who a change comes from, for the conflict rules: one phone (or browser) of one user. Two phones of the
+    same user are two writers; the online requests and the queued pushes of one phone are one."""
+    return f"{principal.user_id}/{principal.device_id or '-'}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Edit:
+    """One field's outcome inside an update: the history row to write, and what the phone is told."""
+
+    field: str
+    value: Any  # what was sent
+    result: Any  # the field afterwards
+    resolution: Resolution
+
+
+def _stamp(fields: Iterable[str], writer: str) -> dict[str, Any]:
+    """SQL that records this transaction and `writer` as the last change of each field."""
+    names = list(fields)
+    xids = ", ".join(f"'{field}', pg_current_xact_id()::text" for field in names)
+    writers = ", ".join(f"'{field}', CAST(:stamp_writer AS text)" for field in names)
+    return {
+        "field_xids": text(f"work_items.field_xids || jsonb_build_object({xids})"),
+        "field_writers": text(f"work_items.field_writers || jsonb_build_object({writers})").bindparams(
+            stamp_writer=writer
+        ),
+    }
+
+
+def _conflicts(item: WorkItem, field: str, base_xid: int | None, writer: str) -> bool:
+    """Did someone other than `writer` change the field on the server since the phone's base?"""
     if base_xid is None:
-        return False
+        return False  # online: the editor saw the current state
     stamped = item.field_xids.get(field)
-    return stamped is not None and int(stamped) >= base_xid
+    if stamped is None or int(stamped) < base_xid:
+        return False
+    return bool(item.field_writers.get(field) != writer)
 
 
 def _goal_met(goal: dict[str, Any], outcome: dict[str, Any]) -> bool:
@@ -400,6 +459,113 @@ def _check_answers(form: dict[str, Any], answers: dict[str, Any], *, complete: b
         raise DomainError(ErrorCode.VALIDATION_FAILED, 422, "The answers do not fit the form.", errors=problems)
 
 
+def merge_notes(base: str | None, server: str, phone: str) -> str:
+    """Both texts kept: a three-way merge by lines against the text the phone had seen (`base`), so lines each
+    side added survive once, the server's first where both wrote at the same place. Without a base, the server's
+    text then the phone's, unless one already contains the other."""
+    if phone == server or _contains_lines(server, phone):
+        return server
+    if base is None:
+        if _contains_lines(phone, server):
+            return phone
+        return f"{server}\n{phone}" if server else phone
+    merged: list[str] = []
+    groups = merge3.Merge3(_lines(base), _lines(server), _lines(phone))
+    for group in groups.merge_groups():
+        if group[0] == "conflict":
+            ours, theirs = group[2], group[3]
+            merged += ours
+            merged += [line for line in theirs if line not in ours]
+        else:
+            merged += group[1]
+    result = "".join(merged)
+    if not (server.endswith("\n") or phone.endswith("\n")):
+        result = result.removesuffix("\n")
+    return result
+
+
+def _contains_lines(big: str, small: str) -> bool:
+    """Is `small` a run of whole lines of `big`?"""
+    lines, part = big.splitlines(), small.splitlines()
+    if not part:
+        return True
+    return any(lines[i : i + len(part)] == part for i in range(len(lines) - len(part) + 1))
+
+
+def _lines(text_: str) -> list[str]:
+    # Every line with its newline, the last one too: "a" and "a\n" are the same line to a person.
+    return [line + "\n" for line in text_.splitlines()]
+
+
+async def _history_for_replay(session: AsyncSession, item_id: UUID, writer: str) -> dict[str, tuple[Any, int]]:
+    """What this writer last sent for each field of the item, and in which transaction."""
+    rows = await session.execute(
+        select(WorkItemEdit.field, WorkItemEdit.value, WorkItemEdit.xid)
+        .where(WorkItemEdit.work_item_id == item_id, WorkItemEdit.writer == writer)
+        .order_by(WorkItemEdit.id.desc())
+    )
+    latest: dict[str, tuple[Any, int]] = {}
+    for row in rows:
+        latest.setdefault(row.field, (row.value, row.xid))
+    return latest
+
+
+def _is_replay(last_sent: dict[str, tuple[Any, int]], field: str, value: Any, base_xid: int | None) -> bool:
+    """A value equal to what this phone last sent for the field, sent again before the phone pulled past that
+    push: the same edit retried (an answer lost on the way), not a new one. A value set back to an earlier one
+    after a sync is a new edit."""
+    if base_xid is None or field not in last_sent:
+        return False
+    sent, xid = last_sent[field]
+    return bool(sent == value and xid >= base_xid)
+
+
+async def _notes_as_of(session: AsyncSession, item_id: UUID, base_xid: int) -> str | None:
+    """The notes the phone had seen: their value before the phone's base, from the history (None: unknown)."""
+    rows = (
+        await session.execute(
+            select(WorkItemEdit.result, WorkItemEdit.xid)
+            .where(WorkItemEdit.work_item_id == item_id, WorkItemEdit.field == "notes")
+            .order_by(WorkItemEdit.id.desc())
+        )
+    ).all()
+    for result, xid in rows:
+        if xid < base_xid:
+            return str(result) if result is not None else ""
+    return "" if rows else None
+
+
+async def _record_history(
+    session: AsyncSession,
+    tenant_id: UUID,
+    item_id: UUID,
+    edits: Sequence[_Edit],
+    *,
+    writer: str,
+    user_id: UUID | None,
+    origin: Origin,
+) -> None:
+    if not edits:
+        return
+    await session.execute(
+        insert(WorkItemEdit).values(xid=text("pg_current_xact_id()::text::bigint")),
+        [
+            {
+                "tenant_id": tenant_id,
+                "work_item_id": item_id,
+                "field": e.field,
+                "value": e.value,
+                "result": e.result,
+                "writer": writer,
+                "user_id": user_id,
+                "origin": origin.value,
+                "resolution": e.resolution.value,
+            }
+            for e in edits
+        ],
+    )
+
+
 async def update_work_item(
     session: AsyncSession,
     principal: Principal,
@@ -409,15 +575,8 @@ async def update_work_item(
     base_xid: int | None = None,
 ) -> wire.WorkItemUpdated:
     """Apply an edit. `base_xid` is the snapshot of the phone's last pull, for edits made offline; online edits
-    pass None (the editor saw the current state).
-
-    Conflict rules, per field, when the server changed the field after the phone last pulled:
-      status  - the server's value stays (it is the judge: expiry and review are server decisions); a work item
-                the server closed as expired never reopens.
-      notes   - both are kept: the server's text, then the phone's, on a new line.
-      answers, outcome - merged per key; on the same key the phone's value wins: it was collected at the shop.
-    The phone learns the outcome on its next pull (the record is bumped for its assignee).
-    """
+    pass None (the editor saw the current state). The conflict rules are mobile_contract/conflicts.py's; every
+    value sent is kept in the history, whatever became of it."""
     item = await session.scalar(
         select(WorkItem).where(WorkItem.id == work_item_id, WorkItem.tenant_id == principal.tenant_id).with_for_update()
     )
@@ -425,18 +584,28 @@ async def update_work_item(
         raise not_found("work item")
     if patch.assignee_id is not msgspec.UNSET:
         return await _reassign(session, principal, item, patch.assignee_id)
+    writer = writer_of(principal)
+    origin = Origin.ONLINE if base_xid is None else Origin.SYNC
     if item.assignee_id != principal.user_id:
+        if await _was_assignee(session, item.id, principal.user_id):
+            return await _late_edit(session, principal, item, patch, writer=writer, origin=origin)
         raise not_found("work item") if principal.role is Role.BD else forbidden("Only the assignee edits a work item.")
     campaign = await session.get_one(Campaign, item.campaign_id)
-    conflicts: list[wire.FieldConflict] = []
+    last_sent = await _history_for_replay(session, item.id, writer) if base_xid is not None else {}
+    edits: list[_Edit] = []
     values: dict[str, Any] = {}
 
     if patch.notes is not msgspec.UNSET and patch.notes != item.notes:
-        if _changed_since(item, "notes", base_xid) and patch.notes not in item.notes:
-            values["notes"] = f"{item.notes}\n{patch.notes}" if item.notes else patch.notes
-            conflicts.append(wire.FieldConflict(field="notes", resolution="merged"))
+        if _is_replay(last_sent, "notes", patch.notes, base_xid):
+            pass
+        elif _conflicts(item, "notes", base_xid, writer):
+            assert base_xid is not None
+            notes = merge_notes(await _notes_as_of(session, item.id, base_xid), item.notes, patch.notes)
+            values["notes"] = notes
+            edits.append(_Edit("notes", patch.notes, notes, Resolution.MERGED))
         else:
             values["notes"] = patch.notes
+            edits.append(_Edit("notes", patch.notes, patch.notes, Resolution.APPLIED))
     for field in ("answers", "outcome"):
         incoming = getattr(patch, field)
         if incoming is msgspec.UNSET:
@@ -444,16 +613,22 @@ async def update_work_item(
         incoming = msgspec.to_builtins(incoming)
         if field == "outcome":
             incoming = {k: v for k, v in incoming.items() if v is not None}
-        merged = {**getattr(item, field), **incoming}
-        if merged != getattr(item, field):
-            values[field] = merged
-            if _changed_since(item, field, base_xid):
-                conflicts.append(wire.FieldConflict(field=field, resolution="merged"))
+        current = getattr(item, field)
+        merged = {**current, **incoming}
+        if merged == current or _is_replay(last_sent, field, incoming, base_xid):
+            continue
+        values[field] = merged
+        conflicted = _conflicts(item, field, base_xid, writer)
+        edits.append(_Edit(field, incoming, merged, Resolution.MERGED if conflicted else Resolution.APPLIED))
     answers = values.get("answers", item.answers)
     outcome = values.get("outcome", item.outcome)
-    if patch.status is not msgspec.UNSET and patch.status != item.status:
-        if item.status == wire.WorkItemStatus.EXPIRED or _changed_since(item, "status", base_xid):
-            conflicts.append(wire.FieldConflict(field="status", resolution="server_kept"))
+    if (
+        patch.status is not msgspec.UNSET
+        and patch.status != item.status
+        and not _is_replay(last_sent, "status", patch.status, base_xid)
+    ):
+        if item.status == wire.WorkItemStatus.EXPIRED or _conflicts(item, "status", base_xid, writer):
+            edits.append(_Edit("status", patch.status, item.status, Resolution.SERVER_KEPT))
         else:
             closing = patch.status in ("goal_met", "visited_not_met")
             _check_answers(campaign.form, answers, complete=closing)
@@ -462,22 +637,102 @@ async def update_work_item(
                     ErrorCode.GOAL_NOT_MET, 422, "The outcome does not meet the campaign's goal; record it first."
                 )
             values["status"] = patch.status
+            edits.append(_Edit("status", patch.status, patch.status, Resolution.APPLIED))
     if "answers" in values and "status" not in values:
         _check_answers(campaign.form, answers, complete=False)
 
     item_id, assignee_id = item.id, item.assignee_id
-    if values:
-        await session.execute(
-            update(WorkItem)
-            .where(WorkItem.id == item_id)
-            .values(**values, field_xids=_stamp(values), updated_at=func.now())
-            .execution_options(synchronize_session=False)
-        )
-        session.expire(item)
+    await _apply(session, item, values, writer)
+    await _record_history(
+        session, principal.tenant_id, item_id, edits, writer=writer, user_id=principal.user_id, origin=origin
+    )
     # Bump even when nothing changed: the phone's view may be behind (a kept server value, a no-op replay).
     await record_changes(session, principal.tenant_id, [Change(assignee_id, WORK_ITEMS, item_id)])
     loaded = await load_wire(session, principal.tenant_id, [item_id])
+    conflicts = [wire.FieldConflict(field=e.field, resolution=e.resolution) for e in edits if e.resolution != "applied"]
     return wire.WorkItemUpdated(work_item=loaded[item_id], conflicts=conflicts)
+
+
+async def _apply(session: AsyncSession, item: WorkItem, values: dict[str, Any], writer: str) -> None:
+    if not values:
+        return
+    await session.execute(
+        update(WorkItem)
+        .where(WorkItem.id == item.id)
+        .values(**values, **_stamp(values, writer), updated_at=func.now())
+        .execution_options(synchronize_session=False)
+    )
+    session.expire(item)
+
+
+async def _was_assignee(session: AsyncSession, item_id: UUID, user_id: UUID) -> bool:
+    """Was the item reassigned away from this user? (The history keeps every reassignment.)"""
+    found = await session.scalar(
+        select(WorkItemEdit.id)
+        .where(
+            WorkItemEdit.work_item_id == item_id,
+            WorkItemEdit.field == "assignee_id",
+            WorkItemEdit.value["from"].astext == str(user_id),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def _late_edit(
+    session: AsyncSession,
+    principal: Principal,
+    item: WorkItem,
+    patch: wire.WorkItemUpdate,
+    *,
+    writer: str,
+    origin: Origin,
+) -> wire.WorkItemUpdated:
+    """An edit from a former assignee, made before the work item left their phone: nothing of it is dropped.
+    Notes are merged in and answers/outcome keys nobody has filled since are applied (`late_applied`); whatever
+    would overwrite the new assignee's work (a status, a different answer) is kept for a person to look at
+    (`late_kept`, shown as the item's `late_edits`). Their phone gets the removal again on its next pull."""
+    edits: list[_Edit] = []
+    values: dict[str, Any] = {}
+    if patch.notes is not msgspec.UNSET and patch.notes and patch.notes not in item.notes:
+        merged = merge_notes(None, item.notes, patch.notes)
+        values["notes"] = merged
+        edits.append(_Edit("notes", patch.notes, merged, Resolution.LATE_APPLIED))
+    for field in ("answers", "outcome"):
+        incoming = getattr(patch, field)
+        if incoming is msgspec.UNSET:
+            continue
+        incoming = {k: v for k, v in msgspec.to_builtins(incoming).items() if v is not None}
+        current = getattr(item, field)
+        fills = {k: v for k, v in incoming.items() if current.get(k) is None}
+        clashes = {k: v for k, v in incoming.items() if current.get(k) is not None and current[k] != v}
+        if fills:
+            values[field] = {**current, **fills}
+            edits.append(_Edit(field, fills, values[field], Resolution.LATE_APPLIED))
+        if clashes:
+            edits.append(_Edit(field, clashes, current, Resolution.LATE_KEPT))
+    if patch.status is not msgspec.UNSET and patch.status != item.status:
+        edits.append(_Edit("status", patch.status, item.status, Resolution.LATE_KEPT))
+    if "answers" in values:
+        campaign = await session.get_one(Campaign, item.campaign_id)
+        _check_answers(campaign.form, values["answers"], complete=False)
+    item_id, assignee_id, tenant_id = item.id, item.assignee_id, item.tenant_id
+    await _apply(session, item, values, writer)
+    await _record_history(session, tenant_id, item_id, edits, writer=writer, user_id=principal.user_id, origin=origin)
+    await record_changes(
+        session,
+        tenant_id,
+        [Change(principal.user_id, WORK_ITEMS, item_id, "remove"), Change(assignee_id, WORK_ITEMS, item_id)],
+    )
+    if edits:
+        await notify_users(
+            session, tenant_id, [assignee_id], reason="changed", collection=WORK_ITEMS, record_id=item_id
+        )
+    loaded = await load_wire(session, tenant_id, [item_id])
+    return wire.WorkItemUpdated(
+        work_item=loaded[item_id],
+        conflicts=[wire.FieldConflict(field=e.field, resolution=e.resolution) for e in edits],
+    )
 
 
 async def _reassign(
@@ -504,13 +759,18 @@ async def _reassign(
     previous, item_id, poi_id, tenant_id = item.assignee_id, item.id, item.poi_id, item.tenant_id
     changes: list[Change] = []
     if previous != assignee_id:
-        await session.execute(
-            update(WorkItem)
-            .where(WorkItem.id == item_id)
-            .values(assignee_id=assignee_id, field_xids=_stamp(["assignee_id"]), updated_at=func.now())
-            .execution_options(synchronize_session=False)
+        writer = writer_of(principal)
+        await _apply(session, item, {"assignee_id": assignee_id}, writer)
+        move = {"from": str(previous), "to": str(assignee_id)}
+        await _record_history(
+            session,
+            tenant_id,
+            item_id,
+            [_Edit("assignee_id", move, str(assignee_id), Resolution.APPLIED)],
+            writer=writer,
+            user_id=principal.user_id,
+            origin=Origin.ONLINE,
         )
-        session.expire(item)
         changes += [Change(previous, WORK_ITEMS, item_id, "remove")]
         if not await poi_in_scope(session, tenant_id, previous, poi_id):
             changes.append(Change(previous, POIS, poi_id, "remove"))
@@ -533,9 +793,18 @@ async def poi_in_scope(session: AsyncSession, tenant_id: UUID, user_id: UUID, po
     return bool(await session.scalar(select(or_(exists(held), exists(targeted)))))
 
 
-async def link_visit(session: AsyncSession, tenant_id: UUID, user_id: UUID, poi_id: UUID, visit_id: UUID) -> None:
+async def link_visit(
+    session: AsyncSession,
+    tenant_id: UUID,
+    user_id: UUID,
+    poi_id: UUID,
+    visit_id: UUID,
+    *,
+    writer: str | None = None,
+) -> None:
     """A check-in at a merchant counts for the user's open work items there: linked, and the first check-in
-    moves an assigned item to in progress."""
+    moves an assigned item to in progress. That move is the server's reaction to the phone's check-in, so it is
+    stamped with the phone as its writer: it never conflicts with that phone's later edits."""
     items = list(
         await session.scalars(
             select(WorkItem.id)
@@ -555,12 +824,29 @@ async def link_visit(session: AsyncSession, tenant_id: UUID, user_id: UUID, poi_
         .values([{"work_item_id": i, "visit_id": visit_id, "tenant_id": tenant_id} for i in items])
         .on_conflict_do_nothing()
     )
-    await session.execute(
-        update(WorkItem)
-        .where(WorkItem.id.in_(items), WorkItem.status == wire.WorkItemStatus.ASSIGNED.value)
-        .values(status=wire.WorkItemStatus.IN_PROGRESS.value, field_xids=_stamp(["status"]), updated_at=func.now())
-        .execution_options(synchronize_session=False)
+    started = list(
+        await session.scalars(
+            update(WorkItem)
+            .where(WorkItem.id.in_(items), WorkItem.status == wire.WorkItemStatus.ASSIGNED.value)
+            .values(
+                status=wire.WorkItemStatus.IN_PROGRESS.value,
+                **_stamp(["status"], writer or SERVER),
+                updated_at=func.now(),
+            )
+            .returning(WorkItem.id)
+            .execution_options(synchronize_session=False)
+        )
     )
+    for item_id in started:
+        await _record_history(
+            session,
+            tenant_id,
+            item_id,
+            [_Edit("status", "in_progress", "in_progress", Resolution.APPLIED)],
+            writer=writer or SERVER,
+            user_id=user_id,
+            origin=Origin.SERVER,
+        )
     await record_changes(session, tenant_id, [Change(user_id, WORK_ITEMS, i) for i in items])
 
 
@@ -574,10 +860,28 @@ async def expire_due(session: AsyncSession, now: datetime | None = None) -> int:
                 WorkItem.status.in_(OPEN_STATUSES),
                 WorkItem.campaign_id.in_(select(Campaign.id).where(Campaign.ends_at <= moment)),
             )
-            .values(status=wire.WorkItemStatus.EXPIRED.value, field_xids=_stamp(["status"]), updated_at=func.now())
+            .values(status=wire.WorkItemStatus.EXPIRED.value, **_stamp(["status"], SERVER), updated_at=func.now())
             .returning(WorkItem.id, WorkItem.tenant_id, WorkItem.assignee_id)
         )
     ).all()
+    if expired:
+        await session.execute(
+            insert(WorkItemEdit).values(xid=text("pg_current_xact_id()::text::bigint")),
+            [
+                {
+                    "tenant_id": row.tenant_id,
+                    "work_item_id": row.id,
+                    "field": "status",
+                    "value": "expired",
+                    "result": "expired",
+                    "writer": SERVER,
+                    "user_id": None,
+                    "origin": Origin.SERVER.value,
+                    "resolution": Resolution.APPLIED.value,
+                }
+                for row in expired
+            ],
+        )
     by_tenant: dict[UUID, list[Change]] = {}
     for row in expired:
         by_tenant.setdefault(row.tenant_id, []).append(Change(row.assignee_id, WORK_ITEMS, row.id))
@@ -585,6 +889,38 @@ async def expire_due(session: AsyncSession, now: datetime | None = None) -> int:
         await record_changes(session, tenant_id, changes)
         await notify_users(session, tenant_id, {c.user_id for c in changes}, reason="changed", collection=WORK_ITEMS)
     return len(expired)
+
+
+async def history(
+    session: AsyncSession, principal: Principal, work_item_id: UUID, *, limit: int, cursor: str | None
+) -> wire.HistoryPage:
+    """Every value set on the work item, oldest first, for whoever may see the item."""
+    await get_work_item(session, principal, work_item_id)
+    statement = select(WorkItemEdit).where(
+        WorkItemEdit.work_item_id == work_item_id, WorkItemEdit.tenant_id == principal.tenant_id
+    )
+    if cursor:
+        (after,) = decode_cursor(cursor, tuple[int])
+        statement = statement.where(WorkItemEdit.id > after)
+    rows = list(await session.scalars(statement.order_by(WorkItemEdit.id).limit(limit + 1)))
+    page = rows[:limit]
+    return wire.HistoryPage(
+        items=[
+            wire.HistoryEntry(
+                id=r.id,
+                at=r.at,
+                field=r.field,
+                value=r.value,
+                result=r.result,
+                writer=r.writer,
+                user_id=r.user_id,
+                origin=Origin(r.origin),
+                resolution=Resolution(r.resolution),
+            )
+            for r in page
+        ],
+        next_cursor=encode_cursor(page[-1].id) if len(rows) > limit else None,
+    )
 
 
 async def fetch_for_sync(

@@ -214,7 +214,14 @@ async def check_in(
         return replay, False
     if verdict.status is not VerdictStatus.REJECTED:
         # A check-in the server rejects (800 m away, mocked) is kept as evidence but is no visit of the merchant.
-        await tasks_service.link_visit(session, principal.tenant_id, principal.user_id, data.poi_id, data.id)
+        await tasks_service.link_visit(
+            session,
+            principal.tenant_id,
+            principal.user_id,
+            data.poi_id,
+            data.id,
+            writer=tasks_service.writer_of(principal),
+        )
     await record_changes(session, principal.tenant_id, [Change(principal.user_id, VISITS, data.id)])
     return await get_visit(session, principal, data.id), True
 

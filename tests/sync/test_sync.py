@@ -238,8 +238,13 @@ async def test_a_phone_edit_against_a_newer_server_edit_follows_the_rules(factor
     bd = await factory.user(tenant)
     [item] = await assign(client, ops, await create_campaign(client, ops), [(await factory.poi(tenant), bd.id)])
     cursor = (await pull_all(client, bd))["cursor"]
-    # The server changes the notes (the BD on the web, say) after the phone's pull...
-    online = await client.patch(f"/v1/work-items/{item}", json={"notes": "Called: owner away"}, headers=bd.headers)
+    # The server changes the notes (the BD on the web, say: another device) after the phone's pull...
+    web = await factory.login(bd.username, device_id="web-browser")
+    online = await client.patch(
+        f"/v1/work-items/{item}",
+        json={"notes": "Called: owner away"},
+        headers={"Authorization": f"Bearer {web['access_token']}"},
+    )
     assert online.status_code == 200
     # ...and the phone, offline, had edited them too.
     mutation = {

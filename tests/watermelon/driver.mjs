@@ -45,7 +45,7 @@ const COLUMNS = {
     s('holder_name', true)],
   work_items: [s('campaign_id'), s('poi_id'), s('assignee_id'), s('status'), s('notes'), s('answers'), s('outcome'),
     s('campaign_title'), s('campaign_type'), s('campaign_instructions'), s('campaign_goal'), s('campaign_form'),
-    s('campaign_offer', true), n('starts_at'), n('ends_at'), s('time_zone'), n('updated_at')],
+    s('campaign_offer', true), n('starts_at'), n('ends_at'), s('time_zone'), n('updated_at'), n('removed_at', true)],
   visits: [s('poi_id'), s('user_id'), s('status'), s('note', true), n('checked_in_at'), n('checked_out_at', true),
     n('in_lat'), n('in_lon'), n('in_accuracy_m'), n('in_captured_at'), b('in_is_mock'), s('in_status', true),
     n('in_confidence', true), n('in_distance_m', true), s('in_reasons', true),

@@ -8,6 +8,7 @@ edits made elsewhere, work taken away.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from dataclasses import dataclass
@@ -237,7 +238,10 @@ async def test_watermelondb_client_syncs_with_the_server(
     #    server's rule keeps both: its text, a new line, the phone's. Phone and server then agree.
     #    Meanwhile A checks out of shop 1 offline: an update of the visit row.
     server_text, phone_text = "Console: call the owner before going.", "Phone: shop closed on Mondays."
-    await server.edit_notes(bd_a, item_2, server_text)
+    console = await factory.login(bd_a.username, device_id="web-console")  # another device than the phone
+    await server.edit_notes(
+        dataclasses.replace(bd_a, headers={"Authorization": f"Bearer {console['access_token']}"}), item_2, server_text
+    )
     await phone_a.update("work_items", item_2, {"notes": phone_text})
     await phone_a.update("visits", near_visit, check_out_columns(now - timedelta(seconds=30), *SHOP_1))
     await phone_a.sync()
@@ -262,8 +266,13 @@ async def test_watermelondb_client_syncs_with_the_server(
 
     # 4. Operations reassign item 2 to B. A's phone loses it, and shop 2 with it (A has no other reason to see
     #    that merchant); A's own visits stay. B's phone gets the item whole, and the merchant.
+    #    WatermelonDB applies deletions before it pushes, so the item first comes marked gone (`removed_at`) and
+    #    is deleted on the sync after, once anything the phone still held for it has been pushed.
     await server.reassign(ops, item_2, bd_b)
     assert await scalar(factory, "SELECT assignee_id FROM work_items WHERE id = :id", id=uuid.UUID(item_2)) == bd_b.id
+    await phone_a.sync()
+    marked = (await phone_a.dump())["work_items"][item_2]
+    assert marked["removed_at"] is not None, marked
     await phone_a.sync()
     rows_a = await phone_a.dump()
     assert set(rows_a["work_items"]) == {item_1}
