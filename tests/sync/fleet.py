@@ -49,7 +49,8 @@ OPEN = ("assigned", "in_progress")
 # The long run (./dev fleet) raises these; CI uses the defaults with fixed seeds.
 LONG_RUN = os.environ.get("GROUNDWORK_FLEET_LONG") == "1"
 # Known divergences to look past while hunting for others (comma-separated), never in CI:
-#   poi_derived  a merchant's derived lists (open_work_items, recent_visits) are not compared
+#   poi_derived      a merchant's derived lists (open_work_items, recent_visits) are not compared
+#   checkin_requeue  a check-in queued again under a new mutation id may be refused idempotency_conflict
 TOLERATE = set(filter(None, os.environ.get("GROUNDWORK_FLEET_TOLERATE", "").split(",")))
 DERIVED = {"pois": ("open_work_items", "recent_visits")}
 

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import uuid
+from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from tests.sync.fleet import (
     LONG_RUN,
     OUTCOME_VALUES,
     PHONE_STATUSES,
+    TOLERATE,
     Bd,
     Typed,
     World,
@@ -101,6 +103,7 @@ class Fleet:
         self.settings = settings
         self.client: AsyncTestClient = None  # type: ignore[type-arg,assignment]
         self.database: Database = None  # type: ignore[assignment]
+        self.stats: Counter[str] = Counter()  # what the examples exercised, printed by the long run
         self.run(self._open())
 
     async def _open(self) -> None:
@@ -228,12 +231,19 @@ class FleetMachine(RuleBasedStateMachine):
                 assert was_sent, f"{phone.name} mutation {mutation['id']} never sent before, yet a duplicate: {results}"
                 continue  # booked when it was first applied
             result = fresh[0]
+            self.fleet.stats[f"{mutation['name']} {result['status']} {result.get('code') or ''}".strip()] += 1
+            for conflict in (result.get("result") or {}).get("conflicts", []):
+                self.fleet.stats[f"conflict {conflict['field']} {conflict['resolution']}"] += 1
             assert result["status"] != "failed", f"a server bug on {phone.name}'s {mutation}: {result}"
             for typed in queued.typed:
                 typed.status, typed.code = result["status"], result.get("code")
             if result["status"] != "applied":
                 assert result["status"] == "rejected", result
                 args = mutation["args"]
+                if mutation["name"] == "visit.check_in" and "checkin_requeue" not in TOLERATE:
+                    assert result.get("code") != "idempotency_conflict", (
+                        f"{phone.name}'s check-in queued again (same visit id and fix) refused: {result}"
+                    )
                 if mutation["name"] == "task.update" and args["id"] in self.world.items:
                     model = self.world.items[args["id"]]
                     held = model.former | {model.assignee}
@@ -527,5 +537,7 @@ def test_simulated_fleet_own_protocol(settings: Settings) -> None:
     try:
         run_state_machine_as_test(FleetMachine, settings=fleet_settings())
     finally:
+        if LONG_RUN:
+            print("fleet exercised:", dict(sorted(FLEET.stats.items())))  # noqa: T201
         FLEET.close()
         FLEET = None

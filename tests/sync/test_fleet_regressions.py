@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 from backend.tasks import service as tasks_service
 from mobile_contract.auth import Role
 from tests.factories import Factory, FieldUser
-from tests.sync.test_sync import SHOP, pull_all
+from tests.sync.test_sync import SHOP, check_in_mutation, pull_all, push
 from tests.tasks.helpers import assign, create_campaign
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -42,4 +42,47 @@ async def test_expiry_bumps_the_merchants_whose_open_work_items_it_closes(factor
     async with factory.database.sessions() as session:
         assert await tasks_service.expire_due(session, now=ends + timedelta(minutes=1)) >= 1
         await session.commit()
+    await _caught_up(client, bd, synced["records"], synced["cursor"])
+
+
+async def test_a_check_in_queued_again_under_a_new_mutation_id_is_answered_as_the_first(
+    factory: Factory, client: Client
+) -> None:
+    """The app re-queues a check-in it had already queued (it crashed before noting it): same visit id, same
+    fix, a later `created_at`. One visit, and the phone is told it is recorded, not refused."""
+    tenant = await factory.tenant()
+    bd = await factory.user(tenant)
+    poi = await factory.poi(tenant, *SHOP)
+    first = check_in_mutation(1, poi)
+    again = {**first, "id": 2, "created_at": (datetime.now(UTC) + timedelta(seconds=30)).isoformat()}
+    results = await push(client, bd, [first])
+    results += await push(client, bd, [again])
+    assert [r["status"] for r in results] == ["applied", "applied"], results
+    assert results[1]["result"]["id"] == results[0]["result"]["id"]
+    assert await factory.count("SELECT count(*) FROM visits WHERE user_id = :u", u=bd.id) == 1
+
+
+async def test_a_reassignment_bumps_the_merchant_for_a_former_assignee_who_keeps_it(
+    factory: Factory, client: Client
+) -> None:
+    """A holds the merchant as a lead and had its work item; the item moves to B. A keeps the merchant, whose
+    open work items now name B: A's phone must learn that."""
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    bd_a, bd_b = await factory.user(tenant), await factory.user(tenant)
+    poi = await factory.poi(tenant, *SHOP, holder_id=bd_a.id)
+    [item] = await assign(client, ops, await create_campaign(client, ops), [(poi, bd_a.id)])
+    synced = await pull_all(client, bd_a)
+    moved = await client.patch(f"/v1/work-items/{item}", json={"assignee_id": str(bd_b.id)}, headers=ops.headers)
+    assert moved.status_code == 200, moved.text
+    await _caught_up(client, bd_a, synced["records"], synced["cursor"])
+
+
+async def test_a_check_in_bumps_the_merchant_whose_recent_visits_it_changes(factory: Factory, client: Client) -> None:
+    tenant = await factory.tenant()
+    bd = await factory.user(tenant)
+    poi = await factory.poi(tenant, *SHOP, holder_id=bd.id)
+    synced = await pull_all(client, bd)
+    [result] = await push(client, bd, [check_in_mutation(1, poi)])
+    assert result["status"] == "applied", result
     await _caught_up(client, bd, synced["records"], synced["cursor"])
