@@ -108,6 +108,7 @@ class World:
     items: dict[str, ItemModel] = field(default_factory=dict)
     clock: int = 0  # the model's order of applied writes
     order: dict[str, int] = field(default_factory=dict)  # record id -> creation rank: choices independent of uuids
+    exact_notes: bool = True  # False: no exact notes oracle (WatermelonDB sends whole columns)
 
     def register(self, record_id: str | UUID) -> None:
         self.order.setdefault(str(record_id), len(self.order))
@@ -171,6 +172,8 @@ class World:
                 continue
             [item_id] = await self.add_targets(campaign, [(poi, assignee.user.id)])
             self.items[item_id] = ItemModel(item_id, poi, campaign, assignee.user.id)
+            if not self.exact_notes:
+                self.items[item_id].notes = UNKNOWN
             self.register(item_id)
             return item_id
         return None
@@ -346,7 +349,9 @@ class Typed:
     field: str  # notes | answers | outcome | status
     key: str | None
     value: Any
-    status: str | None = None  # the mutation's result: applied, rejected, failed (None: not known, e.g. Watermelon)
+    # The mutation's result: applied, rejected, failed; "superseded": replaced on the phone before it was sent
+    # (WatermelonDB pushes a row's latest columns); None: not known (WatermelonDB hears of no per-row result).
+    status: str | None = None
     code: str | None = None
 
 
@@ -382,8 +387,8 @@ async def check_typed_values(world: World, ledger: list[Typed]) -> None:
     histories: dict[str, list[dict[str, Any]]] = {}
     items: dict[str, dict[str, Any]] = {}
     for typed in ledger:
-        if typed.status == "rejected":
-            continue  # refused with a reason the phone was told (validation, a business rule)
+        if typed.status in ("rejected", "superseded"):
+            continue  # refused with a reason the phone was told; or replaced on the phone before it was sent
         if typed.item_id not in items:
             items[typed.item_id] = await world.server_item(typed.item_id)
         item = items[typed.item_id]
