@@ -48,10 +48,16 @@ OPEN = ("assigned", "in_progress")
 
 # The long run (./dev fleet) raises these; CI uses the defaults with fixed seeds.
 LONG_RUN = os.environ.get("GROUNDWORK_FLEET_LONG") == "1"
-# Known divergences to look past while hunting for others (comma-separated), never in CI:
+# Divergences the fleet looks past:
 #   poi_derived      a merchant's derived lists (open_work_items, recent_visits) are not compared
 #   checkin_requeue  a check-in queued again under a new mutation id may be refused idempotency_conflict
-TOLERATE = set(filter(None, os.environ.get("GROUNDWORK_FLEET_TOLERATE", "").split(",")))
+# KNOWN: found and not fixed yet, each with a strict xfail reproduction in tests/sync/test_fleet_regressions.py
+# (when the fix lands, that test XPASSes and fails: delete its marker and its name here). GROUNDWORK_FLEET_STRICT=1
+# looks past nothing; GROUNDWORK_FLEET_TOLERATE adds names (comma-separated) while hunting behind a known bug.
+KNOWN = {"poi_derived", "checkin_requeue"}
+TOLERATE = (set() if os.environ.get("GROUNDWORK_FLEET_STRICT") == "1" else KNOWN) | set(
+    filter(None, os.environ.get("GROUNDWORK_FLEET_TOLERATE", "").split(","))
+)
 DERIVED = {"pois": ("open_work_items", "recent_visits")}
 
 
@@ -108,7 +114,9 @@ class World:
     items: dict[str, ItemModel] = field(default_factory=dict)
     clock: int = 0  # the model's order of applied writes
     order: dict[str, int] = field(default_factory=dict)  # record id -> creation rank: choices independent of uuids
-    exact_notes: bool = True  # False: no exact notes oracle (WatermelonDB sends whole columns)
+    # False: no exact oracle of notes, answers and outcome (the WatermelonDB runner does not book its writes:
+    # WatermelonDB sends whole columns and hears of no per-row result); the other invariants stand.
+    oracle: bool = True
 
     def register(self, record_id: str | UUID) -> None:
         self.order.setdefault(str(record_id), len(self.order))
@@ -172,7 +180,7 @@ class World:
                 continue
             [item_id] = await self.add_targets(campaign, [(poi, assignee.user.id)])
             self.items[item_id] = ItemModel(item_id, poi, campaign, assignee.user.id)
-            if not self.exact_notes:
+            if not self.oracle:
                 self.items[item_id].notes = UNKNOWN
             self.register(item_id)
             return item_id
@@ -203,7 +211,8 @@ class World:
         if response.status_code != 200:
             return
         seq = self.tick()
-        model.record_write("web", seq, body, conflicting=False, late=False)
+        if self.oracle:
+            model.record_write("web", seq, body, conflicting=False, late=False)
 
     async def expire_short_campaign(self) -> int:
         """Expiry with a moved clock: the short campaign's window has ended."""

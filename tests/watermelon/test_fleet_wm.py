@@ -26,6 +26,7 @@ from tests.factories import Factory
 from tests.live_server import LiveServer
 from tests.sync.fleet import (
     ANSWER_VALUES,
+    LONG_RUN,
     OUTCOME_VALUES,
     PHONE_STATUSES,
     UNKNOWN,
@@ -44,7 +45,7 @@ from tests.watermelon.harness import DriverError, Phone, Rows, StartPhone
 
 Client = AsyncTestClient[Litestar]
 TABLES = ("pois", "work_items", "visits")
-STEPS = 30
+STEPS = 60 if LONG_RUN else 30
 SEEDS = [fleet_seed()] if fleet_seed() is not None else [7, 11]
 
 
@@ -253,7 +254,7 @@ class WmFleet:
 async def _fleet(factory: Factory, client: Client, phones: StartPhone, seed: int) -> tuple[WmFleet, list[str]]:
     log: list[str] = [f"seed {seed}"]
     world = await World.build(factory, client)
-    world.exact_notes = False
+    world.oracle = False
     for model in world.items.values():
         model.notes = UNKNOWN  # WatermelonDB sends whole columns: no exact notes oracle, the other checks stand
     fleet = WmFleet(world, random.Random(seed), log)
