@@ -521,8 +521,8 @@ def fleet_settings() -> settings:
             database=None,
         )
     return settings(
-        max_examples=8,
-        stateful_step_count=35,
+        max_examples=20,  # about 40 s here
+        stateful_step_count=50,
         deadline=None,
         derandomize=True,
         suppress_health_check=list(HealthCheck),

@@ -46,7 +46,7 @@ from tests.watermelon.harness import DriverError, Phone, Rows, StartPhone
 Client = AsyncTestClient[Litestar]
 TABLES = ("pois", "work_items", "visits")
 STEPS = 60 if LONG_RUN else 30
-SEEDS = [fleet_seed()] if fleet_seed() is not None else [7, 11]
+SEEDS = [fleet_seed()] if fleet_seed() is not None else [7, 11, 13]
 
 
 class WmFleet:
