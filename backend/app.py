@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, get
+from litestar import Controller, Litestar, get
 from litestar.config.compression import CompressionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -16,18 +16,32 @@ from backend.auth.tokens import TokenCodec
 from backend.db.engine import Database
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
+from backend.jobs import sync as jobs_sync
 from backend.jobs.routes import JobController, TechnicianController
 from backend.media.routes import PhotoController
-from backend.offline.routes import SyncController
+from backend.offline import tasks as offline_tasks
+from backend.offline.registry import build_registry
+from backend.offline.routes import sync_controller
+from backend.pois import sync as pois_sync
 from backend.pois.routes import PoiController
 from backend.push.routes import DeviceController
+from backend.queue.scheduler import Periodic
 from backend.settings import Settings, get_settings
+from backend.tasks import sync as tasks_sync
+from backend.tasks import tasks as tasks_tasks
 from backend.tasks.routes import CampaignController, WorkItemController
 from backend.tenants.routes import TenantController
+from backend.visits import sync as visits_sync
 from backend.visits.routes import VisitController
 from sync.cursor import CursorCodec
 
-ROUTES = [
+# The domains whose records live on phones: each registers its collections, mutations and WatermelonDB table.
+SYNC_REGISTRY = build_registry([pois_sync, visits_sync, tasks_sync, jobs_sync])
+
+# The domains' periodic work, run by every `groundwork worker` at most once per period (backend/queue/scheduler.py).
+PERIODIC: list[Periodic] = [*offline_tasks.PERIODIC, *tasks_tasks.PERIODIC]
+
+ROUTES: list[type[Controller]] = [
     AuthController,
     PoiController,
     VisitController,
@@ -36,7 +50,7 @@ ROUTES = [
     JobController,
     TechnicianController,
     PhotoController,
-    SyncController,
+    sync_controller(SYNC_REGISTRY),
     TenantController,
     DeviceController,
 ]

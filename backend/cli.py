@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from backend.settings import REPO_ROOT, get_settings
+from backend.settings import REPO_ROOT, Settings, get_settings
+
+if TYPE_CHECKING:
+    from backend.db.engine import Database
+
+T = TypeVar("T")
 
 
 @click.group(help="Groundwork: the backend for mobile field teams. Start with `groundwork demo`.")
@@ -57,7 +64,10 @@ def _serve(host: str, port: int) -> None:
     )
 
 
-@main.command(help="Run background jobs (push delivery, ...) until Ctrl-C or SIGTERM. Run as many as you like.")
+@main.command(
+    help="Run background jobs (push delivery, ...) and the periodic work (`groundwork schedule status`) until Ctrl-C "
+    "or SIGTERM. Run as many as you like: each periodic task still runs once per period."
+)
 @click.option("--concurrency", default=8, show_default=True, help="How many jobs this worker runs at once.")
 def worker(concurrency: int) -> None:
     from backend.db.admin import prepare_server
@@ -150,3 +160,88 @@ def export(output: Path) -> None:
 
     output.write_text(json.dumps(openapi_document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     click.echo(f"wrote {output}", err=True)
+
+
+@main.group(help="Periodic work the worker runs (tombstone collection, expiry, ...): see it, or run a task now.")
+def schedule() -> None:
+    pass
+
+
+@schedule.command("status", help="Every periodic task: its last start, finish, status and result, and when it is due.")
+@click.pass_context
+def schedule_status(ctx: click.Context) -> None:
+    from backend.app import PERIODIC
+    from backend.queue.scheduler import render_status, status
+
+    settings = _context_settings(ctx)
+    now, tasks = _with_database(settings, lambda database: status(database, PERIODIC))
+    for line in render_status(now, tasks, settings.scheduler_poll_s):
+        click.echo(line)
+
+
+@schedule.command("run", help="Run one periodic task now, whatever its period; the run is recorded like any other.")
+@click.argument("name")
+@click.pass_context
+def schedule_run(ctx: click.Context, name: str) -> None:
+    import logging
+    import os
+    import socket
+    import time
+
+    from backend.app import PERIODIC
+    from backend.queue.scheduler import AlreadyRunning, Scheduler
+
+    known = sorted(p.name for p in PERIODIC)
+    if name not in known:
+        raise click.BadParameter(f"no periodic task {name!r}; the tasks are: {', '.join(known)}", param_hint="NAME")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _context_settings(ctx)
+    by_hand = f"schedule-run:{socket.gethostname()}:{os.getpid()}"  # shown in `schedule status` as who ran it
+    click.echo(f"running {name} now (its period is ignored) ...", err=True)
+    started = time.monotonic()
+    try:
+        outcome = _with_database(settings, lambda database: Scheduler(database, PERIODIC, name=by_hand).run_now(name))
+    except AlreadyRunning as exc:
+        raise click.ClickException(
+            f"{exc}. Wait for that run to finish (`groundwork schedule status`), then try again."
+        ) from exc
+    took = time.monotonic() - started
+    if outcome.status != "ok":
+        raise click.ClickException(
+            f"{name} failed after {took:.1f} s: {outcome.error}\nRecorded as failed (traceback above). "
+            f"Fix the cause, then run `groundwork schedule run {name}` again."
+        )
+    click.echo(f"{name}: ok in {took:.1f} s: {json.dumps(outcome.result, sort_keys=True)}")
+
+
+def _context_settings(ctx: click.Context) -> Settings:
+    """The settings a caller handed in (tests: `CliRunner.invoke(main, ..., obj=settings)`), else the environment's."""
+    root = ctx.find_root()
+    return root.obj if isinstance(root.obj, Settings) else get_settings()
+
+
+def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Connect, do `work`, close; database trouble becomes a message saying what to do next."""
+    from sqlalchemy.exc import DBAPIError
+
+    from backend.db.admin import prepare_server
+    from backend.db.engine import Database
+
+    async def run() -> T:
+        database = await Database.connect(settings)
+        try:
+            return await work(database)
+        finally:
+            await database.close()
+
+    prepare_server(settings)
+    try:
+        return asyncio.run(run())
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "42P01":  # undefined table
+            raise click.ClickException("the database is not migrated yet: run `groundwork db migrate`") from exc
+        raise click.ClickException(f"the database refused: {exc.orig}") from exc
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot reach the database ({exc}): check DATABASE_URL, or `groundwork db start` for the embedded one"
+        ) from exc

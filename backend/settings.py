@@ -31,6 +31,9 @@ class Settings:
     argon2_fast: bool  # cheaper argon2 parameters, for tests only
     photo_dir: Path  # where LocalDiskStore keeps uploaded photos
     max_photo_bytes: int  # one photo upload; the JSON bodies keep max_body_bytes
+    scheduler_poll_s: float  # how often `groundwork worker` asks which periodic tasks are due
+    sync_tombstone_retention_days: int  # removals kept in the sync feed; an older cursor must resync
+    watermelon_pull_retention_days: int  # WatermelonDB pull bases kept; an older push is judged as it is
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -85,4 +88,7 @@ def get_settings() -> Settings:
         argon2_fast=env.get("GROUNDWORK_ARGON2_FAST") == "1",
         photo_dir=Path(env.get("GROUNDWORK_PHOTO_DIR", data_dir / "photos")),
         max_photo_bytes=int(env.get("GROUNDWORK_MAX_PHOTO_BYTES", str(15 * 1024 * 1024))),
+        scheduler_poll_s=float(env.get("GROUNDWORK_SCHEDULER_POLL_S", "15")),
+        sync_tombstone_retention_days=int(env.get("GROUNDWORK_SYNC_TOMBSTONE_RETENTION_DAYS", "30")),
+        watermelon_pull_retention_days=int(env.get("GROUNDWORK_WATERMELON_PULL_RETENTION_DAYS", "30")),
     )

@@ -33,8 +33,8 @@ import asyncpg
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from backend.app import SYNC_REGISTRY
 from backend.auth.tokens import Principal
-from backend.offline.registry import REGISTRY
 from backend.settings import Settings
 from bench import cpu, database, loadgen, report, sync_data
 from bench.client import JsonClient
@@ -338,7 +338,7 @@ async def _capture_no_change_pull(
         page = await sync_engine.pull(
             hot=fetcher,
             sessions=async_sessionmaker(engine),
-            registry=REGISTRY,
+            registry=SYNC_REGISTRY,
             codec=CursorCodec(BENCH_JWT_SECRET.encode()),
             actor=principal,
             user_id=data.user_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -10,10 +11,6 @@ from uuid import UUID
 import msgspec
 
 from mobile_contract.base import AwareDatetime, Request, Response
-from mobile_contract.jobs import Job
-from mobile_contract.pois import PoiDetail
-from mobile_contract.tasks import WorkItem
-from mobile_contract.visits import Visit
 
 Cursor = Annotated[str, msgspec.Meta(min_length=1, max_length=512, description="opaque; from the last pull")]
 
@@ -23,39 +20,38 @@ class PullRequest(Request):
     limit: Annotated[int, msgspec.Meta(ge=1, le=5_000)] = 1_000
 
 
-class PoiChanges(Response):
-    upserted: list[PoiDetail]
-    removed: list[UUID]
+def changes_shape(shapes: Mapping[str, type[Any]]) -> type[msgspec.Struct]:
+    """The pull's `changes`: per collection, the current state of every record that changed, in the online
+    endpoints' shapes (`upserted`), and the ids of those that left the caller's scope (`removed`). Built from the
+    collections the server registers (backend/<domain>/sync.py), so adding a synced domain edits nothing here."""
+    fields = []
+    for name, shape in shapes.items():
+        title = "".join(part.capitalize() for part in name.removesuffix("s").split("_"))  # work_items: WorkItem
+        delta = msgspec.defstruct(
+            f"{title}Changes",
+            [("upserted", list[shape]), ("removed", list[UUID])],  # type: ignore[valid-type]
+            bases=(Response,),
+            module=__name__,
+            kw_only=True,
+        )
+        fields.append((name, delta))
+    return msgspec.defstruct("Changes", fields, bases=(Response,), module=__name__, kw_only=True)
 
 
-class WorkItemChanges(Response):
-    upserted: list[WorkItem]
-    removed: list[UUID]
-
-
-class VisitChanges(Response):
-    upserted: list[Visit]
-    removed: list[UUID]
-
-
-class JobChanges(Response):
-    upserted: list[Job]
-    removed: list[UUID]
-
-
-class Changes(Response):
-    """Per collection, the current state of every record that changed, in the online endpoints' shapes."""
-
-    pois: PoiChanges
-    work_items: WorkItemChanges
-    visits: VisitChanges
-    jobs: JobChanges
-
-
-class PullResponse(Response):
-    changes: Changes
-    cursor: str  # send it with the next pull (and with pushes, as the base of conflict checks)
-    has_more: bool  # pull again at once with `cursor`: a large first sync comes in pages
+def pull_response_shape(changes: type[msgspec.Struct]) -> type[msgspec.Struct]:
+    return msgspec.defstruct(
+        "PullResponse",
+        [
+            ("changes", changes),
+            # send it with the next pull (and with pushes, as the base of conflict checks)
+            ("cursor", str),
+            # pull again at once with `cursor`: a large first sync comes in pages
+            ("has_more", bool),
+        ],
+        bases=(Response,),
+        module=__name__,
+        kw_only=True,
+    )
 
 
 class Mutation(Request):

@@ -26,6 +26,15 @@ class CheckOut(Request):
     note: LongText | None = None
 
 
+class CheckOutArgs(Request, kw_only=True):
+    """The `visit.check_out` sync mutation: a check-out made offline."""
+
+    visit_id: UUID
+    fix: Fix
+    checked_out_at: AwareDatetime | None = None
+    note: LongText | None = None
+
+
 class VisitStatus(enum.StrEnum):
     OPEN = "open"
     CLOSED = "closed"

@@ -22,7 +22,7 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-from sqlalchemy import func, literal_column, select, text, update
+from sqlalchemy import and_, func, literal_column, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -101,7 +101,9 @@ async def pull(
     else:
         rows = await hot.fetch(PULL_FIRST_PAGE_SQL, user_id, str(base), limit + 1)
     xmin, horizon = rows[0]["xmin"], rows[0]["horizon"]
-    if previous is not None and horizon is not None and previous.base < horizon:
+    # A first sync (base 0) sends no removals, so collected ones cannot be missing from it: only an incremental
+    # cursor is judged against the horizon (else every first sync that pages is refused once any were collected).
+    if previous is not None and previous.base > 0 and horizon is not None and previous.base < horizon:
         raise CursorRefused(
             ErrorCode.RESYNC_REQUIRED,
             410,
@@ -155,13 +157,22 @@ async def _fill(
         await session.rollback()
 
 
-async def collect_tombstones(session: AsyncSession, older_than: timedelta) -> int:
-    """Delete removals older than the retention and raise the horizon past them. Returns how many went."""
-    deleted: Any = await session.execute(
-        sync_changes.delete()
-        .where(sync_changes.c.op == "remove", sync_changes.c.changed_at < func.now() - older_than)
-        .returning(literal_column("xid::text"))
-    )
+async def collect_tombstones(
+    session: AsyncSession, older_than: timedelta, *, now: datetime | None = None, limit: int | None = None
+) -> int:
+    """Delete removals older than the retention and raise the horizon past them. Returns how many went.
+
+    `now` is the clock (the database's by default; tests pin it). `limit` caps one call, so that a large backlog
+    is collected in many short transactions, one call each: an open writing transaction holds every cursor back.
+    """
+    cutoff = func.now() - older_than if now is None else now - older_than
+    old = and_(sync_changes.c.op == "remove", sync_changes.c.changed_at < cutoff)
+    removals = sync_changes.delete().where(old)
+    if limit is not None:
+        key = tuple_(sync_changes.c.user_id, sync_changes.c.collection, sync_changes.c.record_id)
+        batch = select(*key.clauses).where(old).limit(limit).with_for_update(skip_locked=True)
+        removals = removals.where(key.in_(batch))
+    deleted: Any = await session.execute(removals.returning(literal_column("xid::text")))
     xids = [int(xid) for xid in deleted.scalars()]
     if xids:
         newest = max(xids) + 1

@@ -48,6 +48,22 @@ class MutationSpec(Generic[ActorT]):
     touches: Callable[[Any], list[tuple[str, UUID]]] = lambda args: []
 
 
+def ids_in(args: Any, collection: str, *keys: str) -> list[tuple[str, UUID]]:
+    """The records of `collection` that a mutation's args name under `keys`, read leniently (args that did not
+    validate still name what the phone holds): for `MutationSpec.touches`."""
+    found = []
+    for key in keys:
+        value = args.get(key) if isinstance(args, dict) else getattr(args, key, None)
+        if isinstance(value, UUID):
+            found.append((collection, value))
+        elif isinstance(value, str):
+            try:
+                found.append((collection, UUID(value)))
+            except ValueError:
+                continue
+    return found
+
+
 @dataclass
 class Registry(Generic[ActorT]):
     # Which exceptions are business refusals (stored as `rejected`), and their code; anything else is a bug.

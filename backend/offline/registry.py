@@ -1,133 +1,82 @@
-"""The registry the sync engine runs on: every collection a phone mirrors and every command it may queue.
+"""The registry the sync engine runs on, filled by the domains.
 
-Mutations call the very service functions the online routes call: one implementation of each command.
+Every domain with something on the phone has a `sync.py` whose `register(registry)` adds its collections (what a
+phone mirrors, in which wire shape), its mutations (the commands a phone may queue, calling the very service
+functions the online routes call) and its WatermelonDB table (how a record becomes a row and rows become those
+commands). `backend/app.py` lists the domains; nothing here or in `sync/` knows them.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 from uuid import UUID
 
-import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
 from backend.errors import DomainError
-from backend.jobs import service as jobs_service
-from backend.pois import service as pois_service
-from backend.tasks import service as tasks_service
-from backend.visits import service as visits_service
-from mobile_contract.base import AwareDatetime, LongText, Request
-from mobile_contract.jobs import CodeEntry, JobCommandArgs, JobVerifyArgs, Transition
-from mobile_contract.location import Fix
-from mobile_contract.pois import PoiCreate
-from mobile_contract.tasks import TaskUpdateArgs, WorkItemUpdate
-from mobile_contract.visits import CheckIn, CheckOut
-from sync.registry import CollectionSpec, MutationMeta, MutationSpec, Refusal, Registry
+from mobile_contract.sync import Mutation
+from sync.registry import CollectionSpec, Fetch, Refusal, Registry
+
+# Names one queued WatermelonDB edit (the device, the push's last_pulled_at, the row): see watermelon.py.
+EditKey = Callable[[dict[str, Any]], bytes]
+# created rows, updated rows, the edit key -> the business commands they stand for, in order
+RowsToMutations = Callable[[list[dict[str, Any]], list[dict[str, Any]], EditKey], list[Mutation]]
+# records by id whatever the caller's scope (of the caller's tenant): rows sent marked gone
+FetchGone = Callable[[AsyncSession, Principal, list[UUID]], Awaitable[dict[UUID, Any]]]
 
 
-class CheckOutArgs(Request, kw_only=True):
-    visit_id: UUID
-    fix: Fix
-    checked_out_at: AwareDatetime | None = None
-    note: LongText | None = None
+@dataclass(frozen=True, slots=True)
+class WatermelonTable:
+    """A domain's table in the WatermelonDB app (schema: tests/watermelon/driver.mjs)."""
+
+    name: str  # the table, named as its sync collection
+    row: Callable[[Any], dict[str, Any]]  # a record in its wire shape -> the app's row
+    mutations: RowsToMutations
+    push_order: int  # tables are turned into commands in this order: merchants, then visits, then work items
+    # Records leaving the phone's scope are sent marked gone (`removed_at`) before they are deleted, because
+    # WatermelonDB deletes before it pushes: for tables the phone edits.
+    fetch_gone: FetchGone | None = None
 
 
-def _refusal(exc: BaseException) -> Refusal | None:
+@dataclass
+class SyncRegistry(Registry[Principal]):
+    shapes: dict[str, type[Any]] = field(default_factory=dict)  # collection -> wire shape of its records
+    watermelon: dict[str, WatermelonTable] = field(default_factory=dict)
+
+    def collection_of(self, name: str, shape: type[Any], fetch: Fetch) -> None:
+        """A collection a phone mirrors, whose records are sent in `shape` (the online endpoints' shape)."""
+        self.collection(CollectionSpec(name, fetch))
+        self.shapes[name] = shape
+
+    def table(self, spec: WatermelonTable) -> None:
+        if spec.name not in self.collections:
+            raise ValueError(f"WatermelonDB table {spec.name} has no collection of that name")
+        if spec.name in self.watermelon:
+            raise ValueError(f"WatermelonDB table {spec.name} registered twice")
+        self.watermelon[spec.name] = spec
+
+    def tables_in_push_order(self) -> list[WatermelonTable]:
+        return sorted(self.watermelon.values(), key=lambda table: table.push_order)
+
+
+class SyncDomain(Protocol):
+    """A domain's sync.py."""
+
+    def register(self, registry: SyncRegistry) -> None: ...
+
+
+def refusal(exc: BaseException) -> Refusal | None:
+    """Business refusals (stored as `rejected`, the queue goes on) are the domains' DomainErrors."""
     if isinstance(exc, DomainError):
         return Refusal(code=exc.code.value, detail=exc.detail)
     return None
 
 
-async def _check_in(session: AsyncSession, principal: Principal, args: CheckIn, meta: MutationMeta) -> Any:
-    # Queued offline: the action happened when the phone queued it, not when it finally reached us.
-    if args.checked_in_at is None:
-        args = msgspec.structs.replace(args, checked_in_at=meta.created_at)
-    visit, _ = await visits_service.check_in(session, principal, args, received_at=meta.received_at)
-    return visit
-
-
-async def _check_out(session: AsyncSession, principal: Principal, args: CheckOutArgs, meta: MutationMeta) -> Any:
-    checked_out_at: datetime = args.checked_out_at or meta.created_at
-    data = CheckOut(fix=args.fix, checked_out_at=checked_out_at, note=args.note)
-    return await visits_service.check_out(session, principal, args.visit_id, data, received_at=meta.received_at)
-
-
-async def _create_poi(session: AsyncSession, principal: Principal, args: PoiCreate, meta: MutationMeta) -> Any:
-    detail, _ = await pois_service.create(session, principal, args)
-    return detail
-
-
-async def _update_task(session: AsyncSession, principal: Principal, args: TaskUpdateArgs, meta: MutationMeta) -> Any:
-    fields = {f: getattr(args, f) for f in args.__struct_fields__ if f != "id"}
-    patch = msgspec.convert(
-        {k: msgspec.to_builtins(v) for k, v in fields.items() if v is not msgspec.UNSET},
-        WorkItemUpdate,
-    )
-    return await tasks_service.update_work_item(session, principal, args.id, patch, base_xid=meta.base_xid)
-
-
-async def _fetch_pois(session: AsyncSession, principal: Principal, ids: list[UUID]) -> dict[UUID, Any]:
-    return await pois_service.fetch_for_sync(session, principal, ids)
-
-
-async def _fetch_work_items(session: AsyncSession, principal: Principal, ids: list[UUID]) -> dict[UUID, Any]:
-    return await tasks_service.fetch_for_sync(session, principal.tenant_id, principal.user_id, ids)
-
-
-async def _fetch_visits(session: AsyncSession, principal: Principal, ids: list[UUID]) -> dict[UUID, Any]:
-    return await visits_service.fetch_for_sync(session, principal.tenant_id, principal.user_id, ids)
-
-
-JOB_STEPS = ("accept", "refuse", "schedule", "arrive", "complete", "hold", "resume", "cannot_complete")
-
-
-def _job_step(step: str) -> Any:
-    async def handler(session: AsyncSession, principal: Principal, args: JobCommandArgs, meta: MutationMeta) -> Any:
-        # Queued offline: when it happened is the phone's `at`, else when it queued the step.
-        data = Transition(
-            reason=args.reason, appointment_at=args.appointment_at, fix=args.fix, at=args.at or meta.created_at
-        )
-        return await jobs_service.transition(session, principal, args.job_id, step, data, received_at=meta.received_at)
-
-    return handler
-
-
-async def _job_verify(session: AsyncSession, principal: Principal, args: JobVerifyArgs, meta: MutationMeta) -> Any:
-    entry = CodeEntry(code=args.code, at=args.at or meta.created_at)
-    return await jobs_service.enter_code(session, principal, args.job_id, entry, received_at=meta.received_at)
-
-
-async def _job_grab(session: AsyncSession, principal: Principal, args: JobCommandArgs, meta: MutationMeta) -> Any:
-    return await jobs_service.grab(session, principal, args.job_id)
-
-
-async def _fetch_jobs(session: AsyncSession, principal: Principal, ids: list[UUID]) -> dict[UUID, Any]:
-    return await jobs_service.fetch_for_sync(session, principal, ids)
-
-
-def build_registry() -> Registry[Principal]:
-    registry: Registry[Principal] = Registry(refusal=_refusal)
-    registry.collection(CollectionSpec("pois", _fetch_pois))
-    registry.collection(CollectionSpec("work_items", _fetch_work_items))
-    registry.collection(CollectionSpec("visits", _fetch_visits))
-    registry.collection(CollectionSpec("jobs", _fetch_jobs))
-    registry.mutation(MutationSpec("visit.check_in", CheckIn, _check_in, touches=lambda a: [("visits", a.id)]))
-    registry.mutation(
-        MutationSpec("visit.check_out", CheckOutArgs, _check_out, touches=lambda a: [("visits", a.visit_id)])
-    )
-    registry.mutation(MutationSpec("poi.create", PoiCreate, _create_poi, touches=lambda a: [("pois", a.id)]))
-    registry.mutation(
-        MutationSpec("task.update", TaskUpdateArgs, _update_task, touches=lambda a: [("work_items", a.id)])
-    )
-    for step in JOB_STEPS:
-        registry.mutation(
-            MutationSpec(f"job.{step}", JobCommandArgs, _job_step(step), touches=lambda a: [("jobs", a.job_id)])
-        )
-    registry.mutation(MutationSpec("job.verify", JobVerifyArgs, _job_verify, touches=lambda a: [("jobs", a.job_id)]))
-    registry.mutation(MutationSpec("job.grab", JobCommandArgs, _job_grab, touches=lambda a: [("jobs", a.job_id)]))
+def build_registry(domains: Iterable[SyncDomain]) -> SyncRegistry:
+    registry = SyncRegistry(refusal=refusal)
+    for domain in domains:
+        domain.register(registry)
     return registry
-
-
-REGISTRY = build_registry()

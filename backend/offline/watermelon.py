@@ -31,27 +31,21 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from backend.auth.tokens import Principal
 from backend.db.engine import Database
 from backend.errors import DomainError
 from backend.offline.models import WatermelonPull, WatermelonRemoval
-from backend.offline.registry import REGISTRY
-from backend.tasks import service as tasks_service
+from backend.offline.registry import SyncRegistry, WatermelonTable
 from mobile_contract.base import Request, Response
 from mobile_contract.errors import ErrorCode
-from mobile_contract.pois import PoiDetail
 from mobile_contract.sync import Mutation
-from mobile_contract.tasks import WorkItem
-from mobile_contract.visits import FixEvidence, Visit
 from sync import engine
 from sync.cursor import CursorCodec, SyncCursor
 
 PAGE = 5_000
-TABLES = ("pois", "work_items", "visits")
-EDITABLE_WORK_ITEM_COLUMNS = ("notes", "answers", "status", "outcome")
 
 
 class TableChanges(Response):
@@ -85,45 +79,94 @@ def parse_last_pulled_at(value: str) -> int | None:
     return int(value)
 
 
-def _ms(moment: datetime | None) -> int | None:
+# -- columns, for the domains' tables (backend/<domain>/sync.py) -----------------------------------------------
+
+
+def ms(moment: datetime | None) -> int | None:
+    """A time as the app's columns hold it: milliseconds since the epoch."""
     return int(moment.timestamp() * 1000) if moment is not None else None
 
 
-def _iso(ms: Any) -> Any:
+def as_iso(ms: Any) -> Any:
     """Milliseconds to RFC 3339; anything else is passed on for the mutation's validation to refuse."""
     if isinstance(ms, int | float) and not isinstance(ms, bool):
         return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
     return ms
 
 
+def as_datetime(ms: Any) -> datetime | None:
+    if isinstance(ms, int | float) and not isinstance(ms, bool):
+        return datetime.fromtimestamp(ms / 1000, UTC)
+    return None
+
+
+def fix_args(row: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The fix a row's `<prefix>_*` columns hold, as a mutation's `fix` argument."""
+    return {
+        "lat": row.get(f"{prefix}_lat"),
+        "lon": row.get(f"{prefix}_lon"),
+        "accuracy_m": row.get(f"{prefix}_accuracy_m"),
+        "captured_at": as_iso(row.get(f"{prefix}_captured_at")),
+        "is_mock": bool(row.get(f"{prefix}_is_mock")),
+    }
+
+
+def json_column(value: Any) -> Any:
+    """A JSON value kept in a string column; text that is not JSON is passed on, refused and kept as sent."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def watermelon_mutation(name: str, args: dict[str, Any], created_at: Any, edit: bytes) -> Mutation:
+    """A mutation for one queued edit: `edit` names it (the device, the push's last_pulled_at, the row), so the
+    same push sent twice is a replay and the same value sent in a later sync is a new edit."""
+    digest = hashlib.sha256(edit + b"\0" + msgspec.json.encode([name, args])).digest()
+    mutation_id = int.from_bytes(digest[:8], "big") >> 1 or 1  # positive, fits a bigint
+    when = created_at if isinstance(created_at, datetime) else datetime.now(UTC)
+    return Mutation(id=mutation_id, name=name, args=args, created_at=when)
+
+
 # -- pull ------------------------------------------------------------------------------------------------------
 
 
-async def pull(database: Database, codec: CursorCodec, principal: Principal, last_pulled_at: int | None) -> PullAnswer:
+async def pull(
+    database: Database,
+    registry: SyncRegistry,
+    codec: CursorCodec,
+    principal: Principal,
+    last_pulled_at: int | None,
+) -> PullAnswer:
     cursor = (
         codec.encode(SyncCursor(principal.user_id, last_pulled_at, last_pulled_at, None)) if last_pulled_at else None
     )
-    latest: dict[str, dict[UUID, Any]] = {table: {} for table in TABLES}  # id -> row, or None when removed
+    tables = registry.watermelon
+    latest: dict[str, dict[UUID, Any]] = {table: {} for table in tables}  # id -> row, or None when removed
     while True:
         page = await engine.pull(
             hot=database.hot,
             sessions=database.sessions,
-            registry=REGISTRY,
+            registry=registry,
             codec=codec,
             actor=principal,
             user_id=principal.user_id,
             cursor=cursor,
             limit=PAGE,
         )
-        for table in TABLES:
+        for table, spec in tables.items():
             for record in page.changes[table].upserted:
-                latest[table][record.id] = _ROW[table](record)
+                latest[table][record.id] = spec.row(record)
             for record_id in page.changes[table].removed:
                 latest[table][record_id] = None
         cursor = page.cursor
         if not page.has_more:
             break
-    await _mark_removals(database, principal, latest["work_items"], last_pulled_at, page.snapshot)
+    for table, spec in tables.items():
+        if spec.fetch_gone is not None:
+            await _mark_removals(database, principal, spec, latest[table], last_pulled_at, page.snapshot)
     changes = {
         table: TableChanges(
             created=[],
@@ -147,23 +190,26 @@ async def _remember_pull(database: Database, principal: Principal, pulled_from: 
                 set_={"base": func.least(WatermelonPull.base, pulled_from)},
             )
         )
-        await session.execute(
-            delete(WatermelonPull).where(WatermelonPull.created_at < func.now() - text("interval '30 days'"))
-        )
         await session.commit()
 
 
 async def _mark_removals(
-    database: Database, principal: Principal, rows: dict[UUID, Any], last_pulled_at: int | None, timestamp: int
+    database: Database,
+    principal: Principal,
+    table: WatermelonTable,
+    rows: dict[UUID, Any],
+    last_pulled_at: int | None,
+    timestamp: int,
 ) -> None:
-    """Work items that left the phone's scope go out marked gone first, and as deletions only once the phone has
+    """Records that left the phone's scope go out marked gone first, and as deletions only once the phone has
     synced after receiving the mark (see WatermelonRemoval). Rewrites `rows` (id -> row, None for a deletion)."""
+    assert table.fetch_gone is not None
     removed = {record_id for record_id, row in rows.items() if row is None}
     back = {record_id for record_id, row in rows.items() if row is not None}
     mine = (
         WatermelonRemoval.user_id == principal.user_id,
         WatermelonRemoval.device_id == principal.device_id,
-        WatermelonRemoval.collection == "work_items",
+        WatermelonRemoval.collection == table.name,
     )
     async with database.sessions() as session:
         if last_pulled_at is None:
@@ -189,7 +235,7 @@ async def _mark_removals(
                         {
                             "user_id": principal.user_id,
                             "device_id": principal.device_id,
-                            "collection": "work_items",
+                            "collection": table.name,
                             "record_id": record_id,
                             "marked_at": timestamp,
                         }
@@ -202,11 +248,11 @@ async def _mark_removals(
         if settled:
             await session.execute(delete(WatermelonRemoval).where(*mine, WatermelonRemoval.record_id.in_(settled)))
         if gone:
-            loaded = await tasks_service.load_wire(session, principal.tenant_id, gone)
-            now_ms = int(datetime.now(UTC).timestamp() * 1000)
+            loaded = await table.fetch_gone(session, principal, gone)
+            now_ms = ms(datetime.now(UTC))
             for record_id in gone:
-                item = loaded.get(record_id)
-                rows[record_id] = None if item is None else {**_work_item_row(item), "removed_at": now_ms}
+                record = loaded.get(record_id)
+                rows[record_id] = None if record is None else {**table.row(record), "removed_at": now_ms}
         await session.commit()
 
 
@@ -225,197 +271,40 @@ async def _base_of(database: Database, principal: Principal, last_pulled_at: int
     return base if base is not None else last_pulled_at  # older than we remember: judge against it as is
 
 
-def _poi_row(poi: PoiDetail) -> dict[str, Any]:
-    return {
-        "id": str(poi.id),
-        "name": poi.name,
-        "category": poi.category,
-        "address": poi.address,
-        "phone": poi.phone,
-        "lat": poi.location.lat,
-        "lon": poi.location.lon,
-        "holder_id": str(poi.holder.user_id) if poi.holder else None,
-        "holder_name": poi.holder.display_name if poi.holder else None,
-    }
-
-
-def _work_item_row(item: WorkItem) -> dict[str, Any]:
-    campaign = item.campaign
-    return {
-        "id": str(item.id),
-        "campaign_id": str(campaign.id),
-        "poi_id": str(item.poi_id),
-        "assignee_id": str(item.assignee_id),
-        "status": item.status.value,
-        "notes": item.notes,
-        "answers": json.dumps(item.answers),
-        "outcome": msgspec.json.encode(item.outcome).decode(),
-        "campaign_title": campaign.title,
-        "campaign_type": campaign.type.value,
-        "campaign_instructions": campaign.instructions,
-        "campaign_goal": msgspec.json.encode(campaign.goal).decode(),
-        "campaign_form": msgspec.json.encode(campaign.form).decode(),
-        "campaign_offer": msgspec.json.encode(campaign.offer).decode() if campaign.offer else None,
-        "starts_at": _ms(campaign.starts_at),
-        "ends_at": _ms(campaign.ends_at),
-        "time_zone": campaign.time_zone,
-        "updated_at": _ms(item.updated_at),
-        "removed_at": None,  # set (ms) on a row sent marked gone: it left this phone's scope
-    }
-
-
-def _evidence_columns(prefix: str, evidence: FixEvidence | None) -> dict[str, Any]:
-    if evidence is None:
-        names = ("lat", "lon", "accuracy_m", "captured_at", "is_mock", "status", "confidence", "distance_m", "reasons")
-        return {f"{prefix}_{name}": None for name in names}
-    return {
-        f"{prefix}_lat": evidence.location.lat,
-        f"{prefix}_lon": evidence.location.lon,
-        f"{prefix}_accuracy_m": evidence.accuracy_m,
-        f"{prefix}_captured_at": _ms(evidence.captured_at),
-        f"{prefix}_is_mock": evidence.is_mock,
-        f"{prefix}_status": evidence.verdict.status.value,
-        f"{prefix}_confidence": evidence.verdict.confidence,
-        f"{prefix}_distance_m": evidence.verdict.distance_m,
-        f"{prefix}_reasons": json.dumps([r.value for r in evidence.verdict.reasons]),
-    }
-
-
-def _visit_row(visit: Visit) -> dict[str, Any]:
-    return {
-        "id": str(visit.id),
-        "poi_id": str(visit.poi_id),
-        "user_id": str(visit.user_id),
-        "status": visit.status.value,
-        "note": visit.note,
-        "checked_in_at": _ms(visit.checked_in_at),
-        "checked_out_at": _ms(visit.checked_out_at),
-        **_evidence_columns("in", visit.check_in),
-        **_evidence_columns("out", visit.check_out),
-    }
-
-
-_ROW: dict[str, Any] = {"pois": _poi_row, "work_items": _work_item_row, "visits": _visit_row}
-
-
 # -- push ------------------------------------------------------------------------------------------------------
 
 
-def _mutation(name: str, args: dict[str, Any], created_at: Any, edit: bytes) -> Mutation:
-    """A mutation for one queued edit: `edit` names it (the device, the push's last_pulled_at, the row), so the
-    same push sent twice is a replay and the same value sent in a later sync is a new edit."""
-    digest = hashlib.sha256(edit + b"\0" + msgspec.json.encode([name, args])).digest()
-    mutation_id = int.from_bytes(digest[:8], "big") >> 1 or 1  # positive, fits a bigint
-    when = created_at if isinstance(created_at, datetime) else datetime.now(UTC)
-    return Mutation(id=mutation_id, name=name, args=args, created_at=when)
-
-
-def _fix(row: dict[str, Any], prefix: str) -> dict[str, Any]:
-    return {
-        "lat": row.get(f"{prefix}_lat"),
-        "lon": row.get(f"{prefix}_lon"),
-        "accuracy_m": row.get(f"{prefix}_accuracy_m"),
-        "captured_at": _iso(row.get(f"{prefix}_captured_at")),
-        "is_mock": bool(row.get(f"{prefix}_is_mock")),
-    }
-
-
-def _when(ms: Any) -> datetime | None:
-    if isinstance(ms, int | float) and not isinstance(ms, bool):
-        return datetime.fromtimestamp(ms / 1000, UTC)
-    return None
-
-
-def _visit_mutations(row: dict[str, Any], edit: bytes, *, created: bool) -> list[Mutation]:
-    mutations = []
-    if created:
-        args = {"id": row.get("id"), "poi_id": row.get("poi_id"), "fix": _fix(row, "in")}
-        if row.get("checked_in_at") is not None:
-            args["checked_in_at"] = _iso(row["checked_in_at"])
-        if row.get("note"):
-            args["note"] = row["note"]
-        mutations.append(_mutation("visit.check_in", args, _when(row.get("checked_in_at")), edit))
-    if row.get("out_lat") is not None:
-        args = {"visit_id": row.get("id"), "fix": _fix(row, "out")}
-        if row.get("checked_out_at") is not None:
-            args["checked_out_at"] = _iso(row["checked_out_at"])
-        mutations.append(_mutation("visit.check_out", args, _when(row.get("checked_out_at")), edit))
-    return mutations
-
-
-def _json_column(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value  # refused by the mutation's validation, and kept as sent
-    return value
-
-
-def _work_item_mutation(row: dict[str, Any], edit: bytes) -> Mutation | None:
-    changed = [c for c in str(row.get("_changed") or "").split(",") if c] or list(EDITABLE_WORK_ITEM_COLUMNS)
-    args: dict[str, Any] = {"id": row.get("id")}
-    for column in changed:
-        if column not in EDITABLE_WORK_ITEM_COLUMNS or column not in row:
-            continue  # columns the server owns (campaign, assignee...) are not the phone's to change
-        value = row[column]
-        args[column] = _json_column(value) if column in ("answers", "outcome") else value
-    if len(args) == 1:
-        return None
-    return _mutation("task.update", args, None, edit)
-
-
-def _poi_mutation(row: dict[str, Any], edit: bytes) -> Mutation:
-    args = {
-        "id": row.get("id"),
-        "name": row.get("name"),
-        "category": row.get("category"),
-        "address": row.get("address") or "",
-        "location": {"lat": row.get("lat"), "lon": row.get("lon")},
-    }
-    if row.get("phone"):
-        args["phone"] = row["phone"]
-    return _mutation("poi.create", args, None, edit)
-
-
-def mutations_of(body: PushBody, *, device_id: str = "", last_pulled_at: int | None = None) -> list[Mutation]:
-    """The business commands a WatermelonDB change set stands for, in an order that respects dependencies:
-    merchants before the visits at them, check-ins before check-outs, visits before work-item edits."""
-    tables = body.changes
+def mutations_of(
+    body: PushBody, registry: SyncRegistry, *, device_id: str = "", last_pulled_at: int | None = None
+) -> list[Mutation]:
+    """The business commands a WatermelonDB change set stands for, table by table in an order that respects
+    dependencies (merchants before the visits at them, visits before work-item edits). Deletions are ignored:
+    phones do not delete merchants, visits or work items (evidence is kept)."""
     push = f"{device_id}|{last_pulled_at}"
-
-    def edit(table: str, row: dict[str, Any]) -> bytes:
-        return f"{push}|{table}|{row.get('id')}".encode()
-
     mutations: list[Mutation] = []
-    pois = tables.get("pois")
-    if pois is not None:
-        mutations += [_poi_mutation(row, edit("pois", row)) for row in pois.created]
-    visits = tables.get("visits")
-    if visits is not None:
-        for row in visits.created:
-            mutations += _visit_mutations(row, edit("visits", row), created=True)
-        for row in visits.updated:
-            mutations += _visit_mutations(row, edit("visits", row), created=False)
-    work_items = tables.get("work_items")
-    if work_items is not None:
-        for row in [*work_items.created, *work_items.updated]:
-            mutation = _work_item_mutation(row, edit("work_items", row))
-            if mutation is not None:
-                mutations.append(mutation)
-    # Deletions are ignored: phones do not delete merchants, visits or work items (evidence is kept).
+    for table in registry.tables_in_push_order():
+        changes = body.changes.get(table.name)
+        if changes is None:
+            continue
+
+        def edit(row: dict[str, Any], name: str = table.name) -> bytes:
+            return f"{push}|{name}|{row.get('id')}".encode()
+
+        mutations += table.mutations(changes.created, changes.updated, edit)
     return mutations
 
 
-async def push(database: Database, principal: Principal, body: PushBody, last_pulled_at: int | None) -> None:
+async def push(
+    database: Database, registry: SyncRegistry, principal: Principal, body: PushBody, last_pulled_at: int | None
+) -> None:
     await engine.push(
         sessions=database.sessions,
-        registry=REGISTRY,
+        registry=registry,
         actor=principal,
         tenant_id=principal.tenant_id,
         user_id=principal.user_id,
         client_id=f"watermelon:{principal.device_id}",
         base_xid=await _base_of(database, principal, last_pulled_at),
-        mutations=mutations_of(body, device_id=principal.device_id, last_pulled_at=last_pulled_at),
+        mutations=mutations_of(body, registry, device_id=principal.device_id, last_pulled_at=last_pulled_at),
         received_at=datetime.now(UTC),
     )

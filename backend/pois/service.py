@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import Float, func, literal_column, or_, select, text
+from sqlalchemy import Float, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +27,6 @@ from backend.paging import decode_cursor, encode_cursor
 from backend.pois.models import Poi, PoiContact
 from backend.pois.queries import NearbyVariant, nearby_params, nearby_query
 from backend.tasks import service as tasks_service
-from backend.tasks.models import WorkItem
 from backend.tenants.service import load_policy
 from backend.visits.models import Visit
 from mobile_contract.auth import Role
@@ -265,16 +264,10 @@ async def _recent_visits(
 
 async def fetch_for_sync(session: AsyncSession, principal: Principal, poi_ids: list[UUID]) -> dict[UUID, PoiDetail]:
     """The sync collection: merchants the user holds as leads or is targeted at by a work item of theirs."""
-    targeted = select(WorkItem.poi_id).where(
-        WorkItem.tenant_id == principal.tenant_id, WorkItem.assignee_id == principal.user_id
-    )
+    on_phone = tasks_service.merchants_on_phone(principal.tenant_id, principal.user_id)
     in_scope = list(
         await session.scalars(
-            select(Poi.id).where(
-                Poi.tenant_id == principal.tenant_id,
-                Poi.id.in_(poi_ids),
-                or_(Poi.holder_id == principal.user_id, Poi.id.in_(targeted)),
-            )
+            select(Poi.id).where(Poi.tenant_id == principal.tenant_id, Poi.id.in_(poi_ids), Poi.id.in_(on_phone))
         )
     )
     return await load_details(session, principal, in_scope)

@@ -1,12 +1,13 @@
-"""The queue's one table. A job row is never deleted by the queue: done and failed jobs stay for inspection."""
+"""The queue's tables: background jobs (a job row is never deleted by the queue: done and failed jobs stay for
+inspection), and the scheduler's record of each periodic task's latest run."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Index, Integer, Text, func, text
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Index, Integer, Interval, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -36,3 +37,24 @@ class BackgroundJob(Base):
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # gave up: kept for inspection
     created_at: Mapped[datetime] = created_at_column()
+
+
+class ScheduledRun(Base):
+    """One row per periodic task (backend/queue/scheduler.py): its latest run, and the claim that makes it run at
+    most once per period across every worker. A worker claims the task by moving `last_started_at` to now in one
+    atomic statement that only succeeds when the previous start is at least `every` old and no live lease is held
+    (`lease_until`), so two workers ticking at the same moment cannot both start it."""
+
+    __tablename__ = "scheduled_runs"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)  # e.g. "sync.tombstones"
+    every: Mapped[timedelta] = mapped_column(Interval)  # the period the code declared at the latest claim
+    last_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # of the latest finished run
+    last_status: Mapped[str | None] = mapped_column(Text)  # 'running' | 'ok' | 'failed'
+    last_result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # the task's short summary, {"collected": 12}
+    last_error: Mapped[str | None] = mapped_column(Text)  # why the latest finished run failed (None when it did not)
+    last_worker: Mapped[str | None] = mapped_column(Text)  # who started the latest run
+    # While it is running, no other worker starts it before this.
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    runs: Mapped[int] = mapped_column(BigInteger, server_default="0")  # runs started, ever

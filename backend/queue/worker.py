@@ -222,9 +222,13 @@ async def run_due(
 
 
 async def serve(settings: Settings, *, concurrency: int = 8) -> None:
-    """`groundwork worker`: run every kind of job until SIGINT or SIGTERM. Every kind is registered here."""
+    """`groundwork worker`: run every kind of job, and the domains' periodic work (listed in backend/app.py), until
+    SIGINT or SIGTERM. Every kind is registered here. Both loops stop on the same signal, each after finishing what
+    it has in hand."""
+    from backend.app import PERIODIC
     from backend.push.apns import ApnsSettings, PushDelivery
     from backend.push.service import DELIVER
+    from backend.queue.scheduler import Scheduler
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     database = await Database.connect(settings)
@@ -235,8 +239,14 @@ async def serve(settings: Settings, *, concurrency: int = 8) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    worker = Worker(database, registry, concurrency=concurrency)
+    scheduler = Scheduler(database, PERIODIC, name=worker.name, poll_interval_s=settings.scheduler_poll_s)
     try:
-        await Worker(database, registry, concurrency=concurrency).run_forever(stop)
+        # If either loop dies of a bug, the group cancels the other and the process exits: its supervisor restarts
+        # it, and nothing is lost (an unfinished job or periodic run is due again when its lease ends).
+        async with asyncio.TaskGroup() as group:
+            group.create_task(worker.run_forever(stop))
+            group.create_task(scheduler.run_forever(stop))
     finally:
         await delivery.close()
         await database.close()

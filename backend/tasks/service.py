@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 
 import merge3
 import msgspec
-from sqlalchemy import exists, func, or_, select, text, tuple_, update
+from sqlalchemy import exists, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -182,6 +182,7 @@ async def add_targets(
         created.append(work_item_id)
         changes += [Change(assignee, WORK_ITEMS, work_item_id), Change(assignee, POIS, target.poi_id)]
     await record_changes(session, principal.tenant_id, changes)
+    await bump_merchants(session, principal.tenant_id, [c.record_id for c in changes if c.collection == POIS])
     # One push per phone, not per work item: it only tells the app to sync.
     await notify_users(
         session, principal.tenant_id, {c.user_id for c in changes}, reason="assigned", collection=WORK_ITEMS
@@ -641,8 +642,10 @@ async def update_work_item(
     if "answers" in values and "status" not in values:
         _check_answers(campaign.form, answers, complete=False)
 
-    item_id, assignee_id = item.id, item.assignee_id
+    item_id, assignee_id, poi_id = item.id, item.assignee_id, item.poi_id
     await _apply(session, item, values, writer)
+    if "status" in values:
+        await bump_merchants(session, principal.tenant_id, [poi_id])  # its open work items changed
     await _record_history(
         session, principal.tenant_id, item_id, edits, writer=writer, user_id=principal.user_id, origin=origin
     )
@@ -775,6 +778,7 @@ async def _reassign(
         if not await poi_in_scope(session, tenant_id, previous, poi_id):
             changes.append(Change(previous, POIS, poi_id, "remove"))
         changes += [Change(assignee_id, WORK_ITEMS, item_id), Change(assignee_id, POIS, poi_id)]
+        await bump_merchants(session, tenant_id, [poi_id])
         await notify_users(session, tenant_id, [previous], reason="removed", collection=WORK_ITEMS, record_id=item_id)
         await notify_users(
             session, tenant_id, [assignee_id], reason="assigned", collection=WORK_ITEMS, record_id=item_id
@@ -784,13 +788,40 @@ async def _reassign(
     return wire.WorkItemUpdated(work_item=loaded[item_id], conflicts=[])
 
 
+def merchants_on_phone(tenant_id: UUID, user_id: UUID) -> Any:
+    """The rule of which merchants belong on a user's phone, as a subquery of merchant ids: those they hold as a
+    lead, and those a work item of theirs targets. The sync collection, the scope exits and the bumps below all
+    read it from here."""
+    held = select(Poi.id).where(Poi.tenant_id == tenant_id, Poi.holder_id == user_id)
+    targeted = select(WorkItem.poi_id).where(WorkItem.tenant_id == tenant_id, WorkItem.assignee_id == user_id)
+    return held.union(targeted)
+
+
 async def poi_in_scope(session: AsyncSession, tenant_id: UUID, user_id: UUID, poi_id: UUID) -> bool:
     """Does the user still have a reason to keep this merchant on their phone?"""
-    held = select(Poi.id).where(Poi.id == poi_id, Poi.tenant_id == tenant_id, Poi.holder_id == user_id)
-    targeted = select(WorkItem.id).where(
-        WorkItem.poi_id == poi_id, WorkItem.tenant_id == tenant_id, WorkItem.assignee_id == user_id
+    on_phone = merchants_on_phone(tenant_id, user_id).subquery()
+    return bool(await session.scalar(select(exists().where(on_phone.c[0] == poi_id))))
+
+
+async def phones_with(session: AsyncSession, tenant_id: UUID, poi_ids: Iterable[UUID]) -> set[tuple[UUID, UUID]]:
+    """The other way round: (user, merchant) for every user who has one of these merchants on their phone."""
+    wanted = list(set(poi_ids))
+    if not wanted:
+        return set()
+    held = select(Poi.holder_id, Poi.id).where(
+        Poi.tenant_id == tenant_id, Poi.id.in_(wanted), Poi.holder_id.is_not(None)
     )
-    return bool(await session.scalar(select(or_(exists(held), exists(targeted)))))
+    targeted = select(WorkItem.assignee_id, WorkItem.poi_id).where(
+        WorkItem.tenant_id == tenant_id, WorkItem.poi_id.in_(wanted)
+    )
+    return {(row[0], row[1]) for row in await session.execute(held.union(targeted)) if row[0] is not None}
+
+
+async def bump_merchants(session: AsyncSession, tenant_id: UUID, poi_ids: Iterable[UUID]) -> None:
+    """A merchant's record on the phone embeds its open work items and recent visits: when those change, every
+    phone that has the merchant must get it again."""
+    holders = await phones_with(session, tenant_id, poi_ids)
+    await record_changes(session, tenant_id, [Change(user, POIS, poi) for user, poi in holders])
 
 
 async def link_visit(
@@ -861,7 +892,7 @@ async def expire_due(session: AsyncSession, now: datetime | None = None) -> int:
                 WorkItem.campaign_id.in_(select(Campaign.id).where(Campaign.ends_at <= moment)),
             )
             .values(status=wire.WorkItemStatus.EXPIRED.value, **_stamp(["status"], SERVER), updated_at=func.now())
-            .returning(WorkItem.id, WorkItem.tenant_id, WorkItem.assignee_id)
+            .returning(WorkItem.id, WorkItem.tenant_id, WorkItem.assignee_id, WorkItem.poi_id)
         )
     ).all()
     if expired:
@@ -887,6 +918,7 @@ async def expire_due(session: AsyncSession, now: datetime | None = None) -> int:
         by_tenant.setdefault(row.tenant_id, []).append(Change(row.assignee_id, WORK_ITEMS, row.id))
     for tenant_id, changes in by_tenant.items():
         await record_changes(session, tenant_id, changes)
+        await bump_merchants(session, tenant_id, [row.poi_id for row in expired if row.tenant_id == tenant_id])
         await notify_users(session, tenant_id, {c.user_id for c in changes}, reason="changed", collection=WORK_ITEMS)
     return len(expired)
 

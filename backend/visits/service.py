@@ -182,13 +182,16 @@ async def check_in(
     *,
     received_at: datetime,
     action_at: datetime | None = None,
+    queued_at: datetime | None = None,
 ) -> tuple[wire.Visit, bool]:
-    """Record a check-in and its verdict. Returns the visit and whether it was recorded now (False: a replay)."""
+    """Record a check-in and its verdict. Returns the visit and whether it was recorded now (False: a replay).
+    `queued_at` is when a phone queued it offline: the check-in's time when the phone did not say, but not part
+    of what makes a retry the same check-in (a phone that queues it again later is answered as the first time)."""
     request_hash = _request_hash(data)
     replay = await _replay_check_in(session, principal, data.id, request_hash)
     if replay is not None:
         return replay, False
-    acted_at = action_at or action_time(data.checked_in_at, received_at, data.fix)
+    acted_at = action_at or action_time(data.checked_in_at or queued_at, received_at, data.fix)
     verdict = await _judge(session, principal, data.poi_id, data.fix, received_at, acted_at)
     inserted = await session.scalar(
         insert(Visit)
@@ -223,6 +226,7 @@ async def check_in(
             writer=tasks_service.writer_of(principal),
         )
     await record_changes(session, principal.tenant_id, [Change(principal.user_id, VISITS, data.id)])
+    await tasks_service.bump_merchants(session, principal.tenant_id, [data.poi_id])  # its recent visits changed
     return await get_visit(session, principal, data.id), True
 
 
@@ -246,6 +250,7 @@ async def check_out(
     *,
     received_at: datetime,
     action_at: datetime | None = None,
+    queued_at: datetime | None = None,
 ) -> wire.Visit:
     visit = await session.scalar(
         select(Visit)
@@ -259,7 +264,8 @@ async def check_out(
         if visit.check_out_request_hash == request_hash:
             return to_wire(visit)  # a retried check-out
         raise DomainError(ErrorCode.VISIT_ALREADY_CLOSED, 409, "This visit was already checked out.")
-    acted_at = max(action_at or action_time(data.checked_out_at, received_at, data.fix), visit.checked_in_at)
+    claimed = data.checked_out_at or queued_at
+    acted_at = max(action_at or action_time(claimed, received_at, data.fix), visit.checked_in_at)
     verdict = await _judge(session, principal, visit.poi_id, data.fix, received_at, acted_at)
     for column, value in _evidence_columns("check_out", data.fix, verdict, received_at).items():
         setattr(visit, column, value)
@@ -269,6 +275,7 @@ async def check_out(
     if data.note is not None:
         visit.note = data.note
     await record_changes(session, principal.tenant_id, [Change(principal.user_id, VISITS, visit.id)])
+    await tasks_service.bump_merchants(session, principal.tenant_id, [visit.poi_id])
     await session.flush()
     await session.refresh(visit)
     return to_wire(visit)

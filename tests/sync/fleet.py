@@ -54,7 +54,7 @@ LONG_RUN = os.environ.get("GROUNDWORK_FLEET_LONG") == "1"
 # KNOWN: found and not fixed yet, each with a strict xfail reproduction in tests/sync/test_fleet_regressions.py
 # (when the fix lands, that test XPASSes and fails: delete its marker and its name here). GROUNDWORK_FLEET_STRICT=1
 # looks past nothing; GROUNDWORK_FLEET_TOLERATE adds names (comma-separated) while hunting behind a known bug.
-KNOWN = {"poi_derived", "checkin_requeue"}
+KNOWN: set[str] = set()  # poi_derived and checkin_requeue were fixed on main (6f2fd3c)
 TOLERATE = (set() if os.environ.get("GROUNDWORK_FLEET_STRICT") == "1" else KNOWN) | set(
     filter(None, os.environ.get("GROUNDWORK_FLEET_TOLERATE", "").split(","))
 )

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.tasks import service as tasks_service
@@ -16,11 +15,6 @@ from tests.sync.test_sync import SHOP, check_in_mutation, pull_all, push
 from tests.tasks.helpers import assign, create_campaign
 
 Client = AsyncTestClient  # type: ignore[type-arg]
-# Each is strict: when the fix lands the test passes, pytest fails it as XPASS, and the marker goes, with the
-# divergence's name in tests/sync/fleet.py KNOWN (the fleet stops looking past it).
-STALE_MERCHANT = pytest.mark.xfail(
-    strict=True, reason="fleet KNOWN poi_derived: a merchant's open_work_items/recent_visits change without a bump"
-)
 
 
 async def _caught_up(client: Client, user: FieldUser, held: dict[str, Any], cursor: str) -> None:
@@ -35,7 +29,6 @@ async def _caught_up(client: Client, user: FieldUser, held: dict[str, Any], curs
         assert held[name] == fresh[name], f"{name}: the phone kept a stale record"
 
 
-@STALE_MERCHANT
 async def test_expiry_bumps_the_merchants_whose_open_work_items_it_closes(factory: Factory, client: Client) -> None:
     """A merchant's record lists its open work items: expiring one changes the merchant on every phone."""
     tenant = await factory.tenant()
@@ -52,9 +45,6 @@ async def test_expiry_bumps_the_merchants_whose_open_work_items_it_closes(factor
     await _caught_up(client, bd, synced["records"], synced["cursor"])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="fleet KNOWN checkin_requeue: the hash includes checked_in_at defaulted from created_at"
-)
 async def test_a_check_in_queued_again_under_a_new_mutation_id_is_answered_as_the_first(
     factory: Factory, client: Client
 ) -> None:
@@ -72,7 +62,6 @@ async def test_a_check_in_queued_again_under_a_new_mutation_id_is_answered_as_th
     assert await factory.count("SELECT count(*) FROM visits WHERE user_id = :u", u=bd.id) == 1
 
 
-@STALE_MERCHANT
 async def test_a_reassignment_bumps_the_merchant_for_a_former_assignee_who_keeps_it(
     factory: Factory, client: Client
 ) -> None:
@@ -89,7 +78,6 @@ async def test_a_reassignment_bumps_the_merchant_for_a_former_assignee_who_keeps
     await _caught_up(client, bd_a, synced["records"], synced["cursor"])
 
 
-@STALE_MERCHANT
 async def test_a_check_in_bumps_the_merchant_whose_recent_visits_it_changes(factory: Factory, client: Client) -> None:
     tenant = await factory.tenant()
     bd = await factory.user(tenant)

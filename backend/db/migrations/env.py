@@ -9,7 +9,7 @@ from geoalchemy2 import alembic_helpers
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from backend.db.models import Base, sync_metadata
+from backend.tables import Base, sync_metadata
 
 config = context.config
 target_metadata = [Base.metadata, sync_metadata]

@@ -1,4 +1,7 @@
-"""Every domain's tables, imported in one place so the metadata Alembic compares against is complete."""
+"""Every domain's tables, imported in one place so the metadata Alembic compares against is complete.
+
+With backend/app.py, the only module that lists the domains: backend/db/ is the foundation they build on and
+imports none of them."""
 
 from backend.auth.models import RefreshToken, Team, Tenant, User
 from backend.db.base import Base
@@ -7,7 +10,7 @@ from backend.media.models import Photo
 from backend.offline.models import WatermelonPull, WatermelonRemoval
 from backend.pois.models import Poi, PoiContact
 from backend.push.models import Device
-from backend.queue.models import BackgroundJob
+from backend.queue.models import BackgroundJob, ScheduledRun
 from backend.tasks.models import Campaign, WorkItem, WorkItemEdit, WorkItemVisit
 from backend.visits.models import Visit
 from sync.tables import metadata as sync_metadata
@@ -25,6 +28,7 @@ __all__ = [
     "Poi",
     "PoiContact",
     "RefreshToken",
+    "ScheduledRun",
     "Team",
     "TechnicianProfile",
     "Tenant",
