@@ -32,6 +32,7 @@ from sqlalchemy import text
 
 from backend.tasks import service as tasks_service
 from mobile_contract.auth import Role
+from sync.feed import Change, record_changes
 from tests.factories import Factory, FieldUser
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -229,8 +230,6 @@ class World:
 
     async def release_lead(self, poi: UUID, holder: UUID) -> None:
         """A scope change: a BD's lead is released (it leaves their phones unless a work item keeps it)."""
-        from sync.feed import Change, record_changes
-
         async with self.factory.database.sessions() as session:
             await session.execute(
                 text("UPDATE pois SET holder_id = NULL, claimed_at = NULL, updated_at = now() WHERE id = :id"),
@@ -384,6 +383,18 @@ def _history_has(history: Iterable[dict[str, Any]], typed: Typed) -> bool:
     return False
 
 
+async def _pushes_of(world: World, item_id: str) -> list[tuple[Any, ...]]:
+    async with world.factory.database.sessions() as session:
+        rows = await session.execute(
+            text(
+                "SELECT client_id, mutation_id, status, code, args FROM sync_mutations "
+                "WHERE tenant_id = :t AND args->>'id' = :id ORDER BY created_at"
+            ),
+            {"t": world.tenant, "id": item_id},
+        )
+        return [tuple(row) for row in rows]
+
+
 def _late_edits_have(item: dict[str, Any], typed: Typed) -> bool:
     late = item.get("late_edits") or []
     blob = json.dumps(late)
@@ -416,7 +427,9 @@ async def check_typed_values(world: World, ledger: list[Typed]) -> None:
         problems.append(
             f"{typed.phone} typed {typed.field}{'.' + typed.key if typed.key else ''}={typed.value!r} on "
             f"{typed.item_id} ({typed.status}/{typed.code}): not current ({item[typed.field]!r}) and not in "
-            f"its history ({len(histories[typed.item_id])} entries)"
+            f"its history ({len(histories[typed.item_id])} entries); the item is {item['status']}, assigned to "
+            f"{world.bd_of(UUID(item['assignee_id'])).index if item['assignee_id'] else None}; "
+            f"pushes of it: {await _pushes_of(world, typed.item_id)}"
         )
     assert not problems, "values typed on phones were lost:\n" + "\n".join(problems)
 

@@ -399,6 +399,17 @@ class FleetMachine(RuleBasedStateMachine):
         first, second = data.draw(st.permutations(self.phones), label="phones")[:2]
         self.run(self._concurrent(first, second))
 
+    @rule(data=st.data())
+    def pull_while_another_pushes(self, data: st.DataObject) -> None:
+        """A pull whose snapshot races another phone's push: its base is taken before that push (conservative:
+        the model then counts the push's writes as after the base)."""
+        first, second = data.draw(st.permutations(self.phones), label="phones")[:2]
+
+        async def both() -> None:
+            await asyncio.gather(self._push(first), self._pull(second))
+
+        self.run(both())
+
     async def _concurrent(self, first: OwnPhone, second: OwnPhone) -> None:
         batches = [self._batch(first, 1000), self._batch(second, 1000)]
         pairs = [(phone, batch) for phone, batch in zip((first, second), batches, strict=True) if batch]

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 
 from backend.settings import Settings
 from tests.factories import Factory
@@ -73,7 +74,9 @@ class WmFleet:
     # -- offline edits -------------------------------------------------------------------------------------------
 
     async def edit_work_item(self, phone: Phone) -> None:
-        items = await self.rows(phone, "work_items")
+        # A row marked gone (`removed_at`) is read-only in the app (README, Offline sync): WatermelonDB deletes it
+        # on a later pull before it pushes, so an edit made on it would never leave the phone.
+        items = {k: row for k, row in (await self.rows(phone, "work_items")).items() if row.get("removed_at") is None}
         if not items:
             return
         item_id = self.pick(self.world.ordered(items))
@@ -232,8 +235,6 @@ class WmFleet:
     async def _book_refusals(self) -> None:
         """WatermelonDB hears of no per-row result: the refused edits are read from the server's stored results."""
         async with self.world.factory.database.sessions() as session:
-            from sqlalchemy import text
-
             rows = (
                 await session.execute(
                     text(
