@@ -1,0 +1,37 @@
+"""What the WatermelonDB fleet (test_fleet_wm.py) found, each as the smallest reproduction with the real client."""
+
+from __future__ import annotations
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.factories import Factory
+from tests.live_server import LiveServer
+from tests.watermelon.harness import Phone, StartPhone
+from tests.watermelon.test_watermelon_conflicts import _notes, _one_item
+from tests.watermelon.test_watermelon_e2e import token_of
+
+Client = AsyncTestClient[Litestar]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="by contract (README, Offline sync) a row marked gone is read-only: the stock client applies the "
+    "deletion of the next pull before it pushes, so an edit made on the marked row never leaves the phone",
+)
+async def test_an_edit_made_on_a_row_already_marked_gone_reaches_the_server(
+    factory: Factory, client: Client, phones: StartPhone, live_server: LiveServer
+) -> None:
+    ops, bd, item, _ = await _one_item(factory, client)
+    other = await factory.user(bd.tenant_id)
+    phone: Phone = await phones("phone", token_of(bd))
+    await phone.sync()
+    moved = await client.patch(f"/v1/work-items/{item}", json={"assignee_id": str(other.id)}, headers=ops.headers)
+    assert moved.status_code == 200, moved.text
+    await phone.sync()  # the item arrives marked gone (removed_at)
+    assert (await phone.dump())["work_items"][item]["removed_at"] is not None
+    await phone.update("work_items", item, {"notes": "Typed on the marked row"})  # an app that ignores the mark
+    await phone.sync()
+    await phone.sync()
+    assert "Typed on the marked row" in await _notes(factory, item)
