@@ -13,6 +13,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from backend.auth.routes import AuthController
 from backend.auth.tokens import TokenCodec
+from backend.bodies import BoundedRequest
 from backend.db.engine import Database
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
@@ -24,8 +25,10 @@ from backend.offline.registry import build_registry
 from backend.offline.routes import sync_controller
 from backend.pois import sync as pois_sync
 from backend.pois.routes import PoiController
+from backend.push import tasks as push_tasks
 from backend.push.routes import DeviceController
 from backend.queue.scheduler import Periodic
+from backend.queue.worker import HandlerProvider
 from backend.settings import Settings, get_settings
 from backend.tasks import sync as tasks_sync
 from backend.tasks import tasks as tasks_tasks
@@ -40,6 +43,8 @@ SYNC_REGISTRY = build_registry([pois_sync, visits_sync, tasks_sync, jobs_sync])
 
 # The domains' periodic work, run by every `groundwork worker` at most once per period (backend/queue/scheduler.py).
 PERIODIC: list[Periodic] = [*offline_tasks.PERIODIC, *tasks_tasks.PERIODIC]
+# The domains' queue handlers (push delivery, ...), run by every `groundwork worker`.
+QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers]
 
 ROUTES: list[type[Controller]] = [
     AuthController,
@@ -76,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[*ROUTES, healthz],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=BoundedRequest,
         lifespan=[lifespan],
         state=_initial_state(settings),
         request_max_body_size=settings.max_body_bytes,

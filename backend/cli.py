@@ -70,12 +70,13 @@ def _serve(host: str, port: int) -> None:
 )
 @click.option("--concurrency", default=8, show_default=True, help="How many jobs this worker runs at once.")
 def worker(concurrency: int) -> None:
+    from backend.app import PERIODIC, QUEUE_HANDLERS
     from backend.db.admin import prepare_server
     from backend.queue.worker import serve
 
     settings = get_settings()
     prepare_server(settings)
-    asyncio.run(serve(settings, concurrency=concurrency))
+    asyncio.run(serve(settings, handlers=QUEUE_HANDLERS, periodic=PERIODIC, concurrency=concurrency))
 
 
 @main.group(help="The database: start the embedded server, migrate, reset.")

@@ -6,6 +6,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import (
     HTTPException,
@@ -17,9 +18,9 @@ from litestar.exceptions import (
 )
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 
-from mobile_contract.errors import ErrorCode, Problem, problem_type
+from mobile_contract.errors import ErrorCode, Problem, problem_type, status_of
 from sync.cursor import CursorRefused
 
 log = logging.getLogger("groundwork")
@@ -28,13 +29,23 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class DomainError(Exception):
-    """A refusal the client can act on. `extra` becomes extension members of the problem."""
+    """A refusal the client can act on. `extra` becomes extension members of the problem.
 
-    def __init__(self, code: ErrorCode, status: int, detail: str, **extra: Any) -> None:
+    The status comes from the code (mobile_contract.errors.STATUS). Call it as `DomainError(code, detail)`; the
+    older `DomainError(code, status, detail)` still works while raise sites move over, and a test fails when such
+    an explicit status disagrees with the mapping."""
+
+    def __init__(self, code: ErrorCode, *args: Any, **extra: Any) -> None:
+        if len(args) == 2:
+            status, detail = args
+        elif len(args) == 1:
+            status, detail = status_of(code), args[0]
+        else:
+            raise TypeError("DomainError(code, detail) or DomainError(code, status, detail)")
         super().__init__(detail)
         self.code = code
-        self.status = status
-        self.detail = detail
+        self.status: int = status
+        self.detail: str = detail
         self.extra = extra
 
 
@@ -109,16 +120,119 @@ def handle_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response
     return problem_response(status, code, exc.detail)
 
 
-def handle_integrity_error(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
-    """A unique violation is a race between two writers of the same record: a conflict the client may retry.
-    Every other integrity error is a bug (services check what clients can get wrong) and stays a 500."""
-    if getattr(exc.orig, "sqlstate", None) == "23505":
+# SQLSTATE classes of errors a client's value can cause (PostgreSQL appendix A). The contract bounds every input
+# (mobile_contract.base), so reaching these means a bound is missing somewhere: answered as the client's problem
+# with a stable code, and logged so the missing bound gets found.
+_DATA_EXCEPTION = "22"  # numeric out of range, invalid text (U+0000), datetime overflow, string too long...
+_RETRYABLE = {"40001", "40P01"}  # serialization failure, deadlock: a concurrent writer; retrying is safe
+_CHECK = {"23502", "23514"}  # not null, check constraint: a value the schema refuses
+_OUT_OF_RANGE = "A value is outside what can be stored; see the contract's limits."
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    for candidate in _chain(exc):
+        state = getattr(candidate, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return None
+
+
+def _refers_to_caller(request: Request[Any, Any, Any], exc: BaseException) -> bool:
+    """Whether a foreign-key violation names the caller's own user (or tenant) as the missing row: the account
+    was deleted while its token still lives. Read from the error's detail, so no query is needed here."""
+    from backend.deps import provide_principal  # deps imports this module
+
+    try:
+        principal = provide_principal(request)
+    except DomainError:
+        return False
+    detail = " ".join(str(getattr(c, "detail", "") or "") for c in _chain(exc))
+    return str(principal.user_id) in detail or str(principal.tenant_id) in detail
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    pending: list[BaseException | None] = [exc]
+    while pending and len(found) < 8:
+        candidate = pending.pop()
+        if candidate is None or candidate in found:
+            continue
+        found.append(candidate)
+        pending += [getattr(candidate, "orig", None), candidate.__cause__, candidate.__context__]
+    return found
+
+
+def handle_database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """A database error that escaped a service: a problem with a stable code, never a bare 500 for what the
+    client sent. Only what is truly ours (a broken query, an outage) stays a 500 `internal_error`."""
+    state = _sqlstate(exc)
+    if state == "23505":
+        # A race between two writers of the same record: a conflict the client may retry.
         return problem_response(409, ErrorCode.CONFLICT, "Another request changed this record at the same time; retry.")
+    if state == "23503":
+        # A foreign key to a row that is gone. When the row is the caller's own user, the token is what is stale.
+        if _refers_to_caller(request, exc):
+            return problem_response(401, ErrorCode.TOKEN_INVALID, "This account no longer exists; log in again.")
+        _log_refusal(request, exc, state)
+        return problem_response(409, ErrorCode.CONFLICT, "A record this refers to no longer exists; pull and retry.")
+    if state in _RETRYABLE:
+        return problem_response(409, ErrorCode.CONFLICT, "Another request got in the way; retrying is safe.")
+    if state is not None and (state.startswith(_DATA_EXCEPTION) or state in _CHECK):
+        _log_refusal(request, exc, state)
+        return problem_response(
+            422,
+            ErrorCode.VALIDATION_FAILED,
+            "A value is outside what can be stored; see the contract's limits.",
+            errors=[],
+        )
+    if _is_client_side_data_error(exc):
+        _log_refusal(request, exc, state)
+        return problem_response(
+            422,
+            ErrorCode.VALIDATION_FAILED,
+            "A value is outside what can be stored; see the contract's limits.",
+            errors=[],
+        )
     return handle_internal_error(request, exc)
 
 
-def handle_internal_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unhandled error", exc_info=exc)
+def _is_client_side_data_error(exc: Exception) -> bool:
+    """asyncpg refuses some values before they reach the server (an int past int64 for a bigint)."""
+    return any(isinstance(candidate, asyncpg.exceptions.DataError) for candidate in _chain(exc))
+
+
+def _where(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return {
+        "method": request.method,
+        "path": request.url.path,
+        "request_id": getattr(request.state, "request_id", None),
+    }
+
+
+def _log_refusal(request: Request[Any, Any, Any], exc: Exception, state: str | None) -> None:
+    # Not a 500, but a bound missing from the contract: worth finding. Never the body or the token.
+    where = _where(request)
+    log.warning(
+        "database refused a client value (sqlstate %s) on %s %s, request %s: %s",
+        state,
+        where["method"],
+        where["path"],
+        where["request_id"],
+        type(exc).__name__,
+        extra=where,
+    )
+
+
+def handle_internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    where = _where(request)
+    log.exception(
+        "unhandled error on %s %s, request %s",
+        where["method"],
+        where["path"],
+        where["request_id"],
+        exc_info=exc,
+        extra=where,
+    )
     return problem_response(
         HTTP_500_INTERNAL_SERVER_ERROR, ErrorCode.INTERNAL_ERROR, "Something broke on our side; please retry later."
     )
@@ -133,17 +247,20 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     NotFoundException: handle_http_error,
     MethodNotAllowedException: handle_http_error,
     HTTPException: handle_http_error,
-    IntegrityError: handle_integrity_error,
+    DBAPIError: handle_database_error,
+    asyncpg.PostgresError: handle_database_error,
+    asyncpg.exceptions.DataError: handle_database_error,
     Exception: handle_internal_error,
 }
 
 
 _PROBLEM_DESCRIPTIONS = {
+    400: "A cursor that is not one we issued (`invalid_cursor`): start again without it",
     401: "Not authenticated: no, expired or invalid token (`code` tells which)",
     403: "Authenticated, but the role may not do this",
     404: "No such record visible to the caller (other tenants' records included)",
     409: "Conflicts with what is stored (`code` tells which)",
-    410: "Gone: the sync cursor is too old; pull again without one",
+    410: "Gone: the sync cursor can no longer be served (`resync_required`); pull again without one",
     413: "Body too large",
     415: "Not a supported image type (sniffed from the bytes, not the header)",
     423: "Locked: too many wrong attempts",

@@ -47,6 +47,7 @@ from bench.database import create_and_migrate
 from bench.loadgen import latency_summary_ms
 from bench.progress import BenchError, say
 from bench.server import BENCH_JWT_SECRET, app_server, mint_token
+from geo.postgis import point_ewkt
 
 DATABASE = "groundwork_bench_photos"
 SITE = (31.2304, 121.4737)
@@ -96,7 +97,7 @@ async def _ensure_data(url: str, stored: int) -> None:
                     " ON CONFLICT (id) DO UPDATE SET window_start = $4, window_end = $5",
                     job_id,
                     TENANT_ID,
-                    f"SRID=4326;POINT({SITE[1]} {SITE[0]})",
+                    point_ewkt(SITE[0], SITE[1]),
                     now - timedelta(hours=1),
                     now + timedelta(hours=8),
                     USER_ID,

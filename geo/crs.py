@@ -23,6 +23,7 @@ __all__ = [
     "gcj02_to_bd09",
     "gcj02_to_wgs84",
     "in_gcj02_region",
+    "on_the_globe",
     "to_wgs84",
     "wgs84_to_bd09",
     "wgs84_to_gcj02",
@@ -161,15 +162,27 @@ def bd09_to_wgs84(lat: float, lon: float) -> tuple[float, float]:
     return gcj02_to_wgs84(*bd09_to_gcj02(lat, lon))
 
 
+def on_the_globe(lat: float, lon: float) -> tuple[float, float]:
+    """A point brought back to latitudes -90..90 and longitudes -180..180.
+
+    BD-09's offsets apply everywhere (it has no China box), so near a pole or the antimeridian a converted point
+    lands a few thousandths of a degree off the globe (lat -90.0055 from bd09 at -90), which PostGIS refuses and
+    which no phone can show. Latitude is clamped at the pole; longitude wraps around the antimeridian."""
+    lat = min(90.0, max(-90.0, lat))
+    if not -180.0 <= lon <= 180.0:
+        lon = (lon + 180.0) % 360.0 - 180.0
+    return lat, lon
+
+
 def to_wgs84(lat: float, lon: float, crs: Crs) -> tuple[float, float]:
     """Convert a point a phone sent in `crs` to WGS-84 (on the way in)."""
     match crs:
         case Crs.WGS84:
             return lat, lon
         case Crs.GCJ02:
-            return gcj02_to_wgs84(lat, lon)
+            return on_the_globe(*gcj02_to_wgs84(lat, lon))
         case Crs.BD09:
-            return bd09_to_wgs84(lat, lon)
+            return on_the_globe(*bd09_to_wgs84(lat, lon))
     # Reachable only when a caller passes a plain string that is not a member (StrEnum compares by value).
     raise ValueError(f"unknown coordinate system: {crs!r}")
 
@@ -180,7 +193,7 @@ def from_wgs84(lat: float, lon: float, crs: Crs) -> tuple[float, float]:
         case Crs.WGS84:
             return lat, lon
         case Crs.GCJ02:
-            return wgs84_to_gcj02(lat, lon)
+            return on_the_globe(*wgs84_to_gcj02(lat, lon))
         case Crs.BD09:
-            return wgs84_to_bd09(lat, lon)
+            return on_the_globe(*wgs84_to_bd09(lat, lon))
     raise ValueError(f"unknown coordinate system: {crs!r}")

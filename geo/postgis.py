@@ -10,7 +10,22 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["geography_point_sql"]
+__all__ = ["KNN_WITHOUT_INDEX_ORDER", "geography_point_sql", "is_knn_order_error", "point_ewkt", "stored_point"]
+
+DECIMALS = 7  # ~1 cm: points are stored at this precision; more digits are GPS noise
+
+# PostGIS's geography KNN (`<->` through the GiST index) can fail with "index returned tuples in wrong order" when
+# the query point and a stored point are (nearly) the same place: its index-side lower bound then exceeds the
+# exact distance by a rounding error (reproduced on PostGIS 3 / PostgreSQL 15 at (1e-15, 0) against (0, 0), and at
+# (45, -180) against (45, 179.9999999)). Points are stored and queried in one spelling at 7 decimals, which avoids
+# most cases; what remains is rerun with the index ordering off (the planner then filters through the index and
+# sorts by the exact distance: the same answer, a little slower, only on these rare queries).
+KNN_WITHOUT_INDEX_ORDER = "SET LOCAL enable_indexscan = off"
+
+
+def is_knn_order_error(exc: BaseException) -> bool:
+    return "index returned tuples in wrong order" in str(exc)
+
 
 # A bind placeholder (asyncpg `$1`, SQLAlchemy `:lon`, psycopg `%(lon)s`) or a column reference (`p.lon`), with an
 # optional cast. Anything else is refused, so a coordinate value can never be formatted into the SQL text.
@@ -27,3 +42,28 @@ def geography_point_sql(lon_param: str, lat_param: str) -> str:
         if not _OPERAND.fullmatch(operand):
             raise ValueError(f"{name} must be a bind placeholder or a column reference, got {operand!r}")
     return f"ST_SetSRID(ST_MakePoint({lon_param}, {lat_param}), 4326)::geography"
+
+
+def stored_point(lat: float, lon: float) -> tuple[float, float]:
+    """A point as we store and query it: 7 decimals, and one spelling for places that have several (longitude
+    180 is -180; at a pole every longitude is 0; -0.0 is 0.0). PostGIS's geography KNN breaks ("index returned
+    tuples in wrong order") when a query point and a stored point are the same place spelled differently or
+    1e-15 degrees apart; with one spelling they are equal or at least 1e-7 degrees apart."""
+    lat, lon = round(lat, DECIMALS) + 0.0, round(lon, DECIMALS) + 0.0
+    if lon == 180.0:
+        lon = -180.0
+    if abs(lat) == 90.0:
+        lon = 0.0
+    return lat, lon
+
+
+def point_ewkt(lat: float, lon: float) -> str:
+    """A point as a value for a geography column (extended WKT, longitude first), in its stored spelling.
+
+    >>> point_ewkt(31.2304, 121.4737)
+    'SRID=4326;POINT(121.4737 31.2304)'
+    """
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        raise ValueError(f"not a WGS-84 point: lat {lat!r}, lon {lon!r}")
+    lat, lon = stored_point(lat, lon)
+    return f"SRID=4326;POINT({lon!r} {lat!r})"

@@ -8,9 +8,11 @@ from uuid import UUID
 
 import msgspec
 
-from mobile_contract.base import Request, Response
+from mobile_contract.base import NO_NUL, SINGLE_LINE, Request, Response
 
-DeviceId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, description="stable per app install")]
+DeviceId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=128, pattern=SINGLE_LINE, description="stable per app install")
+]
 
 
 class Role(enum.StrEnum):
@@ -31,13 +33,13 @@ class DataScope(enum.StrEnum):
 
 
 class TokenRequest(Request):
-    username: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=SINGLE_LINE)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024, pattern=NO_NUL)]
     device_id: DeviceId
 
 
 class RefreshRequest(Request):
-    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=512, pattern=SINGLE_LINE)]
     device_id: DeviceId
 
 

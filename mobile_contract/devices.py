@@ -21,7 +21,7 @@ from uuid import UUID
 import msgspec
 
 from mobile_contract.auth import DeviceId
-from mobile_contract.base import Request, Response
+from mobile_contract.base import SINGLE_LINE, Request, Response
 
 
 class Platform(enum.StrEnum):
@@ -37,10 +37,11 @@ class DeviceRegister(Request):
         msgspec.Meta(
             min_length=1,
             max_length=4096,
+            pattern=SINGLE_LINE,
             description="iOS: the APNs device token as hex digits; Android: the FCM registration token",
         ),
     ]
-    app_version: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    app_version: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=SINGLE_LINE)]
 
 
 class Device(Response):

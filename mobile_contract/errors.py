@@ -47,6 +47,48 @@ class ErrorCode(enum.StrEnum):
     INTERNAL_ERROR = "internal_error"  # a bug on our side; retry later
 
 
+STATUS: dict[ErrorCode, int] = {
+    ErrorCode.VALIDATION_FAILED: 422,
+    ErrorCode.BODY_TOO_LARGE: 413,
+    ErrorCode.INVALID_CURSOR: 400,
+    ErrorCode.UNKNOWN_MUTATION: 422,
+    ErrorCode.RESYNC_REQUIRED: 410,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.NOT_AUTHENTICATED: 401,
+    ErrorCode.TOKEN_INVALID: 401,
+    ErrorCode.TOKEN_EXPIRED: 401,
+    ErrorCode.INVALID_CREDENTIALS: 401,
+    ErrorCode.REFRESH_TOKEN_INVALID: 401,
+    ErrorCode.REFRESH_TOKEN_REUSED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.IDEMPOTENCY_CONFLICT: 409,
+    ErrorCode.POSSIBLE_DUPLICATE: 409,
+    ErrorCode.VISIT_ALREADY_CLOSED: 409,
+    ErrorCode.GOAL_NOT_MET: 422,
+    ErrorCode.INVALID_TRANSITION: 409,
+    ErrorCode.OUTSIDE_SERVICE_WINDOW: 422,
+    ErrorCode.VERIFICATION_INCOMPLETE: 409,
+    ErrorCode.CODE_INVALID: 422,
+    ErrorCode.CODE_EXPIRED: 410,
+    ErrorCode.CODE_ATTEMPTS_EXCEEDED: 423,
+    ErrorCode.NOT_ELIGIBLE: 409,
+    ErrorCode.ALREADY_TAKEN: 409,
+    ErrorCode.WORK_ITEM_CLOSED: 409,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorCode.CORRUPT_IMAGE: 422,
+    ErrorCode.INTERNAL_ERROR: 500,
+}
+"""The HTTP status of each code: one mapping, so the status a phone sees never drifts from the code it reads (sync's
+cursor refusals included: every `resync_required` is a 410, whether the cursor is past the tombstone horizon, of
+another user or from the future of a restored database)."""
+
+
+def status_of(code: ErrorCode) -> int:
+    return STATUS[code]
+
+
 class FieldError(Response):
     field: str
     message: str

@@ -9,12 +9,12 @@ from uuid import UUID
 
 import msgspec
 
-from mobile_contract.base import AwareDatetime, LongText, Phone, Request, Response, ShortText
+from mobile_contract.base import NO_CONTROL, SINGLE_LINE, AwareDatetime, LongText, Phone, Request, Response, ShortText
 from mobile_contract.location import Fix, Point, PointIn, Verdict
 
-Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=1000)]
+Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=1000, pattern=NO_CONTROL)]
 Skill = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
-Region = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Region = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=SINGLE_LINE)]
 
 
 class JobStatus(enum.StrEnum):
@@ -118,7 +118,7 @@ class Transition(Request, kw_only=True):
 
 
 class CodeEntry(Request, kw_only=True):
-    code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
+    code: Annotated[str, msgspec.Meta(max_length=6, pattern=r"^[0-9]{6}$")]
     at: AwareDatetime | None = None
 
 
@@ -151,9 +151,7 @@ class DispatchRequest(Request):
 
 class TechnicianProfileIn(Request, kw_only=True):
     skills: Annotated[list[Skill], msgspec.Meta(max_length=50)] = []
-    regions: Annotated[
-        list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]], msgspec.Meta(max_length=20)
-    ] = []
+    regions: Annotated[list[Region], msgspec.Meta(max_length=20)] = []
     daily_cap: Annotated[int, msgspec.Meta(ge=0, le=50)] = 6
     available: bool = True
     location: PointIn | None = None

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from mobile_contract.base import LongText, Phone, Request, Response, ShortText
+from mobile_contract.base import SINGLE_LINE, LongText, Phone, Request, Response, ShortText
 from mobile_contract.location import Point, PointIn, Verdict
 
 
@@ -98,7 +98,7 @@ class PoiDetail(Response):
 
 class ContactIn(Request):
     name: ShortText
-    role: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    role: Annotated[str, msgspec.Meta(max_length=100, pattern=SINGLE_LINE)] | None = None
     phone: Phone | None = None
 
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
 import msgspec
 
-from mobile_contract.base import AwareDatetime, Request, Response
+from mobile_contract.base import SINGLE_LINE, AwareDatetime, Id64, JsonObject, Request, Response
+from mobile_contract.errors import ErrorCode
 
-Cursor = Annotated[str, msgspec.Meta(min_length=1, max_length=512, description="opaque; from the last pull")]
+Cursor = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=512, pattern=SINGLE_LINE, description="opaque; from the last pull")
+]
 
 
 class PullRequest(Request):
@@ -55,15 +58,33 @@ def pull_response_shape(changes: type[msgspec.Struct]) -> type[msgspec.Struct]:
 
 
 class Mutation(Request):
-    id: Annotated[int, msgspec.Meta(ge=1, description="increases per client; the idempotency key")]
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    args: dict[str, Any]
+    """One queued business command, as the engine applies it: every field bounded (ids within int64, a sane
+    `created_at`, args NUL-free, finite and at most 32 deep, see mobile_contract.base)."""
+
+    id: Annotated[Id64, msgspec.Meta(description="increases per client; the idempotency key")]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=SINGLE_LINE)]
+    args: JsonObject
     created_at: AwareDatetime  # when the phone queued it, by the phone's clock
 
 
+class QueuedMutation(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A mutation as the phone sent it, checked one by one against `Mutation` (`screen`): a value the contract
+    refuses (U+0000, an id past int64, a date at the calendar's edge...) refuses that mutation alone, as a
+    `rejected` result, and the mutations behind it still apply. A whole-push 422 would wedge the phone's queue."""
+
+    __checked_as__: ClassVar[type[Request]] = Mutation
+
+    id: Annotated[int, msgspec.Meta(description="increases per client, 1..2^63-1; the idempotency key")]
+    name: Annotated[str, msgspec.Meta(description="1..64 characters")]
+    args: dict[str, Any]
+    created_at: Annotated[datetime, msgspec.Meta(description="RFC 3339 with an offset, between 1970 and 2200")]
+
+
 class PushRequest(Request):
-    client_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128, description="stable per app install")]
-    mutations: Annotated[list[Mutation], msgspec.Meta(max_length=1_000)]
+    client_id: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=128, pattern=SINGLE_LINE, description="stable per app install")
+    ]
+    mutations: Annotated[list[QueuedMutation], msgspec.Meta(max_length=1_000)]
     cursor: Cursor | None = None  # the cursor of the phone's last pull: what it had seen when it edited
 
 
@@ -85,3 +106,15 @@ class MutationResult(Response):
 
 class PushResponse(Response):
     results: list[MutationResult]
+
+
+def screen(queued: QueuedMutation) -> Mutation | MutationResult:
+    """The mutation, bounded; or its refusal, which is answered as that mutation's result."""
+    try:
+        return msgspec.convert(
+            {"id": queued.id, "name": queued.name, "args": queued.args, "created_at": queued.created_at}, Mutation
+        )
+    except msgspec.ValidationError as exc:
+        return MutationResult(
+            id=queued.id, status=MutationStatus.REJECTED, code=ErrorCode.VALIDATION_FAILED.value, detail=str(exc)
+        )

@@ -9,10 +9,10 @@ from uuid import UUID
 
 import msgspec
 
-from mobile_contract.base import AwareDatetime, LongText, Request, Response, ShortText
+from mobile_contract.base import SINGLE_LINE, AwareDatetime, JsonKey, LongText, Request, Response, ShortText
 from mobile_contract.conflicts import Origin, Resolution
 
-FieldKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+FieldKey = Annotated[str, msgspec.Meta(max_length=48, pattern=r"^[a-z][a-z0-9_]{0,47}$")]
 
 
 class CampaignType(enum.StrEnum):
@@ -44,7 +44,7 @@ class FormField(Request):
 class FormSchema(Request):
     """What the BD collects on the visit. Versioned: answers record the version they were given against."""
 
-    version: Annotated[int, msgspec.Meta(ge=1)] = 1
+    version: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     fields: Annotated[list[FormField], msgspec.Meta(max_length=50)] = []
 
 
@@ -63,7 +63,9 @@ class CampaignCreate(Request, kw_only=True):
     offer: Offer | None = None
     starts_at: AwareDatetime
     ends_at: AwareDatetime
-    time_zone: Annotated[str, msgspec.Meta(min_length=1, max_length=64, description="IANA, e.g. Asia/Shanghai")]
+    time_zone: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=64, pattern=SINGLE_LINE, description="IANA, e.g. Asia/Shanghai")
+    ]
 
 
 class Campaign(Response):
@@ -153,8 +155,8 @@ class WorkItemUpdate(Request):
     operations and supervisors reassign it."""
 
     status: Literal["in_progress", "goal_met", "visited_not_met"] | msgspec.UnsetType = msgspec.UNSET
-    notes: Annotated[str, msgspec.Meta(max_length=4000)] | msgspec.UnsetType = msgspec.UNSET
-    answers: Annotated[dict[str, Any], msgspec.Meta(max_length=50)] | msgspec.UnsetType = msgspec.UNSET
+    notes: LongText | msgspec.UnsetType = msgspec.UNSET
+    answers: Annotated[dict[JsonKey, Any], msgspec.Meta(max_length=50)] | msgspec.UnsetType = msgspec.UNSET
     outcome: Outcome | msgspec.UnsetType = msgspec.UNSET
     assignee_id: UUID | msgspec.UnsetType = msgspec.UNSET
 

@@ -16,16 +16,16 @@ from uuid import UUID
 
 import msgspec
 
-from mobile_contract.errors import ErrorCode
+from mobile_contract.errors import ErrorCode, status_of
 
 
 class CursorRefused(Exception):
     """The cursor cannot be served; `code` tells the phone what to do."""
 
-    def __init__(self, code: ErrorCode, status: int, detail: str) -> None:
+    def __init__(self, code: ErrorCode, detail: str) -> None:
         super().__init__(detail)
         self.code = code
-        self.status = status
+        self.status = status_of(code)  # one status per code (mobile_contract/errors.py): resync_required is 410
         self.detail = detail
 
 
@@ -72,10 +72,10 @@ class CursorCodec:
             raise _malformed() from exc
         if owner != user_id:
             raise CursorRefused(
-                ErrorCode.RESYNC_REQUIRED, 409, "This cursor belongs to another user: pull again without a cursor."
+                ErrorCode.RESYNC_REQUIRED, "This cursor belongs to another user: pull again without a cursor."
             )
         return SyncCursor(user_id=owner, base=wire.base, snapshot=wire.snapshot, after=wire.after)
 
 
 def _malformed() -> CursorRefused:
-    return CursorRefused(ErrorCode.INVALID_CURSOR, 400, "This cursor is not one we issued: pull again without it.")
+    return CursorRefused(ErrorCode.INVALID_CURSOR, "This cursor is not one we issued: pull again without it.")

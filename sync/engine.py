@@ -106,13 +106,12 @@ async def pull(
     if previous is not None and previous.base > 0 and horizon is not None and previous.base < horizon:
         raise CursorRefused(
             ErrorCode.RESYNC_REQUIRED,
-            410,
             "This cursor is older than the removals we still keep: pull again without a cursor and replace "
             "the synced data with the answer.",
         )
     if previous is not None and previous.snapshot > xmin:
         raise CursorRefused(
-            ErrorCode.RESYNC_REQUIRED, 409, "This cursor is from the future of this database: pull without one."
+            ErrorCode.RESYNC_REQUIRED, "This cursor is from the future of this database: pull without one."
         )
     snapshot = previous.snapshot if previous is not None and previous.after is not None else xmin
     changes = [row for row in rows if row["xid"] is not None]

@@ -17,6 +17,7 @@ from backend.auth.passwords import hash_password
 from backend.auth.service import DEFAULT_SCOPE_BY_ROLE
 from backend.db.engine import Database
 from backend.pois.models import Poi
+from geo.postgis import point_ewkt
 from mobile_contract.auth import Role
 from sync.feed import Change, record_changes
 
@@ -130,7 +131,7 @@ class Factory:
                     name=name or f"Shop {next(_counter)}",
                     category=category,
                     address="1 Test Rd",
-                    location=f"SRID=4326;POINT({lon} {lat})",
+                    location=point_ewkt(lat, lon),
                     geofence_radius_m=radius_m,
                     geofence=f"SRID=4326;{polygon_wkt}" if polygon_wkt else None,
                     holder_id=holder_id,

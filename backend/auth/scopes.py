@@ -9,9 +9,12 @@ compiled once and reused for every caller with the same scope kind (see pois/que
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import ColumnElement, bindparam, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from backend.auth.models import Team, User
@@ -51,3 +54,21 @@ def visible_to(scope: DataScope, user_column: ColumnElement[Any] | InstrumentedA
 
 def scope_params(principal: Principal) -> dict[str, Any]:
     return {CALLER_ID: principal.user_id, CALLER_TEAM_ID: principal.team_id}
+
+
+async def users_in_scope(
+    session: AsyncSession, principal: Principal, user_ids: Iterable[UUID], *, active_only: bool = False
+) -> set[UUID]:
+    """Which of these users the caller's data scope covers, in the caller's tenant (and, if asked, still active):
+    the one answer to "is this person mine to manage" for reassigning, dispatching and reviewing."""
+    wanted = list(set(user_ids))
+    if not wanted:
+        return set()
+    statement = select(User.id).where(
+        User.tenant_id == principal.tenant_id,
+        User.id.in_(wanted),
+        visible_to(effective_scope(principal), User.id),
+    )
+    if active_only:
+        statement = statement.where(User.is_active.is_(True))
+    return set(await session.scalars(statement, scope_params(principal)))

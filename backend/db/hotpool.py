@@ -19,6 +19,8 @@ from typing import Any
 
 import asyncpg
 
+from geo.postgis import KNN_WITHOUT_INDEX_ORDER, is_knn_order_error
+
 log = logging.getLogger("groundwork.db")
 
 Connect = Callable[[], Coroutine[Any, Any, asyncpg.Connection]]
@@ -51,6 +53,28 @@ class HotPool:
             rows: list[asyncpg.Record] = await connection.fetch(query, *args)
         except asyncpg.PostgresError:
             self._release(connection)  # the server refused the statement; the connection is fine
+            raise
+        except BaseException:
+            self._replace(connection)
+            raise
+        self._release(connection)
+        return rows
+
+    async def fetch_knn(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        """`fetch` for a nearest-first (`<->`) query: rerun without the index ordering when PostGIS's KNN fails
+        on a query point that (nearly) coincides with a stored one (geo.postgis.is_knn_order_error)."""
+        try:
+            return await self.fetch(query, *args)
+        except asyncpg.PostgresError as exc:
+            if not is_knn_order_error(exc):
+                raise
+        connection = await self._acquire()
+        try:
+            async with connection.transaction(readonly=True):
+                await connection.execute(KNN_WITHOUT_INDEX_ORDER)
+                rows: list[asyncpg.Record] = await connection.fetch(query, *args)
+        except asyncpg.PostgresError:
+            self._release(connection)
             raise
         except BaseException:
             self._replace(connection)

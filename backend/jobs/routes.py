@@ -12,9 +12,11 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
+from backend.coordinates import point_to_wgs84
 from backend.errors import problems
 from backend.jobs import service
 from mobile_contract import jobs as wire
+from mobile_contract.location import CrsName
 
 StepName = Literal[
     "pool",
@@ -67,6 +69,7 @@ class JobController(Controller):
         radius_m: Annotated[float, Parameter(gt=0.0, le=100_000.0)] = 20_000.0,
         limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
     ) -> list[wire.PoolJob]:
+        lat, lon = point_to_wgs84(lat, lon, CrsName.WGS84)  # rounded as stored: see point_to_wgs84 (KNN)
         return await service.pool_nearby(session, principal, lat, lon, radius_m, limit)
 
     @get("/{job_id:uuid}", operation_id="getJob", responses=problems(401, 404), summary="A job with its audit trail")

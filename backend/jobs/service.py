@@ -20,6 +20,7 @@ from uuid import UUID
 import msgspec
 from sqlalchemy import Float, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.models import User
@@ -32,6 +33,7 @@ from backend.push.service import notify_users
 from backend.settings import get_settings
 from backend.visits.service import action_time, judge_claim
 from geo.fence import CircleFence
+from geo.postgis import KNN_WITHOUT_INDEX_ORDER, is_knn_order_error, point_ewkt
 from mobile_contract import jobs as wire
 from mobile_contract.auth import Role
 from mobile_contract.errors import ErrorCode
@@ -158,7 +160,7 @@ async def create_job(session: AsyncSession, principal: Principal, data: wire.Job
             customer_name=data.customer_name,
             customer_phone=data.customer_phone,
             address=data.address,
-            location=f"SRID=4326;POINT({data.location.lon} {data.location.lat})",
+            location=point_ewkt(data.location.lat, data.location.lon),
             geofence_radius_m=data.geofence_radius_m,
             region=data.region,
             required_skills=sorted(set(data.required_skills)),
@@ -335,20 +337,27 @@ async def pool_nearby(
     session: AsyncSession, principal: Principal, lat: float, lon: float, radius_m: float, limit: int
 ) -> list[wire.PoolJob]:
     """Open jobs nearest the technician (KNN on the pooled jobs' partial GiST index)."""
-    rows = (
-        await session.execute(
-            text(
-                """
-                WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography AS g)
-                SELECT jobs.id, jobs.location <-> here.g AS distance_m FROM jobs, here
-                WHERE jobs.tenant_id = :tenant_id AND jobs.status = 'pooled'
-                  AND ST_DWithin(jobs.location, here.g, :radius, false)
-                ORDER BY jobs.location <-> here.g, jobs.id LIMIT :limit
-                """
-            ),
-            {"lon": lon, "lat": lat, "tenant_id": principal.tenant_id, "radius": radius_m, "limit": limit},
-        )
-    ).all()
+    statement = text(
+        """
+        WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography AS g)
+        SELECT jobs.id, jobs.location <-> here.g AS distance_m FROM jobs, here
+        WHERE jobs.tenant_id = :tenant_id AND jobs.status = 'pooled'
+          AND ST_DWithin(jobs.location, here.g, :radius, false)
+        ORDER BY jobs.location <-> here.g, jobs.id LIMIT :limit
+        """
+    )
+    params = {"lon": lon, "lat": lat, "tenant_id": principal.tenant_id, "radius": radius_m, "limit": limit}
+    try:
+        async with session.begin_nested():
+            rows = (await session.execute(statement, params)).all()
+    except DBAPIError as exc:
+        if not is_knn_order_error(exc):
+            raise
+        # PostGIS's KNN on a point that (nearly) coincides with a job's: see geo.postgis.KNN_WITHOUT_INDEX_ORDER.
+        async with session.begin_nested():
+            await session.execute(text(KNN_WITHOUT_INDEX_ORDER))
+            rows = (await session.execute(statement, params)).all()
+            await session.execute(text("RESET enable_indexscan"))  # the rest of the request keeps its indexes
     loaded = await load_wire(session, principal.tenant_id, [r.id for r in rows])
     return [wire.PoolJob(job=loaded[r.id], distance_m=round(r.distance_m, 1)) for r in rows]
 
@@ -792,7 +801,7 @@ async def set_profile(
         "available": data.available,
     }
     if data.location is not None:
-        values["location"] = f"SRID=4326;POINT({data.location.lon} {data.location.lat})"
+        values["location"] = point_ewkt(data.location.lat, data.location.lon)
         values["location_at"] = datetime.now(UTC)
     statement = insert(TechnicianProfile).values(user_id=user_id, **values)
     await session.execute(statement.on_conflict_do_update(index_elements=["user_id"], set_=values))

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-import msgspec
 from litestar import Controller, Request, Response, get, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
@@ -19,12 +18,13 @@ from litestar.params import FromPath, FromQuery, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
-from backend.coordinates import point_out
+from backend.coordinates import answer_in
 from backend.errors import DomainError, problems
 from backend.media import service
 from backend.media.images import CONTENT_TYPES
 from backend.media.storage import PhotoStore, local_store
 from backend.settings import Settings
+from mobile_contract.base import SINGLE_LINE
 from mobile_contract.errors import ErrorCode
 from mobile_contract.location import CrsName
 from mobile_contract.media import PhotoPage, PhotoView
@@ -56,15 +56,7 @@ async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
         async for chunk in request.stream():
             yield chunk
     except InternalServerException as exc:  # raised by stream() only for a disconnect or a consumed stream
-        raise DomainError(ErrorCode.VALIDATION_FAILED, 400, "The upload ended before the whole body arrived.") from exc
-
-
-def _in_crs(photo: PhotoView, crs: CrsName) -> PhotoView:
-    location = photo.exif.location
-    if crs is CrsName.WGS84 or location is None:
-        return photo
-    exif = msgspec.structs.replace(photo.exif, location=point_out(location.lat, location.lon, crs))
-    return msgspec.structs.replace(photo, exif=exif)
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "The upload ended before the whole body arrived.") from exc
 
 
 class PhotoController(Controller):
@@ -118,7 +110,7 @@ class PhotoController(Controller):
             received_at=received_at,
         )
         await session.commit()
-        return Response(_in_crs(photo, crs), status_code=201 if created else 200)
+        return Response(answer_in(photo, crs), status_code=201 if created else 200)
 
     @get("/photos/{photo_id:uuid}", operation_id="getPhoto", responses=problems(401, 404), summary="A photo's details")
     async def get_photo(
@@ -128,7 +120,7 @@ class PhotoController(Controller):
         session: NamedDependency[AsyncSession],
         crs: FromQuery[CrsName] = CrsName.WGS84,
     ) -> PhotoView:
-        return _in_crs(await service.get_photo(session, principal, photo_id), crs)
+        return answer_in(await service.get_photo(session, principal, photo_id), crs)
 
     @get(
         "/photos/{photo_id:uuid}/content",
@@ -161,8 +153,8 @@ class PhotoController(Controller):
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200)] = None,
+        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200, pattern=SINGLE_LINE)] = None,
         crs: FromQuery[CrsName] = CrsName.WGS84,
     ) -> PhotoPage:
         page = await service.list_job_photos(session, principal, job_id, limit=limit, cursor=cursor)
-        return msgspec.structs.replace(page, items=[_in_crs(photo, crs) for photo in page.items])
+        return answer_in(page, crs)

@@ -21,9 +21,21 @@ from backend.deps import provide_principal
 from backend.errors import problems
 from backend.offline import watermelon
 from backend.offline.registry import SyncRegistry
-from mobile_contract.sync import PullRequest, PushRequest, PushResponse, changes_shape, pull_response_shape
+from mobile_contract.base import SINGLE_LINE
+from mobile_contract.sync import (
+    Mutation,
+    PullRequest,
+    PushRequest,
+    PushResponse,
+    changes_shape,
+    pull_response_shape,
+    screen,
+)
 from sync import engine
 from sync.cursor import CursorCodec, CursorRefused
+
+# WatermelonDB sends its last timestamp as a number, or `null`/`undefined`; the value is range-checked when parsed.
+LastPulledAt = Annotated[str, Parameter(max_length=32, pattern=SINGLE_LINE, description="`null` on the first sync")]
 
 
 def base_xid_of(codec: CursorCodec, cursor: str | None, principal: Principal) -> int | None:
@@ -57,7 +69,7 @@ def sync_controller(registry: SyncRegistry) -> type[Controller]:
             "/pull",
             operation_id="syncPull",
             status_code=200,
-            responses=problems(401, 409),
+            responses=problems(400, 401, 410),
             summary="Changes of everything in the caller's scope since the cursor, collapsed per record, paged",
         )
         async def pull(self, data: JSONBody[PullRequest], request: Request[Any, Any, State]) -> PullResponse:
@@ -96,7 +108,10 @@ def sync_controller(registry: SyncRegistry) -> type[Controller]:
             database: NamedDependency[Database],
             request: Request[Any, Any, Any],
         ) -> PushResponse:
-            results = await engine.push(
+            # Each mutation is bounded on its own: one the contract refuses is answered `rejected` here (it cannot
+            # be stored as sent), and the rest go to the engine in their order.
+            screened = [screen(queued) for queued in data.mutations]
+            applied = await engine.push(
                 sessions=database.sessions,
                 registry=registry,
                 actor=principal,
@@ -104,15 +119,16 @@ def sync_controller(registry: SyncRegistry) -> type[Controller]:
                 user_id=principal.user_id,
                 client_id=data.client_id,
                 base_xid=base_xid_of(request.app.state.cursors, data.cursor, principal),
-                mutations=data.mutations,
+                mutations=[m for m in screened if isinstance(m, Mutation)],
                 received_at=datetime.now(UTC),
             )
-            return PushResponse(results=results)
+            results = iter(applied)
+            return PushResponse(results=[next(results) if isinstance(m, Mutation) else m for m in screened])
 
         @get(
             "/watermelon",
             operation_id="watermelonPull",
-            responses=problems(401, 409),
+            responses=problems(400, 401, 410),
             summary="WatermelonDB pullChanges: the same feed as rows of the app's tables (sendCreatedAsUpdated)",
         )
         async def watermelon_pull(
@@ -120,9 +136,9 @@ def sync_controller(registry: SyncRegistry) -> type[Controller]:
             principal: NamedDependency[Principal],
             database: NamedDependency[Database],
             request: Request[Any, Any, Any],
-            last_pulled_at: Annotated[str, Parameter(max_length=32, description="`null` on the first sync")] = "null",
+            last_pulled_at: LastPulledAt = "null",
             schema_version: Annotated[int, Parameter(ge=1, le=10_000)] = 1,
-            migration: Annotated[str | None, Parameter(max_length=10_000)] = None,
+            migration: Annotated[str | None, Parameter(max_length=10_000, pattern=SINGLE_LINE)] = None,
         ) -> watermelon.PullAnswer:
             return await watermelon.pull(
                 database,
@@ -144,9 +160,11 @@ def sync_controller(registry: SyncRegistry) -> type[Controller]:
             data: JSONBody[watermelon.PushBody],
             principal: NamedDependency[Principal],
             database: NamedDependency[Database],
-            last_pulled_at: Annotated[str, Parameter(max_length=32)] = "null",
+            last_pulled_at: LastPulledAt = "null",
         ) -> dict[str, Any]:
-            await watermelon.push(database, registry, principal, data, watermelon.parse_last_pulled_at(last_pulled_at))
+            # A push never fails over its base (the queue must flow): an unusable one counts as having seen nothing.
+            base = watermelon.parse_last_pulled_at(last_pulled_at, lenient=True)
+            await watermelon.push(database, registry, principal, data, base)
             return {}
 
     return SyncController

@@ -39,13 +39,15 @@ from backend.db.engine import Database
 from backend.errors import DomainError
 from backend.offline.models import WatermelonPull, WatermelonRemoval
 from backend.offline.registry import SyncRegistry, WatermelonTable
-from mobile_contract.base import Request, Response
+from mobile_contract.base import EARLIEST, INT64_MAX, LATEST, Request, Response, json_problem, moment_problem
 from mobile_contract.errors import ErrorCode
 from mobile_contract.sync import Mutation
 from sync import engine
 from sync.cursor import CursorCodec, SyncCursor
 
 PAGE = 5_000
+_EARLIEST_MS = EARLIEST.timestamp() * 1000
+_LATEST_MS = LATEST.timestamp() * 1000
 
 
 class TableChanges(Response):
@@ -69,10 +71,14 @@ class PushBody(Request):
     changes: dict[str, TableChangesIn]
 
 
-def parse_last_pulled_at(value: str) -> int | None:
+def parse_last_pulled_at(value: str, *, lenient: bool = False) -> int | None:
+    """WatermelonDB's `lastPulledAt`: a timestamp we sent (an xid, within int64), or null. A pull refuses anything
+    else; a push (`lenient`) takes it as null, since a refused push is retried by WatermelonDB forever."""
     if value in ("null", "undefined", "", "0"):
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > INT64_MAX:
+        if lenient:
+            return None
         raise DomainError(
             ErrorCode.INVALID_CURSOR, 400, "last_pulled_at must be a timestamp we sent, or null: sync from scratch."
         )
@@ -88,14 +94,16 @@ def ms(moment: datetime | None) -> int | None:
 
 
 def as_iso(ms: Any) -> Any:
-    """Milliseconds to RFC 3339; anything else is passed on for the mutation's validation to refuse."""
-    if isinstance(ms, int | float) and not isinstance(ms, bool):
-        return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
-    return ms
+    """Milliseconds to RFC 3339; anything else (or a time outside the contract's range, such as 1e20 ms) is passed
+    on as sent, for the mutation's validation to refuse."""
+    moment = as_datetime(ms)
+    return moment.isoformat() if moment is not None else ms
 
 
 def as_datetime(ms: Any) -> datetime | None:
-    if isinstance(ms, int | float) and not isinstance(ms, bool):
+    """Milliseconds since the epoch as a datetime, or None when it is not a number within the contract's range
+    (checked before converting: datetime.fromtimestamp raises past year 9999)."""
+    if isinstance(ms, int | float) and not isinstance(ms, bool) and _EARLIEST_MS <= ms <= _LATEST_MS:
         return datetime.fromtimestamp(ms / 1000, UTC)
     return None
 
@@ -123,10 +131,17 @@ def json_column(value: Any) -> Any:
 
 def watermelon_mutation(name: str, args: dict[str, Any], created_at: Any, edit: bytes) -> Mutation:
     """A mutation for one queued edit: `edit` names it (the device, the push's last_pulled_at, the row), so the
-    same push sent twice is a replay and the same value sent in a later sync is a new edit."""
+    same push sent twice is a replay and the same value sent in a later sync is a new edit.
+
+    Args the contract refuses (U+0000, nested too deep, numbers out of range) cannot even be stored as sent: they
+    are kept whole as JSON text, in args that the mutation's validation refuses, so the row is stored as a
+    `rejected` result and the rows behind it still apply."""
     digest = hashlib.sha256(edit + b"\0" + msgspec.json.encode([name, args])).digest()
     mutation_id = int.from_bytes(digest[:8], "big") >> 1 or 1  # positive, fits a bigint
-    when = created_at if isinstance(created_at, datetime) else datetime.now(UTC)
+    when = created_at if isinstance(created_at, datetime) and moment_problem(created_at) is None else datetime.now(UTC)
+    problem = json_problem(args)
+    if problem is not None:
+        args = {"refused": problem, "sent": msgspec.json.encode(args).decode()}  # JSON text escapes U+0000
     return Mutation(id=mutation_id, name=name, args=args, created_at=when)
 
 

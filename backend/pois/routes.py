@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -13,11 +12,12 @@ from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
-from backend.coordinates import point_to_wgs84
+from backend.coordinates import answer_in, point_to_wgs84, request_in_wgs84
 from backend.deps import provide_principal
 from backend.errors import problems
 from backend.pois import service
-from mobile_contract.location import CrsName, PointIn
+from mobile_contract.base import SINGLE_LINE
+from mobile_contract.location import CrsName
 from mobile_contract.pois import NearbyPage, PoiCreate, PoiDetail, PoolFilter
 
 CrsParam = Annotated[CrsName, Parameter(description="Coordinate system of lat/lon in and out")]
@@ -44,8 +44,10 @@ class PoiController(Controller):
             PoolFilter.ALL
         ),
         category: Annotated[str | None, Parameter(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")] = None,
-        q: Annotated[str | None, Parameter(min_length=1, max_length=100, description="Part of the name")] = None,
-        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200)] = None,
+        q: Annotated[
+            str | None, Parameter(min_length=1, max_length=100, pattern=SINGLE_LINE, description="Part of the name")
+        ] = None,
+        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200, pattern=SINGLE_LINE)] = None,
         crs: CrsParam = CrsName.WGS84,
     ) -> NearbyPage:
         lat, lon = point_to_wgs84(lat, lon, crs)
@@ -58,13 +60,12 @@ class PoiController(Controller):
             category=category,
             name=q.strip() or None if q else None,
             cursor=cursor,
-            crs=crs,
         )
         # The hottest route resolves no dependencies: authentication is the same function the `principal`
         # dependency runs, called directly, which saves Litestar's dependency machinery (~100-200 us a request,
         # measured in bench/).
         principal = provide_principal(request)
-        return await service.nearby(request.app.state.database.hot, principal, search)
+        return answer_in(await service.nearby(request.app.state.database.hot, principal, search), crs)
 
     @get(
         "/{poi_id:uuid}",
@@ -79,7 +80,7 @@ class PoiController(Controller):
         session: NamedDependency[AsyncSession],
         crs: CrsParam = CrsName.WGS84,
     ) -> PoiDetail:
-        return await service.get_detail(session, principal, poi_id, crs)
+        return answer_in(await service.get_detail(session, principal, poi_id), crs)
 
     @post(
         "/",
@@ -94,8 +95,6 @@ class PoiController(Controller):
         session: NamedDependency[AsyncSession],
         crs: CrsParam = CrsName.WGS84,
     ) -> Response[PoiDetail]:
-        lat, lon = point_to_wgs84(data.location.lat, data.location.lon, crs)
-        data = msgspec.structs.replace(data, location=PointIn(lat=lat, lon=lon))
-        detail, created = await service.create(session, principal, data, crs)
+        detail, created = await service.create(session, principal, request_in_wgs84(data, crs))
         await session.commit()
-        return Response(detail, status_code=201 if created else 200)
+        return Response(answer_in(detail, crs), status_code=201 if created else 200)

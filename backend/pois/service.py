@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.models import User
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
-from backend.coordinates import point_out, stored_degrees
 from backend.db.hotpool import HotPool
 from backend.errors import DomainError, forbidden, not_found
 from backend.paging import decode_cursor, encode_cursor
@@ -29,9 +28,10 @@ from backend.pois.queries import NearbyVariant, nearby_params, nearby_query
 from backend.tasks import service as tasks_service
 from backend.tenants.service import load_policy
 from backend.visits.models import Visit
+from geo.postgis import point_ewkt
 from mobile_contract.auth import Role
 from mobile_contract.errors import ErrorCode
-from mobile_contract.location import CrsName, Point, Verdict, VerdictReason, VerdictStatus
+from mobile_contract.location import Point, Verdict, VerdictReason, VerdictStatus
 from mobile_contract.pois import (
     Contact,
     DuplicateCandidate,
@@ -65,7 +65,6 @@ class NearbySearch:
     category: str | None
     name: str | None
     cursor: str | None
-    crs: CrsName  # of the answer's coordinates; the search itself is in WGS-84
 
 
 def _fingerprint(search: NearbySearch) -> str:
@@ -106,14 +105,14 @@ async def nearby(pool: HotPool, principal: Principal, search: NearbySearch) -> N
         name=search.name,
         after=after,
     )
-    rows = await pool.fetch(query.sql, *query.args(params))
+    rows = await pool.fetch_knn(query.sql, *query.args(params))
     items = [
         PoiSummary(
             id=row[0],
             name=row[1],
             category=row[2],
             address=row[3],
-            location=point_out(row[4], row[5], search.crs),
+            location=Point(lat=row[4], lon=row[5]),
             distance_m=round(row[6], 1),
             holder=Holder(user_id=row[7], display_name=row[8]) if row[7] is not None else None,
         )
@@ -135,18 +134,14 @@ _POI_COLUMNS = (
 )
 
 
-async def get_detail(
-    session: AsyncSession, principal: Principal, poi_id: UUID, crs: CrsName = CrsName.WGS84
-) -> PoiDetail:
-    details = await load_details(session, principal, [poi_id], crs)
+async def get_detail(session: AsyncSession, principal: Principal, poi_id: UUID) -> PoiDetail:
+    details = await load_details(session, principal, [poi_id])
     if poi_id not in details:
         raise not_found("merchant")
     return details[poi_id]
 
 
-async def load_details(
-    session: AsyncSession, principal: Principal, poi_ids: Sequence[UUID], crs: CrsName = CrsName.WGS84
-) -> dict[UUID, PoiDetail]:
+async def load_details(session: AsyncSession, principal: Principal, poi_ids: Sequence[UUID]) -> dict[UUID, PoiDetail]:
     """Merchant views of the caller's tenant, a few queries for any number of merchants (sync sends thousands)."""
     if not poi_ids:
         return {}
@@ -182,8 +177,8 @@ async def load_details(
             category=poi.category,
             address=poi.address,
             phone=poi.phone,
-            location=point_out(mapping["lat"], mapping["lon"], crs),
-            geofence=Geofence(radius_m=radius, polygon=_polygon_points(mapping["geofence_json"], crs)),
+            location=Point(lat=mapping["lat"], lon=mapping["lon"]),
+            geofence=Geofence(radius_m=radius, polygon=_polygon_points(mapping["geofence_json"])),
             holder=Holder(user_id=poi.holder_id, display_name=row[1] or "") if poi.holder_id else None,
             claimed_at=poi.claimed_at,
             created_at=poi.created_at,
@@ -206,11 +201,11 @@ async def load_details(
     return details
 
 
-def _polygon_points(geojson: dict[str, Any] | None, crs: CrsName) -> list[Point] | None:
+def _polygon_points(geojson: dict[str, Any] | None) -> list[Point] | None:
     if not geojson:
         return None
     exterior = geojson["coordinates"][0]
-    return [point_out(lat, lon, crs) for lon, lat in exterior]
+    return [Point(lat=lat, lon=lon) for lon, lat in exterior]
 
 
 async def _recent_visits(
@@ -284,14 +279,12 @@ def _request_hash(data: PoiCreate) -> str:
     return hashlib.sha256(msgspec.json.encode(identity)).hexdigest()
 
 
-async def create(
-    session: AsyncSession, principal: Principal, data: PoiCreate, crs: CrsName = CrsName.WGS84
-) -> tuple[PoiDetail, bool]:
+async def create(session: AsyncSession, principal: Principal, data: PoiCreate) -> tuple[PoiDetail, bool]:
     """Add a merchant. Returns the merchant view and whether it was created now (False: an idempotent replay)."""
     if not principal.has_role(*CAN_ADD_MERCHANTS):
         raise forbidden("Your role cannot add merchants.")
     request_hash = _request_hash(data)
-    replay = await _replay_create(session, principal, data, request_hash, crs)
+    replay = await _replay_create(session, principal, data, request_hash)
     if replay is not None:
         return replay, False
     if not data.confirm_new:
@@ -314,7 +307,7 @@ async def create(
             category=data.category,
             address=data.address.strip(),
             phone=data.phone,
-            location=f"SRID=4326;POINT({stored_degrees(data.location.lon)} {stored_degrees(data.location.lat)})",
+            location=point_ewkt(data.location.lat, data.location.lon),
             holder_id=principal.user_id,  # whoever finds a merchant holds it as their lead
             claimed_at=datetime.now(UTC),
             source="field",
@@ -326,7 +319,7 @@ async def create(
     )
     if inserted is None:
         # A concurrent request with the same id won the race: answer as a replay of it.
-        replay = await _replay_create(session, principal, data, request_hash, crs)
+        replay = await _replay_create(session, principal, data, request_hash)
         if replay is None:  # pragma: no cover - the row exists, so _replay_create returns or raises
             raise not_found("merchant")
         return replay, False
@@ -344,17 +337,17 @@ async def create(
         )
     await record_changes(session, principal.tenant_id, [Change(principal.user_id, "pois", data.id)])
     await session.flush()
-    return await get_detail(session, principal, data.id, crs), True
+    return await get_detail(session, principal, data.id), True
 
 
 async def _replay_create(
-    session: AsyncSession, principal: Principal, data: PoiCreate, request_hash: str, crs: CrsName
+    session: AsyncSession, principal: Principal, data: PoiCreate, request_hash: str
 ) -> PoiDetail | None:
     existing = await session.scalar(select(Poi).where(Poi.id == data.id))
     if existing is None:
         return None
     if existing.tenant_id == principal.tenant_id and existing.create_request_hash == request_hash:
-        return await get_detail(session, principal, data.id, crs)
+        return await get_detail(session, principal, data.id)
     raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, 409, "This merchant id was already used with different content.")
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.tokens import Principal
 from backend.errors import problems
 from backend.push import service
+from mobile_contract.base import SINGLE_LINE
 from mobile_contract.devices import Device, DeviceRegister
 
 
@@ -43,7 +44,7 @@ class DeviceController(Controller):
     )
     async def unregister(
         self,
-        device_id: Annotated[str, Parameter(min_length=1, max_length=128)],
+        device_id: Annotated[str, Parameter(min_length=1, max_length=128, pattern=SINGLE_LINE)],
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
     ) -> None:

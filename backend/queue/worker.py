@@ -19,7 +19,8 @@ import random
 import signal
 import socket
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -29,7 +30,8 @@ from sqlalchemy.exc import DBAPIError
 
 from backend.db.engine import Database
 from backend.queue.models import BackgroundJob
-from backend.queue.service import Job, PermanentFailure, Registry, RetryLater
+from backend.queue.scheduler import Periodic, Scheduler
+from backend.queue.service import Handler, Job, PermanentFailure, Registry, RetryLater
 from backend.settings import Settings
 
 log = logging.getLogger("groundwork.queue")
@@ -221,32 +223,38 @@ async def run_due(
     return await worker.run_due(limit, now=now, tenant_id=tenant_id)
 
 
-async def serve(settings: Settings, *, concurrency: int = 8) -> None:
-    """`groundwork worker`: run every kind of job, and the domains' periodic work (listed in backend/app.py), until
-    SIGINT or SIGTERM. Every kind is registered here. Both loops stop on the same signal, each after finishing what
-    it has in hand."""
-    from backend.app import PERIODIC
-    from backend.push.apns import ApnsSettings, PushDelivery
-    from backend.push.service import DELIVER
-    from backend.queue.scheduler import Scheduler
+# A domain's queue handlers, for as long as a worker runs (they may hold clients to close): its tasks.py's
+# `handlers(settings)`, listed in backend/app.py.
+HandlerProvider = Callable[[Settings], AbstractAsyncContextManager[dict[str, Handler]]]
 
+
+async def serve(
+    settings: Settings,
+    *,
+    handlers: Sequence[HandlerProvider],
+    periodic: Sequence[Periodic],
+    concurrency: int = 8,
+) -> None:
+    """`groundwork worker`: run every kind of job the domains handle, and their periodic work, until SIGINT or
+    SIGTERM. Both loops stop on the same signal, each after finishing what it has in hand."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     database = await Database.connect(settings)
-    delivery = PushDelivery(ApnsSettings.from_env())
     registry = Registry()
-    registry.register(DELIVER, delivery)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    worker = Worker(database, registry, concurrency=concurrency)
-    scheduler = Scheduler(database, PERIODIC, name=worker.name, poll_interval_s=settings.scheduler_poll_s)
     try:
-        # If either loop dies of a bug, the group cancels the other and the process exits: its supervisor restarts
-        # it, and nothing is lost (an unfinished job or periodic run is due again when its lease ends).
-        async with asyncio.TaskGroup() as group:
-            group.create_task(worker.run_forever(stop))
-            group.create_task(scheduler.run_forever(stop))
+        async with contextlib.AsyncExitStack() as resources:
+            for provide in handlers:
+                for kind, handler in (await resources.enter_async_context(provide(settings))).items():
+                    registry.register(kind, handler)
+            worker = Worker(database, registry, concurrency=concurrency)
+            scheduler = Scheduler(database, list(periodic), name=worker.name, poll_interval_s=settings.scheduler_poll_s)
+            # If either loop dies of a bug, the group cancels the other and the process exits: its supervisor
+            # restarts it, and nothing is lost (an unfinished job or periodic run is due again when its lease ends).
+            async with asyncio.TaskGroup() as group:
+                group.create_task(worker.run_forever(stop))
+                group.create_task(scheduler.run_forever(stop))
     finally:
-        await delivery.close()
         await database.close()

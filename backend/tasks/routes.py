@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.tokens import Principal
 from backend.errors import problems
 from backend.tasks import service
+from mobile_contract.base import SINGLE_LINE
 from mobile_contract.tasks import (
     Campaign,
     CampaignCreate,
@@ -90,7 +91,7 @@ class WorkItemController(Controller):
         status: FromQuery[WorkItemStatus | None] = None,
         assignee_id: FromQuery[UUID | None] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200)] = None,
+        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200, pattern=SINGLE_LINE)] = None,
     ) -> WorkItemPage:
         return await service.list_work_items(
             session,
@@ -123,7 +124,7 @@ class WorkItemController(Controller):
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
-        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200)] = None,
+        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200, pattern=SINGLE_LINE)] = None,
     ) -> HistoryPage:
         return await service.history(session, principal, work_item_id, limit=limit, cursor=cursor)
 

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.models import User
-from backend.auth.scopes import effective_scope, scope_params, visible_to
+from backend.auth.scopes import effective_scope, scope_params, users_in_scope, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
 from backend.paging import decode_cursor, encode_cursor
@@ -743,19 +743,8 @@ async def _reassign(
 ) -> wire.WorkItemUpdated:
     if not principal.has_role(*CAN_REASSIGN):
         raise forbidden("Your role cannot reassign work items.")
-    scope = effective_scope(principal)
-    in_scope = await session.scalar(
-        select(func.count())
-        .select_from(User)
-        .where(
-            User.tenant_id == principal.tenant_id,
-            User.id.in_([item.assignee_id, assignee_id]),
-            User.is_active.is_(True),
-            visible_to(scope, User.id),
-        ),
-        scope_params(principal),
-    )
-    if in_scope != len({item.assignee_id, assignee_id}):
+    both = {item.assignee_id, assignee_id}
+    if await users_in_scope(session, principal, both, active_only=True) != both:
         raise not_found("assignee")
     if item.status not in OPEN_STATUSES:
         raise DomainError(ErrorCode.WORK_ITEM_CLOSED, 409, "A closed work item cannot be reassigned.")

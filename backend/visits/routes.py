@@ -6,34 +6,20 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
-import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
-from backend.coordinates import fix_to_wgs84, point_out
+from backend.coordinates import answer_in, request_in_wgs84
 from backend.errors import problems
 from backend.visits import service
+from mobile_contract.base import SINGLE_LINE
 from mobile_contract.location import CrsName
-from mobile_contract.visits import CheckIn, CheckOut, FixEvidence, Visit, VisitPage
+from mobile_contract.visits import CheckIn, CheckOut, Visit, VisitPage
 
 CrsParam = Annotated[CrsName, Parameter(description="Coordinate system of lat/lon in and out")]
-
-
-def _evidence_in(evidence: FixEvidence, crs: CrsName) -> FixEvidence:
-    return msgspec.structs.replace(evidence, location=point_out(evidence.location.lat, evidence.location.lon, crs))
-
-
-def _visit_in(visit: Visit, crs: CrsName) -> Visit:
-    if crs is CrsName.WGS84:
-        return visit
-    return msgspec.structs.replace(
-        visit,
-        check_in=_evidence_in(visit.check_in, crs),
-        check_out=_evidence_in(visit.check_out, crs) if visit.check_out else None,
-    )
 
 
 class VisitController(Controller):
@@ -54,10 +40,10 @@ class VisitController(Controller):
         crs: CrsParam = CrsName.WGS84,
     ) -> Response[Visit]:
         received_at = datetime.now(UTC)
-        data = msgspec.structs.replace(data, fix=fix_to_wgs84(data.fix, crs))
+        data = request_in_wgs84(data, crs)
         visit, created = await service.check_in(session, principal, data, received_at=received_at)
         await session.commit()
-        return Response(_visit_in(visit, crs), status_code=201 if created else 200)
+        return Response(answer_in(visit, crs), status_code=201 if created else 200)
 
     @post(
         "/{visit_id:uuid}/checkout",
@@ -75,10 +61,10 @@ class VisitController(Controller):
         crs: CrsParam = CrsName.WGS84,
     ) -> Visit:
         received_at = datetime.now(UTC)
-        data = msgspec.structs.replace(data, fix=fix_to_wgs84(data.fix, crs))
+        data = request_in_wgs84(data, crs)
         visit = await service.check_out(session, principal, visit_id, data, received_at=received_at)
         await session.commit()
-        return _visit_in(visit, crs)
+        return answer_in(visit, crs)
 
     @get(
         "/{visit_id:uuid}", operation_id="getVisit", responses=problems(401, 404), summary="One visit with its evidence"
@@ -90,7 +76,7 @@ class VisitController(Controller):
         session: NamedDependency[AsyncSession],
         crs: CrsParam = CrsName.WGS84,
     ) -> Visit:
-        return _visit_in(await service.get_visit(session, principal, visit_id), crs)
+        return answer_in(await service.get_visit(session, principal, visit_id), crs)
 
     @get(
         "/",
@@ -103,10 +89,10 @@ class VisitController(Controller):
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200)] = None,
+        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200, pattern=SINGLE_LINE)] = None,
         poi_id: FromQuery[UUID | None] = None,
         user_id: FromQuery[UUID | None] = None,
         crs: CrsParam = CrsName.WGS84,
     ) -> VisitPage:
         page = await service.list_visits(session, principal, limit=limit, cursor=cursor, poi_id=poi_id, user_id=user_id)
-        return msgspec.structs.replace(page, items=[_visit_in(v, crs) for v in page.items])
+        return answer_in(page, crs)

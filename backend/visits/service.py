@@ -25,6 +25,7 @@ from backend.tasks import service as tasks_service
 from backend.tenants.service import TenantPolicy, load_policy
 from backend.visits.models import Visit
 from geo.fence import CircleFence, Fence, PolygonFence
+from geo.postgis import point_ewkt
 from geo.verdict import Fix, PriorFix, VerdictStatus, judge, trusted_capture_time
 from geo.verdict import Verdict as GeoVerdict
 from mobile_contract import location as wire_location
@@ -163,7 +164,7 @@ def _evidence_columns(
 ) -> dict[str, Any]:
     return {
         f"{prefix}_fix": msgspec.to_builtins(fix),
-        f"{prefix}_location": f"SRID=4326;POINT({fix.lon} {fix.lat})",
+        f"{prefix}_location": point_ewkt(fix.lat, fix.lon),
         f"{prefix}_accuracy_m": fix.accuracy_m,
         f"{prefix}_is_mock": fix.is_mock,
         f"{prefix}_trusted_at": verdict.trusted_captured_at,

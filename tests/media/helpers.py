@@ -19,6 +19,7 @@ from PIL import ExifTags, Image, ImageDraw
 
 from backend.jobs.models import Job
 from geo.distance import destination
+from geo.postgis import point_ewkt
 from tests.factories import Factory, FieldUser
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -47,7 +48,7 @@ async def make_job(
                 customer_name="Chen Hui",
                 customer_phone="+86 138 0000 1234",
                 address="88 Huaihai Middle Rd",
-                location=f"SRID=4326;POINT({site[1]} {site[0]})",
+                location=point_ewkt(site[0], site[1]),
                 geofence_radius_m=radius_m,
                 region="huangpu",
                 window_start=start,

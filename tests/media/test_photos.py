@@ -252,7 +252,7 @@ async def test_an_upload_cut_off_by_a_lost_network_stores_nothing_and_a_retry_su
 
     photo_id = uuid.uuid4()
     status, problem = await _raw_put(media_client, tech, f"/v1/photos/{photo_id}", f"job_id={job}", receive)
-    assert status == 400
+    assert status == 422  # one status per code (mobile_contract.errors.STATUS)
     assert problem["code"] == "validation_failed"
     assert "unhandled error" not in caplog.text  # an everyday event, not a bug
     assert await photo_rows(factory, photo_id) == 0
