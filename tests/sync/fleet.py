@@ -52,10 +52,11 @@ LONG_RUN = os.environ.get("GROUNDWORK_FLEET_LONG") == "1"
 # Divergences the fleet looks past:
 #   poi_derived      a merchant's derived lists (open_work_items, recent_visits) are not compared
 #   checkin_requeue  a check-in queued again under a new mutation id may be refused idempotency_conflict
+#   late_notes_doubled  a phone's text may be in the notes twice (a late edit merged without its base)
 # KNOWN: found and not fixed yet, each with a strict xfail reproduction in tests/sync/test_fleet_regressions.py
 # (when the fix lands, that test XPASSes and fails: delete its marker and its name here). GROUNDWORK_FLEET_STRICT=1
 # looks past nothing; GROUNDWORK_FLEET_TOLERATE adds names (comma-separated) while hunting behind a known bug.
-KNOWN: set[str] = set()  # poi_derived and checkin_requeue were fixed on main (6f2fd3c)
+KNOWN = {"late_notes_doubled"}  # poi_derived and checkin_requeue were fixed on main (6f2fd3c)
 TOLERATE = (set() if os.environ.get("GROUNDWORK_FLEET_STRICT") == "1" else KNOWN) | set(
     filter(None, os.environ.get("GROUNDWORK_FLEET_TOLERATE", "").split(","))
 )
@@ -93,11 +94,14 @@ def assert_no_5xx(response: Any, what: str) -> None:
 # -- the world ---------------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(repr=False)
 class Bd:
     user: FieldUser
     web: dict[str, str]  # the same BD's online session (the web console): online edits
     index: int
+
+    def __repr__(self) -> str:  # hypothesis prints the draws of a failing case: names, not tokens
+        return f"BD {self.index}"
 
 
 @dataclass
@@ -450,7 +454,7 @@ async def check_items_against_model(world: World, tokens: dict[str, str]) -> Non
                 if got not in allowed:
                     problems.append(f"{item_id}: {name}.{key} = {got}, expected one of {sorted(allowed)}")
         for token, phone in tokens.items():
-            if item["notes"].count(token) > 1:
+            if "late_notes_doubled" not in TOLERATE and item["notes"].count(token) > 1:
                 problems.append(f"{item_id}: {phone}'s text {token!r} is in the notes twice: {item['notes']!r}")
     assert not problems, "the server diverged from the model:\n" + "\n".join(problems)
 

@@ -59,7 +59,7 @@ class Queued:
     typed: list[Typed] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(repr=False)
 class OwnPhone:
     """A phone on /v1/sync: the records as pulled, and a queue of mutations with increasing ids."""
 
@@ -74,6 +74,9 @@ class OwnPhone:
     next_id: int = 1
     sent: set[int] = field(default_factory=set)
     unpulled: list[dict[str, Any]] = field(default_factory=list)  # args of edits pushed since the last pull
+
+    def __repr__(self) -> str:
+        return self.name
 
     def local(self, item_id: str, field: str, key: str | None = None) -> Any:
         """What the phone shows: its own latest edit (queued, or pushed and not yet pulled back), else as pulled."""
