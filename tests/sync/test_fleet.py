@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 from litestar.testing import AsyncTestClient
@@ -523,9 +524,10 @@ class FleetMachine(RuleBasedStateMachine):
             self.run(self.quiesce_and_check())
 
 
-def fleet_settings() -> settings:
+def fleet_settings() -> hypothesis_settings:
+    """CI: fixed seeds, sized for about 40 s. The long run (./dev fleet): random seeds, longer days, shrinking."""
     if LONG_RUN:
-        return settings(
+        return hypothesis_settings(
             max_examples=int(os.environ.get("GROUNDWORK_FLEET_EXAMPLES", "40")),
             stateful_step_count=60,
             deadline=None,
@@ -534,7 +536,7 @@ def fleet_settings() -> settings:
             phases=[Phase.generate, Phase.shrink, Phase.explain],
             database=None,
         )
-    return settings(
+    return hypothesis_settings(
         max_examples=20,  # about 40 s here
         stateful_step_count=50,
         deadline=None,
