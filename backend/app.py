@@ -18,6 +18,7 @@ from backend.db.engine import Database
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
 from backend.jobs import sync as jobs_sync
+from backend.jobs import tasks as jobs_tasks
 from backend.jobs.routes import JobController, TechnicianController
 from backend.media.routes import PhotoController
 from backend.offline import tasks as offline_tasks
@@ -44,7 +45,7 @@ SYNC_REGISTRY = build_registry([pois_sync, visits_sync, tasks_sync, jobs_sync])
 # The domains' periodic work, run by every `groundwork worker` at most once per period (backend/queue/scheduler.py).
 PERIODIC: list[Periodic] = [*offline_tasks.PERIODIC, *tasks_tasks.PERIODIC]
 # The domains' queue handlers (push delivery, ...), run by every `groundwork worker`.
-QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers]
+QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers, jobs_tasks.handlers]
 
 ROUTES: list[type[Controller]] = [
     AuthController,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -34,7 +37,16 @@ def demo(pois: int) -> None:
     ensure_database(settings)
     upgrade(settings.database_url)
     asyncio.run(seed_demo(settings.database_url, poi_count=pois))
-    _serve(settings.host, settings.port)
+    # The demo runs a worker beside the server, so pushes, customer codes and the periodic work happen as they
+    # would in production; its SMS gateway writes the texts (codes included) to an outbox file to read.
+    outbox = os.environ.setdefault("GROUNDWORK_SMS_OUTBOX", str(settings.data_dir / "sms-outbox.txt"))
+    click.echo(f"Customer codes sent by SMS are written to {outbox} (demo only).", err=True)
+    worker = subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"], env=os.environ.copy())
+    try:
+        _serve(settings.host, settings.port)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
 
 
 @main.command(help="Serve the API (the database must be migrated: `groundwork db migrate`).")
@@ -246,3 +258,7 @@ def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]])
         raise click.ClickException(
             f"cannot reach the database ({exc}): check DATABASE_URL, or `groundwork db start` for the embedded one"
         ) from exc
+
+
+if __name__ == "__main__":
+    main()

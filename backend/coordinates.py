@@ -62,13 +62,6 @@ def _walk(value: Any, convert: Callable[[float, float], tuple[float, float]]) ->
     return value  # free-form JSON (answers, args) is not ours to reinterpret
 
 
-def fix_to_wgs84(fix: Fix, crs: CrsName) -> Fix:
-    if crs is CrsName.WGS84:
-        return fix
-    lat, lon = to_wgs84(fix.lat, fix.lon, Crs(crs.value))
-    return msgspec.structs.replace(fix, lat=lat, lon=lon)
-
-
 def point_to_wgs84(lat: float, lon: float, crs: CrsName) -> tuple[float, float]:
     """A point a phone sent, in WGS-84 and rounded as we store points. The rounding is also what keeps PostGIS's
     KNN (`<->` on geography) sound: a query point a few 1e-15 degrees from a stored one makes the index answer

@@ -33,9 +33,20 @@ class DomainError(Exception):
 
     The status comes from the code (mobile_contract.errors.STATUS). Call it as `DomainError(code, detail)`; the
     older `DomainError(code, status, detail)` still works while raise sites move over, and a test fails when such
-    an explicit status disagrees with the mapping."""
+    an explicit status disagrees with the mapping.
+    `keep_effects`: what the refused request already wrote must stay (a wrong customer code still counts as an
+    attempt, or retrying would be a free brute force). The route commits before answering the problem, and the
+    sync engine releases, rather than rolls back, the refused mutation's savepoint.
+    `headers`: extra answer headers (`Retry-After` of a rate limit)."""
 
-    def __init__(self, code: ErrorCode, *args: Any, **extra: Any) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        *args: Any,
+        keep_effects: bool = False,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         if len(args) == 2:
             status, detail = args
         elif len(args) == 1:
@@ -46,6 +57,8 @@ class DomainError(Exception):
         self.code = code
         self.status: int = status
         self.detail: str = detail
+        self.keep_effects = keep_effects
+        self.headers = headers
         self.extra = extra
 
 
@@ -59,7 +72,13 @@ def forbidden(detail: str) -> DomainError:
 
 
 def problem_response(
-    status: int, code: ErrorCode, detail: str | None, *, errors: list[dict[str, Any]] | None = None, **extra: Any
+    status: int,
+    code: ErrorCode,
+    detail: str | None,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {
         "type": problem_type(code),
@@ -72,12 +91,14 @@ def problem_response(
     if errors is not None:
         body["errors"] = errors
     body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers or None)
 
 
 def handle_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
-    return problem_response(exc.status, exc.code, exc.detail, **exc.extra)
+    return problem_response(exc.status, exc.code, exc.detail, headers=exc.headers, **exc.extra)
 
 
 def handle_cursor_refused(_: Request[Any, Any, Any], exc: CursorRefused) -> Response[dict[str, Any]]:
@@ -264,6 +285,7 @@ _PROBLEM_DESCRIPTIONS = {
     413: "Body too large",
     415: "Not a supported image type (sniffed from the bytes, not the header)",
     423: "Locked: too many wrong attempts",
+    429: "Too many requests: wait as long as `Retry-After` says, then retry",
     422: "The request does not match the contract (`errors` lists the fields)",
 }
 

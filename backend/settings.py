@@ -5,6 +5,8 @@ With no DATABASE_URL the app uses the embedded PostGIS cluster the project runs 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ class Settings:
     scheduler_poll_s: float  # how often `groundwork worker` asks which periodic tasks are due
     sync_tombstone_retention_days: int  # removals kept in the sync feed; an older cursor must resync
     watermelon_pull_retention_days: int  # WatermelonDB pull bases kept; an older push is judged as it is
+    sms_outbox: Path | None = None  # demo only: SMS texts (customer codes) written to this file instead of sent
+    code_key: bytes = b""  # keys the hashes of customer codes; GROUNDWORK_CODE_KEY, else derived from jwt_secret
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -60,6 +64,15 @@ def _jwt_secret(data_dir: Path) -> str:
     return secret
 
 
+def _code_key(jwt_secret: str) -> bytes:
+    """GROUNDWORK_CODE_KEY, else a key derived from the JWT secret for this one purpose (HMAC with a label), so
+    a customer code's hash and a token's signature never share a key."""
+    configured = os.environ.get("GROUNDWORK_CODE_KEY")
+    if configured:
+        return configured.encode()
+    return hmac.new(jwt_secret.encode(), b"groundwork customer codes v1", hashlib.sha256).digest()
+
+
 def embedded_database_url(port: int, database: str = "groundwork") -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{database}"
 
@@ -72,12 +85,13 @@ def get_settings() -> Settings:
     url = env.get("DATABASE_URL")
     if url:
         url = url.replace("postgresql+asyncpg://", "postgresql://", 1).replace("postgres://", "postgresql://", 1)
+    jwt_secret = _jwt_secret(data_dir)
     return Settings(
         database_url=url or embedded_database_url(pg_port),
         embedded=not url,
         data_dir=data_dir,
         embedded_pg_port=pg_port,
-        jwt_secret=_jwt_secret(data_dir),
+        jwt_secret=jwt_secret,
         access_token_ttl_s=int(env.get("GROUNDWORK_ACCESS_TTL_S", "900")),
         refresh_token_ttl_s=int(env.get("GROUNDWORK_REFRESH_TTL_S", str(60 * 86_400))),
         host=env.get("GROUNDWORK_HOST", "127.0.0.1"),
@@ -91,4 +105,6 @@ def get_settings() -> Settings:
         scheduler_poll_s=float(env.get("GROUNDWORK_SCHEDULER_POLL_S", "15")),
         sync_tombstone_retention_days=int(env.get("GROUNDWORK_SYNC_TOMBSTONE_RETENTION_DAYS", "30")),
         watermelon_pull_retention_days=int(env.get("GROUNDWORK_WATERMELON_PULL_RETENTION_DAYS", "30")),
+        sms_outbox=Path(env["GROUNDWORK_SMS_OUTBOX"]) if env.get("GROUNDWORK_SMS_OUTBOX") else None,
+        code_key=_code_key(jwt_secret),
     )

@@ -39,11 +39,16 @@ class ErrorCode(enum.StrEnum):
     CODE_INVALID = "code_invalid"  # wrong customer code; `attempts_left` tells how many tries remain
     CODE_EXPIRED = "code_expired"  # ask dispatch to send a new code
     CODE_ATTEMPTS_EXCEEDED = "code_attempts_exceeded"  # locked after 5 wrong codes: dispatch must send a new one
+    # 429: a new code was sent moments ago, or too many today; wait `Retry-After` seconds (or until tomorrow)
+    CODE_RESEND_LIMITED = "code_resend_limited"
     NOT_ELIGIBLE = "not_eligible"  # the technician fails a hard dispatch filter; see `reasons`
     ALREADY_TAKEN = "already_taken"  # another technician grabbed the job first
     WORK_ITEM_CLOSED = "work_item_closed"  # a closed (met, not met, expired) work item cannot change hands
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # the bytes are not a JPEG, PNG or WebP image (HEIC is not)
     CORRUPT_IMAGE = "corrupt_image"  # an image that cannot be decoded whole: truncated or damaged; take it again
+    # 413: more pixels (width, height or total) than we decode; see `max_width`, `max_height`, `max_pixels`.
+    # Send the photo at the camera's normal resolution, or scale it down.
+    IMAGE_TOO_LARGE = "image_too_large"
     INTERNAL_ERROR = "internal_error"  # a bug on our side; retry later
 
 
@@ -73,11 +78,13 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.CODE_INVALID: 422,
     ErrorCode.CODE_EXPIRED: 410,
     ErrorCode.CODE_ATTEMPTS_EXCEEDED: 423,
+    ErrorCode.CODE_RESEND_LIMITED: 429,
     ErrorCode.NOT_ELIGIBLE: 409,
     ErrorCode.ALREADY_TAKEN: 409,
     ErrorCode.WORK_ITEM_CLOSED: 409,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.CORRUPT_IMAGE: 422,
+    ErrorCode.IMAGE_TOO_LARGE: 413,
     ErrorCode.INTERNAL_ERROR: 500,
 }
 """The HTTP status of each code: one mapping, so the status a phone sees never drifts from the code it reads (sync's

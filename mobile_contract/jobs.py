@@ -10,7 +10,7 @@ from uuid import UUID
 import msgspec
 
 from mobile_contract.base import NO_CONTROL, SINGLE_LINE, AwareDatetime, LongText, Phone, Request, Response, ShortText
-from mobile_contract.location import Fix, Point, PointIn, Verdict
+from mobile_contract.location import CrsName, Fix, Point, PointIn, Verdict
 
 Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=1000, pattern=NO_CONTROL)]
 Skill = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
@@ -30,6 +30,27 @@ class JobStatus(enum.StrEnum):
     ON_HOLD = "on_hold"
     CANNOT_COMPLETE = "cannot_complete"
     CANCELLED = "cancelled"
+
+
+class JobAction(enum.StrEnum):
+    """Every step of a job's lifecycle: the one list of their names. The server's table of rules is keyed by it,
+    and the lifecycle route's `{step}`, the sync mutations `job.<step>` and the audit trail derive from it."""
+
+    POOL = "pool"  # open the job for technicians to grab
+    ASSIGN = "assign"
+    GRAB = "grab"
+    ACCEPT = "accept"
+    REFUSE = "refuse"
+    SCHEDULE = "schedule"
+    ARRIVE = "arrive"
+    VERIFY = "verify"  # the customer's code
+    COMPLETE = "complete"
+    APPROVE = "approve"
+    SEND_BACK = "send_back"
+    HOLD = "hold"
+    RESUME = "resume"
+    CANNOT_COMPLETE = "cannot_complete"
+    CANCEL = "cancel"
 
 
 class VerificationPolicy(Response):
@@ -104,8 +125,19 @@ class JobPage(Response):
 
 
 class PoolJob(Response):
-    job: Job
-    distance_m: float
+    """An open job as a technician sees it before taking it: what it takes and where, roughly, but not who the
+    customer is (name, phone, address and exact site come with the job once taken)."""
+
+    id: UUID
+    job_type: str
+    region: str
+    area: Point  # the site rounded to 0.01 degree (about a kilometre): the neighbourhood, not the door
+    distance_m: float  # from the point asked about to the exact site
+    required_skills: list[str]
+    window_start: datetime
+    window_end: datetime
+    priority: int
+    policy: VerificationPolicy
 
 
 class Transition(Request, kw_only=True):
@@ -161,6 +193,7 @@ class JobCommandArgs(Transition, kw_only=True):
     """A queued job transition (`job.accept`, `job.refuse`, `job.schedule`, `job.arrive`, `job.complete`...)."""
 
     job_id: UUID
+    crs: CrsName = CrsName.WGS84  # the system of `fix` (a phone on GCJ-02 maps sends GCJ-02)
 
 
 class JobVerifyArgs(CodeEntry, kw_only=True):

@@ -13,21 +13,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import Base, created_at_column, updated_at_column
+from mobile_contract.jobs import JobStatus
 
-JOB_STATUSES = (
-    "new",
-    "pooled",
-    "assigned",
-    "accepted",
-    "scheduled",
-    "arrived",
-    "verification",
-    "completed",
-    "approved",
-    "on_hold",
-    "cannot_complete",
-    "cancelled",
-)
+JOB_STATUSES = tuple(status.value for status in JobStatus)  # the wire enum is the one list
 
 
 class JobType(Base):
@@ -86,6 +74,9 @@ class Job(Base):
     arrival_visit: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # the arrival fix, as sent, with its verdict
     arrival_status: Mapped[str | None] = mapped_column(String(16))  # the arrival verdict's status
     code_verified_at: Mapped[datetime | None]
+    # Photos that prove work on the job, as the media domain counts them (it sets this when a photo is stored):
+    # the jobs domain reads its completion policy here without reaching into media's tables.
+    proof_photos: Mapped[int] = mapped_column(Integer, server_default="0")
     completed_at: Mapped[datetime | None]
     reviewed_at: Mapped[datetime | None]
     reviewed_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -1,37 +1,51 @@
-"""HTTP routes of jobs: create, read, dispatch (auto, manual, grab), lifecycle steps, the customer's code."""
+"""HTTP routes of jobs: create, read, dispatch (auto, manual, grab), lifecycle steps, the customer's code.
+
+Coordinates cross the edge here: every route that takes or returns them takes `crs` (wgs84, gcj02, bd09) and
+the service sees WGS-84 only.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, Response, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
-from backend.coordinates import point_to_wgs84
-from backend.errors import problems
+from backend.coordinates import answer_in, point_out, point_to_wgs84, request_in_wgs84
+from backend.errors import DomainError, problems
 from backend.jobs import service
+from backend.jobs.service import POOL_AREA_DECIMALS, JobStep
+from backend.settings import Settings
 from mobile_contract import jobs as wire
-from mobile_contract.location import CrsName
+from mobile_contract.location import CrsName, Point
 
-StepName = Literal[
-    "pool",
-    "accept",
-    "refuse",
-    "schedule",
-    "arrive",
-    "complete",
-    "approve",
-    "send_back",
-    "hold",
-    "resume",
-    "cannot_complete",
-    "cancel",
-]
+Crs = Annotated[CrsName, Parameter(description="Coordinate system of the coordinates sent and answered")]
+
+
+@asynccontextmanager
+async def keeping_effects(session: AsyncSession) -> AsyncIterator[None]:
+    """Commit what a refused request wrote when the refusal says so (`keep_effects`: a wrong code's attempt),
+    then answer the problem."""
+    try:
+        yield
+    except DomainError as exc:
+        if exc.keep_effects:
+            await session.commit()
+        raise
+
+
+def _area_out(area: Point, crs: CrsName) -> Point:
+    """A pooled job's neighbourhood in the caller's system, rounded again: converting must not add precision."""
+    moved = point_out(area.lat, area.lon, crs)
+    return Point(lat=round(moved.lat, POOL_AREA_DECIMALS), lon=round(moved.lon, POOL_AREA_DECIMALS))
 
 
 class JobController(Controller):
@@ -44,10 +58,12 @@ class JobController(Controller):
         data: JSONBody[wire.JobCreate],
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
+        crs: Crs = CrsName.WGS84,
     ) -> Response[wire.JobDetail]:
+        data = request_in_wgs84(data, crs)
         job, created = await service.create_job(session, principal, data)
         await session.commit()
-        return Response(job, status_code=201 if created else 200)
+        return Response(answer_in(job, crs), status_code=201 if created else 200)
 
     @get("/", operation_id="listJobs", responses=problems(401), summary="My jobs, or the jobs in my dispatch scope")
     async def list_jobs(
@@ -56,10 +72,17 @@ class JobController(Controller):
         session: NamedDependency[AsyncSession],
         status: FromQuery[wire.JobStatus | None] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        crs: Crs = CrsName.WGS84,
     ) -> list[wire.Job]:
-        return await service.list_jobs(session, principal, status=status, limit=limit)
+        jobs = await service.list_jobs(session, principal, status=status, limit=limit)
+        return answer_in(jobs, crs)
 
-    @get("/pool", operation_id="poolJobsNearby", responses=problems(401), summary="Open jobs nearest first, to grab")
+    @get(
+        "/pool",
+        operation_id="poolJobsNearby",
+        responses=problems(401, 403),
+        summary="Open jobs nearest first, to grab (technicians): area, type, window, skills; no customer identity",
+    )
     async def pool(
         self,
         principal: NamedDependency[Principal],
@@ -68,22 +91,30 @@ class JobController(Controller):
         lon: Annotated[float, Parameter(ge=-180.0, le=180.0)],
         radius_m: Annotated[float, Parameter(gt=0.0, le=100_000.0)] = 20_000.0,
         limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+        crs: Crs = CrsName.WGS84,
     ) -> list[wire.PoolJob]:
-        lat, lon = point_to_wgs84(lat, lon, CrsName.WGS84)  # rounded as stored: see point_to_wgs84 (KNN)
-        return await service.pool_nearby(session, principal, lat, lon, radius_m, limit)
+        lat, lon = point_to_wgs84(lat, lon, crs)
+        jobs = await service.pool_nearby(session, principal, lat, lon, radius_m, limit)
+        if crs is CrsName.WGS84:
+            return jobs
+        return [msgspec.structs.replace(j, area=_area_out(j.area, crs)) for j in jobs]
 
     @get("/{job_id:uuid}", operation_id="getJob", responses=problems(401, 404), summary="A job with its audit trail")
     async def get_job(
-        self, job_id: FromPath[UUID], principal: NamedDependency[Principal], session: NamedDependency[AsyncSession]
+        self,
+        job_id: FromPath[UUID],
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+        crs: Crs = CrsName.WGS84,
     ) -> wire.JobDetail:
-        return await service.get_job(session, principal, job_id)
+        return answer_in(await service.get_job(session, principal, job_id), crs)
 
     @post(
         "/{job_id:uuid}/dispatch",
         operation_id="dispatchJob",
         status_code=200,
         responses=problems(401, 403, 404, 409),
-        summary="Automatic dispatch: hard filters, then a score; explains the choice; dry_run only explains",
+        summary="Automatic dispatch within the dispatcher's scope: hard filters, then a score; dry_run only explains",
     )
     async def dispatch(
         self,
@@ -101,7 +132,7 @@ class JobController(Controller):
         operation_id="assignJob",
         status_code=200,
         responses=problems(401, 403, 404, 409),
-        summary="Manual dispatch by a supervisor (hard filters still apply)",
+        summary="Manual dispatch by a supervisor, to a technician in their scope (hard filters still apply)",
     )
     async def assign(
         self,
@@ -109,24 +140,29 @@ class JobController(Controller):
         data: JSONBody[wire.Assign],
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
+        crs: Crs = CrsName.WGS84,
     ) -> wire.JobDetail:
         job = await service.assign_manually(session, principal, job_id, data.technician_id)
         await session.commit()
-        return job
+        return answer_in(job, crs)
 
     @post(
         "/{job_id:uuid}/grab",
         operation_id="grabJob",
         status_code=200,
-        responses=problems(401, 403, 404, 409),
+        responses=problems(401, 404, 409),
         summary="A technician takes an open job; of two grabs exactly one wins",
     )
     async def grab(
-        self, job_id: FromPath[UUID], principal: NamedDependency[Principal], session: NamedDependency[AsyncSession]
+        self,
+        job_id: FromPath[UUID],
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+        crs: Crs = CrsName.WGS84,
     ) -> wire.JobDetail:
         job = await service.grab(session, principal, job_id)
         await session.commit()
-        return job
+        return answer_in(job, crs)
 
     @post(
         "/{job_id:uuid}/steps/{step:str}",
@@ -134,25 +170,32 @@ class JobController(Controller):
         status_code=200,
         responses=problems(401, 403, 404, 409),
         summary="One lifecycle step: accept, refuse, schedule, arrive, complete, approve, send_back, hold, ...",
+        description="`arrive` takes `fix` in the query's `crs`; it is allowed from accepted (a walk-in) or scheduled.",
     )
     async def step(
         self,
         job_id: FromPath[UUID],
-        step: FromPath[StepName],
+        step: FromPath[JobStep],
         data: JSONBody[wire.Transition],
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        crs: Crs = CrsName.WGS84,
     ) -> wire.JobDetail:
-        job = await service.transition(session, principal, job_id, step, data, received_at=datetime.now(UTC))
+        if data.fix is not None:
+            data = request_in_wgs84(data, crs)
+        job = await service.transition(
+            session, principal, job_id, step, data, received_at=datetime.now(UTC), code_key=settings.code_key
+        )
         await session.commit()
-        return job
+        return answer_in(job, crs)
 
     @post(
         "/{job_id:uuid}/code",
         operation_id="enterJobCode",
         status_code=200,
         responses=problems(401, 403, 404, 409, 410, 423),
-        summary="The customer's one-time code, as the technician typed it",
+        summary="The customer's one-time code, as the technician typed it (every attempt counts)",
     )
     async def enter_code(
         self,
@@ -160,22 +203,31 @@ class JobController(Controller):
         data: JSONBody[wire.CodeEntry],
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        crs: Crs = CrsName.WGS84,
     ) -> wire.JobDetail:
-        job = await service.enter_code(session, principal, job_id, data, received_at=datetime.now(UTC))
+        async with keeping_effects(session):
+            job = await service.enter_code(
+                session, principal, job_id, data, code_key=settings.code_key, received_at=datetime.now(UTC)
+            )
         await session.commit()
-        return job
+        return answer_in(job, crs)
 
     @post(
         "/{job_id:uuid}/code/resend",
         operation_id="resendJobCode",
         status_code=204,
-        responses=problems(401, 403, 404, 409),
-        summary="Send the customer a new code (unlocks a locked one)",
+        responses=problems(401, 403, 404, 409, 429),
+        summary="Dispatch sends the customer a new code (unlocks a locked one); rate-limited per job",
     )
     async def resend_code(
-        self, job_id: FromPath[UUID], principal: NamedDependency[Principal], session: NamedDependency[AsyncSession]
+        self,
+        job_id: FromPath[UUID],
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
     ) -> None:
-        await service.resend_code(session, principal, job_id)
+        await service.resend_code(session, principal, job_id, code_key=settings.code_key)
         await session.commit()
 
 
@@ -196,6 +248,9 @@ class TechnicianController(Controller):
         data: JSONBody[wire.TechnicianProfileIn],
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
+        crs: Crs = CrsName.WGS84,
     ) -> None:
+        if data.location is not None:
+            data = request_in_wgs84(data, crs)
         await service.set_profile(session, principal, user_id, data)
         await session.commit()

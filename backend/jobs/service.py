@@ -1,24 +1,29 @@
 """Job rules: a guarded lifecycle with an audit trail, dispatch three ways, and proof of work.
 
-The lifecycle is the table `RULES`: for each action, the statuses it may start from, where it leads, who may
-take it and whether it needs a reason. Every transition, whether it comes from a route, a sync mutation or the
-dispatcher, goes through `transition` and leaves a `job_events` row.
+The lifecycle is the table `RULES`, keyed by the wire's `JobAction` (the one list of step names): for each
+action, the statuses it may start from, where it leads, who may take it, whether it needs a reason, whether it is
+a `/steps/{step}` of the API and a queued `job.<step>` of the phone, and its side effects (what it writes
+besides the status, and what follows it). Every transition, whether it comes from a route, a sync mutation or
+the dispatcher, goes through `transition` and leaves a `job_events` row.
+
+Who may see a job is `reads.job_visible_to`, checked before anything else: a caller who cannot see a job is
+answered 404 whatever they ask of it, and learns nothing about it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
+import math
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import Float, func, literal_column, select, text, update
+from sqlalchemy import exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,25 +33,39 @@ from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
 from backend.jobs.models import Job, JobCode, JobEvent, JobType, TechnicianProfile
-from backend.media.service import count_proof_photos, count_proof_photos_of_jobs
+from backend.jobs.reads import DISPATCHERS, SITE_LAT, SITE_LAT_SQL, SITE_LON, SITE_LON_SQL, job_visible_to
+from backend.jobs.tasks import enqueue_sms
 from backend.push.service import notify_users
-from backend.settings import get_settings
 from backend.visits.service import action_time, judge_claim
 from geo.fence import CircleFence
 from geo.postgis import KNN_WITHOUT_INDEX_ORDER, is_knn_order_error, point_ewkt
 from mobile_contract import jobs as wire
-from mobile_contract.auth import Role
+from mobile_contract.auth import DataScope, Role
 from mobile_contract.errors import ErrorCode
+from mobile_contract.jobs import JobAction, JobStatus
 from mobile_contract.location import Point, Verdict, VerdictReason, VerdictStatus
 from sync.feed import Change, record_changes
 
-log = logging.getLogger("groundwork.jobs")
-
 JOBS = "jobs"
-DISPATCHERS = (Role.SUPERVISOR, Role.OPS, Role.ADMIN)
 CODE_TTL = timedelta(hours=4)
 CODE_ATTEMPTS = 5
-ACTIVE_FOR_LOAD = ("assigned", "accepted", "scheduled", "arrived", "verification", "on_hold")
+# Resending a code: dispatch only, at most once a minute and five times a day per job. A new code unlocks a
+# locked one, so without these limits resending would be a way around the five-attempt lock.
+CODE_RESEND_INTERVAL = timedelta(minutes=1)
+CODE_RESENDS_PER_DAY = 5
+CLOCK_DRIFT = timedelta(minutes=5)  # a phone's clock may be this far behind ours and still be believed
+ACTIVE_FOR_LOAD = tuple(
+    s.value
+    for s in (
+        JobStatus.ASSIGNED,
+        JobStatus.ACCEPTED,
+        JobStatus.SCHEDULED,
+        JobStatus.ARRIVED,
+        JobStatus.VERIFICATION,
+        JobStatus.ON_HOLD,
+    )
+)
+POOL_AREA_DECIMALS = 2  # a pooled job's site is shown to 0.01 degree (~1 km) until someone takes it
 
 # Job types every tenant starts with; a tenant may change their policies.
 DEFAULT_JOB_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -57,68 +76,38 @@ DEFAULT_JOB_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 Actor = Literal["assignee", "dispatcher", "technician"]
+S = JobStatus
+
+
+@dataclass(slots=True)
+class StepContext:
+    """What a side effect of a step sees: the locked job, the step's body and who takes it."""
+
+    session: AsyncSession
+    principal: Principal
+    job: Job
+    action: JobAction
+    data: wire.Transition
+    received: datetime
+    assignee_id: UUID | None
+    code_key: bytes | None
+    details: dict[str, Any] = field(default_factory=dict)  # goes into the audit trail
+
+
+Prepare = Callable[[StepContext], Awaitable[dict[str, Any]]]  # the columns the step writes besides `status`
+After = Callable[[StepContext], Awaitable[None]]  # what follows the written step (in the same transaction)
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    sources: tuple[str, ...]
-    target: str  # "held_from": back to where on_hold came from
+    sources: tuple[JobStatus, ...]
+    target: JobStatus | None  # None: back to where on_hold came from
     actors: tuple[Actor, ...]
     needs_reason: bool = False
-
-
-RULES: dict[str, Rule] = {
-    "pool": Rule(("new",), "pooled", ("dispatcher",)),
-    "assign": Rule(("new", "pooled", "assigned", "accepted", "scheduled"), "assigned", ("dispatcher",)),
-    "grab": Rule(("pooled",), "accepted", ("technician",)),
-    "accept": Rule(("assigned",), "accepted", ("assignee",)),
-    "refuse": Rule(("assigned", "accepted"), "new", ("assignee",), needs_reason=True),
-    "schedule": Rule(("accepted", "scheduled"), "scheduled", ("assignee",)),
-    "arrive": Rule(("scheduled",), "arrived", ("assignee",)),
-    "verify": Rule(("arrived", "verification"), "verification", ("assignee",)),
-    "complete": Rule(("arrived", "verification"), "completed", ("assignee",)),
-    "approve": Rule(("completed",), "approved", ("dispatcher",)),
-    "send_back": Rule(("completed",), "verification", ("dispatcher",), needs_reason=True),
-    "hold": Rule(("accepted", "scheduled", "arrived", "verification"), "on_hold", ("assignee", "dispatcher"), True),
-    "resume": Rule(("on_hold",), "held_from", ("assignee", "dispatcher")),
-    "cannot_complete": Rule(
-        ("accepted", "scheduled", "arrived", "verification"), "cannot_complete", ("assignee",), needs_reason=True
-    ),
-    "cancel": Rule(
-        ("new", "pooled", "assigned", "accepted", "scheduled", "on_hold"), "cancelled", ("dispatcher",), True
-    ),
-}
-# "No unassigning once work has started": assign (reassign) is not allowed from arrived onward, by RULES above.
-
-
-def allowed_actions(status: str) -> list[str]:
-    return [action for action, rule in RULES.items() if status in rule.sources]
-
-
-# -- notifications and sms -------------------------------------------------------------------------------------
-
-
-class SmsSender(Protocol):
-    async def send(self, phone: str, text: str) -> None: ...
-
-
-class LogSms:
-    """The default SMS gateway: writes the message to the log (a real gateway implements `SmsSender`)."""
-
-    async def send(self, phone: str, text: str) -> None:
-        log.info("SMS to %s: %s", phone, text)
-
-
-SMS: SmsSender = LogSms()
-
-
-async def _notify(
-    session: AsyncSession, tenant_id: UUID, users: Sequence[UUID | None], job_id: UUID, reason: str
-) -> None:
-    """Wake the phones concerned so they sync now (push), and put the job in their change feed."""
-    targets = [u for u in dict.fromkeys(users) if u is not None]
-    if targets:
-        await notify_users(session, tenant_id, targets, reason=reason, collection=JOBS, record_id=job_id)
+    step: bool = True  # a `/steps/{step}` of the API; assign, grab and verify have routes of their own
+    prepare: Prepare | None = None
+    notify: bool = False  # wake whoever gains, loses or must act on the job (push), not at their next poll
+    after: After | None = None
 
 
 # -- creating ----------------------------------------------------------------------------------------------------
@@ -136,7 +125,17 @@ def _request_hash(data: wire.JobCreate) -> str:
     return hashlib.sha256(msgspec.json.encode(msgspec.structs.replace(data, dispatch="none"))).hexdigest()
 
 
+async def _notify(
+    session: AsyncSession, tenant_id: UUID, users: Sequence[UUID | None], job_id: UUID, reason: str
+) -> None:
+    """Wake the phones concerned so they sync now (push), and put the job in their change feed."""
+    targets = [u for u in dict.fromkeys(users) if u is not None]
+    if targets:
+        await notify_users(session, tenant_id, targets, reason=reason, collection=JOBS, record_id=job_id)
+
+
 async def create_job(session: AsyncSession, principal: Principal, data: wire.JobCreate) -> tuple[wire.JobDetail, bool]:
+    """Create a job (its location in WGS-84: the route converts the caller's `crs`)."""
     if not principal.has_role(*DISPATCHERS):
         raise forbidden("Only dispatchers create jobs.")
     if data.window_end <= data.window_start:
@@ -177,7 +176,7 @@ async def create_job(session: AsyncSession, principal: Principal, data: wire.Job
     await session.flush()
     await _event(session, principal.tenant_id, data.id, "create", None, "new", principal.user_id, None, {})
     if data.dispatch == "pool":
-        await transition(session, principal, data.id, "pool", wire.Transition())
+        await transition(session, principal, data.id, JobAction.POOL, wire.Transition())
     elif data.dispatch == "auto":
         await dispatch_auto(session, principal, data.id, dry_run=False)
     return await get_job(session, principal, data.id), True
@@ -193,27 +192,26 @@ async def _event(
     actor_id: UUID | None,
     reason: str | None,
     data: dict[str, Any],
+    *,
+    at: datetime | None = None,
 ) -> None:
-    session.add(
-        JobEvent(
-            tenant_id=tenant_id,
-            job_id=job_id,
-            action=action,
-            from_status=from_status,
-            to_status=to_status,
-            actor_id=actor_id,
-            reason=reason,
-            data=data,
-        )
+    event = JobEvent(
+        tenant_id=tenant_id,
+        job_id=job_id,
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+        actor_id=actor_id,
+        reason=reason,
+        data=data,
     )
+    if at is not None:
+        event.at = at
+    session.add(event)
     await session.flush()
 
 
 # -- reading -----------------------------------------------------------------------------------------------------
-
-# The site as plain degrees, for the wire and for the arrival's geofence.
-_LAT = literal_column("ST_Y(jobs.location::geometry)", Float).label("lat")
-_LON = literal_column("ST_X(jobs.location::geometry)", Float).label("lon")
 
 
 def _arrival_verdict(job: Job) -> Verdict | None:
@@ -231,8 +229,9 @@ def _arrival_verdict(job: Job) -> Verdict | None:
 async def load_wire(session: AsyncSession, tenant_id: UUID, ids: Sequence[UUID]) -> dict[UUID, wire.Job]:
     if not ids:
         return {}
-    rows = (await session.execute(select(Job, _LAT, _LON).where(Job.tenant_id == tenant_id, Job.id.in_(ids)))).all()
-    photos = await count_proof_photos_of_jobs(session, tenant_id, [row[0].id for row in rows])
+    rows = (
+        await session.execute(select(Job, SITE_LAT, SITE_LON).where(Job.tenant_id == tenant_id, Job.id.in_(ids)))
+    ).all()
     result = {}
     for job, lat, lon in rows:
         result[job.id] = wire.Job(
@@ -255,7 +254,7 @@ async def load_wire(session: AsyncSession, tenant_id: UUID, ids: Sequence[UUID])
             arrival=_arrival_verdict(job),
             code_verified=job.code_verified_at is not None,
             policy=msgspec.convert(job.policy, wire.VerificationPolicy),
-            proof_photos=photos.get(job.id, 0),
+            proof_photos=job.proof_photos,
             completed_at=job.completed_at,
             updated_at=job.updated_at,
         )
@@ -263,27 +262,14 @@ async def load_wire(session: AsyncSession, tenant_id: UUID, ids: Sequence[UUID])
 
 
 async def _visible_job(session: AsyncSession, principal: Principal, job_id: UUID, *, lock: bool = False) -> Job:
-    """A job the caller may see: their own as assignee, in their data scope as dispatcher, or in the open pool."""
-    statement = select(Job).where(Job.id == job_id, Job.tenant_id == principal.tenant_id)
+    """The job, if the caller may see it (`job_visible_to`); else 404, before any other check."""
+    statement = select(Job).where(Job.id == job_id, Job.tenant_id == principal.tenant_id, job_visible_to(principal))
     if lock:
-        statement = statement.with_for_update()
-    job = await session.scalar(statement)
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    job = await session.scalar(statement, scope_params(principal))
     if job is None:
         raise not_found("job")
-    if job.assignee_id == principal.user_id or job.status == "pooled":
-        return job
-    if principal.has_role(*DISPATCHERS):
-        if principal.role in (Role.OPS, Role.ADMIN) or job.assignee_id is None:
-            return job
-        in_scope = await session.scalar(
-            select(func.count())
-            .select_from(User)
-            .where(User.id == job.assignee_id, visible_to(effective_scope(principal), User.id)),
-            scope_params(principal),
-        )
-        if in_scope:
-            return job
-    raise not_found("job")
+    return job
 
 
 async def get_job(session: AsyncSession, principal: Principal, job_id: UUID) -> wire.JobDetail:
@@ -295,7 +281,9 @@ async def _detail(session: AsyncSession, tenant_id: UUID, job_id: UUID) -> wire.
     """The job and its trail, without a visibility check: for the answer to whoever just acted on it (a
     technician who refused a job may no longer see it, but is told what they did)."""
     base = (await load_wire(session, tenant_id, [job_id]))[job_id]
-    events = await session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
+    events = await session.scalars(
+        select(JobEvent).where(JobEvent.tenant_id == tenant_id, JobEvent.job_id == job_id).order_by(JobEvent.id)
+    )
     return wire.JobDetail(
         **msgspec.structs.asdict(base),
         events=[
@@ -316,12 +304,8 @@ async def _detail(session: AsyncSession, tenant_id: UUID, job_id: UUID) -> wire.
 async def list_jobs(
     session: AsyncSession, principal: Principal, *, status: wire.JobStatus | None, limit: int
 ) -> list[wire.Job]:
-    """A technician's own jobs; a dispatcher's jobs assigned within their scope (and unassigned ones)."""
-    statement = select(Job.id).where(Job.tenant_id == principal.tenant_id)
-    if principal.has_role(*DISPATCHERS):
-        statement = statement.where(Job.assignee_id.is_(None) | visible_to(effective_scope(principal), Job.assignee_id))
-    else:
-        statement = statement.where(Job.assignee_id == principal.user_id)
+    """The jobs the caller may see (`job_visible_to`): a technician's own, a dispatcher's scope."""
+    statement = select(Job.id).where(Job.tenant_id == principal.tenant_id, job_visible_to(principal))
     if status is not None:
         statement = statement.where(Job.status == status.value)
     ids = list(
@@ -333,36 +317,161 @@ async def list_jobs(
     return [loaded[i] for i in ids]
 
 
+_POOL = text(  # the interpolated parts are the site's spelling from reads.py, constants, never input
+    f"""
+    WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography AS g)
+    SELECT jobs.id, jobs.job_type, jobs.region, jobs.required_skills, jobs.window_start, jobs.window_end,
+           jobs.priority, jobs.policy, {SITE_LAT_SQL} AS lat, {SITE_LON_SQL} AS lon,
+           jobs.location <-> here.g AS distance_m
+    FROM jobs, here
+    WHERE jobs.tenant_id = :tenant_id AND jobs.status = 'pooled'
+      AND ST_DWithin(jobs.location, here.g, :radius, false)
+    ORDER BY jobs.location <-> here.g, jobs.id LIMIT :limit
+    """  # noqa: S608
+)
+
+
 async def pool_nearby(
     session: AsyncSession, principal: Principal, lat: float, lon: float, radius_m: float, limit: int
 ) -> list[wire.PoolJob]:
-    """Open jobs nearest the technician (KNN on the pooled jobs' partial GiST index)."""
-    statement = text(
-        """
-        WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography AS g)
-        SELECT jobs.id, jobs.location <-> here.g AS distance_m FROM jobs, here
-        WHERE jobs.tenant_id = :tenant_id AND jobs.status = 'pooled'
-          AND ST_DWithin(jobs.location, here.g, :radius, false)
-        ORDER BY jobs.location <-> here.g, jobs.id LIMIT :limit
-        """
-    )
+    """Open jobs nearest the technician, in the pool's own shape: what a technician needs to decide, not who the
+    customer is. Only technicians take jobs from the pool."""
+    if principal.role is not Role.TECHNICIAN:
+        raise forbidden("Only technicians list the pool of open jobs.")
     params = {"lon": lon, "lat": lat, "tenant_id": principal.tenant_id, "radius": radius_m, "limit": limit}
     try:
         async with session.begin_nested():
-            rows = (await session.execute(statement, params)).all()
+            rows = (await session.execute(_POOL, params)).all()
     except DBAPIError as exc:
         if not is_knn_order_error(exc):
             raise
         # PostGIS's KNN on a point that (nearly) coincides with a job's: see geo.postgis.KNN_WITHOUT_INDEX_ORDER.
         async with session.begin_nested():
             await session.execute(text(KNN_WITHOUT_INDEX_ORDER))
-            rows = (await session.execute(statement, params)).all()
+            rows = (await session.execute(_POOL, params)).all()
             await session.execute(text("RESET enable_indexscan"))  # the rest of the request keeps its indexes
-    loaded = await load_wire(session, principal.tenant_id, [r.id for r in rows])
-    return [wire.PoolJob(job=loaded[r.id], distance_m=round(r.distance_m, 1)) for r in rows]
+    return [
+        wire.PoolJob(
+            id=r.id,
+            job_type=r.job_type,
+            region=r.region,
+            area=Point(lat=round(r.lat, POOL_AREA_DECIMALS), lon=round(r.lon, POOL_AREA_DECIMALS)),
+            distance_m=round(r.distance_m, 1),
+            required_skills=r.required_skills,
+            window_start=r.window_start,
+            window_end=r.window_end,
+            priority=r.priority,
+            policy=msgspec.convert(r.policy, wire.VerificationPolicy),
+        )
+        for r in rows
+    ]
 
 
-# -- the lifecycle -----------------------------------------------------------------------------------------------
+# -- the lifecycle: side effects, then the table of rules --------------------------------------------------------
+
+
+async def _set_assignee(step: StepContext) -> dict[str, Any]:
+    if step.assignee_id is None:
+        raise DomainError(ErrorCode.VALIDATION_FAILED, 422, "Assign to whom?", errors=[])
+    return {"assignee_id": step.assignee_id, "assigned_at": step.received, "appointment_at": None}
+
+
+async def _clear_assignee(step: StepContext) -> dict[str, Any]:
+    return {"assignee_id": None, "assigned_at": None, "appointment_at": None}
+
+
+async def _set_appointment(step: StepContext) -> dict[str, Any]:
+    appointment_at = step.data.appointment_at
+    if appointment_at is None:
+        raise DomainError(ErrorCode.VALIDATION_FAILED, 422, "Give the appointment time.", errors=[])
+    if not step.job.window_start - timedelta(days=1) <= appointment_at <= step.job.window_end:
+        raise DomainError(ErrorCode.OUTSIDE_SERVICE_WINDOW, 422, "The appointment must fall within the service window.")
+    return {"appointment_at": appointment_at}
+
+
+async def _arrive(step: StepContext) -> dict[str, Any]:
+    values = await _arrival(step.session, step.principal, step.job, step.data, step.received)
+    step.details["verdict"] = values["arrival_visit"]["verdict"]
+    return values
+
+
+async def _hold(step: StepContext) -> dict[str, Any]:
+    return {"held_from": step.job.status}
+
+
+async def _resume(step: StepContext) -> dict[str, Any]:
+    return {"held_from": None}
+
+
+async def _complete(step: StepContext) -> dict[str, Any]:
+    missing = missing_proof(step.job)
+    if missing:
+        raise DomainError(
+            ErrorCode.VERIFICATION_INCOMPLETE,
+            409,
+            "The job type's proof is not complete: " + "; ".join(missing) + ".",
+            missing=missing,
+        )
+    return {"completed_at": step.received}
+
+
+async def _review(step: StepContext) -> dict[str, Any]:
+    return {"reviewed_at": step.received, "reviewed_by": step.principal.user_id}
+
+
+async def _code_for_customer(step: StepContext) -> None:
+    """Arrived at a job whose proof is the customer's code: the customer gets one now."""
+    if step.job.policy.get("code"):
+        if step.code_key is None:
+            raise ValueError("arriving at a job with a code policy needs the code key")
+        await issue_code(step.session, step.job, code_key=step.code_key, now=step.received)
+
+
+_WORKING = (S.ACCEPTED, S.SCHEDULED, S.ARRIVED, S.VERIFICATION)
+_ASSIGNABLE = (S.NEW, S.POOLED, S.ASSIGNED, S.ACCEPTED, S.SCHEDULED)
+
+RULES: dict[JobAction, Rule] = {
+    JobAction.POOL: Rule((S.NEW,), S.POOLED, ("dispatcher",)),
+    # "No unassigning once work has started": assign (reassign) is not allowed from arrived onward.
+    JobAction.ASSIGN: Rule(_ASSIGNABLE, S.ASSIGNED, ("dispatcher",), step=False, prepare=_set_assignee, notify=True),
+    JobAction.GRAB: Rule((S.POOLED,), S.ACCEPTED, ("technician",), step=False, prepare=_set_assignee),
+    JobAction.ACCEPT: Rule((S.ASSIGNED,), S.ACCEPTED, ("assignee",)),
+    JobAction.REFUSE: Rule(
+        (S.ASSIGNED, S.ACCEPTED), S.NEW, ("assignee",), needs_reason=True, prepare=_clear_assignee, notify=True
+    ),
+    JobAction.SCHEDULE: Rule((S.ACCEPTED, S.SCHEDULED), S.SCHEDULED, ("assignee",), prepare=_set_appointment),
+    # A walk-in (the customer is there when the technician accepts) arrives without scheduling first.
+    JobAction.ARRIVE: Rule(
+        (S.ACCEPTED, S.SCHEDULED), S.ARRIVED, ("assignee",), prepare=_arrive, after=_code_for_customer
+    ),
+    JobAction.VERIFY: Rule((S.ARRIVED, S.VERIFICATION), S.VERIFICATION, ("assignee",), step=False),
+    JobAction.COMPLETE: Rule((S.ARRIVED, S.VERIFICATION), S.COMPLETED, ("assignee",), prepare=_complete),
+    JobAction.APPROVE: Rule((S.COMPLETED,), S.APPROVED, ("dispatcher",), prepare=_review),
+    JobAction.SEND_BACK: Rule(
+        (S.COMPLETED,), S.VERIFICATION, ("dispatcher",), needs_reason=True, prepare=_review, notify=True
+    ),
+    JobAction.HOLD: Rule(
+        _WORKING, S.ON_HOLD, ("assignee", "dispatcher"), needs_reason=True, prepare=_hold, notify=True
+    ),
+    JobAction.RESUME: Rule((S.ON_HOLD,), None, ("assignee", "dispatcher"), prepare=_resume, notify=True),
+    JobAction.CANNOT_COMPLETE: Rule(_WORKING, S.CANNOT_COMPLETE, ("assignee",), needs_reason=True),
+    JobAction.CANCEL: Rule((*_ASSIGNABLE, S.ON_HOLD), S.CANCELLED, ("dispatcher",), needs_reason=True, notify=True),
+}
+
+# The API's `/steps/{step}` names and the phone's queued `job.<step>` mutations, derived from the table.
+STEPS = tuple(action for action, rule in RULES.items() if rule.step)
+ASSIGNEE_STEPS = tuple(action.value for action in STEPS if "assignee" in RULES[action].actors)
+
+if TYPE_CHECKING:
+    JobStep = JobAction
+else:
+    import enum
+
+    JobStep = enum.StrEnum("JobStep", {action.name: action.value for action in STEPS})
+
+
+def allowed_actions(status: str) -> list[str]:
+    return [action.value for action, rule in RULES.items() if status in rule.sources]
 
 
 def _actor_kinds(principal: Principal, job: Job) -> set[Actor]:
@@ -391,86 +500,68 @@ async def transition(
     session: AsyncSession,
     principal: Principal,
     job_id: UUID,
-    action: str,
+    action: JobAction | str,
     data: wire.Transition,
     *,
     received_at: datetime | None = None,
     assignee_id: UUID | None = None,
     event_data: dict[str, Any] | None = None,
+    code_key: bytes | None = None,
+    job: Job | None = None,
 ) -> wire.JobDetail:
-    """Take one step of the lifecycle, guarded by `RULES`, and record it."""
-    rule = RULES.get(action)
-    if rule is None:
-        raise DomainError(ErrorCode.INVALID_TRANSITION, 409, f"Unknown action {action!r}.")
-    job = await _visible_job(session, principal, job_id, lock=True)
+    """Take one step of the lifecycle, guarded by `RULES`, and record it. `job`: the job, already locked and
+    checked visible by the caller (grab); otherwise it is looked up here, visibility first. `code_key` keys the
+    customer code an arrival issues."""
+    if job is None:
+        job = await _visible_job(session, principal, job_id, lock=True)
+    try:
+        action = JobAction(action)
+    except ValueError:
+        raise DomainError(ErrorCode.INVALID_TRANSITION, 409, f"Unknown action {action!r}.") from None
+    rule = RULES[action]
     if not _actor_kinds(principal, job) & set(rule.actors):
-        raise forbidden(f"You may not {action.replace('_', ' ')} this job.")
+        raise forbidden(f"You may not {action.value.replace('_', ' ')} this job.")
     if job.status not in rule.sources:
-        raise _refuse_transition(job, action)
+        raise _refuse_transition(job, action.value)
     if rule.needs_reason and not data.reason:
-        raise DomainError(ErrorCode.VALIDATION_FAILED, 422, f"To {action} a job, give a reason.", errors=[])
+        raise DomainError(ErrorCode.VALIDATION_FAILED, 422, f"To {action.value} a job, give a reason.", errors=[])
     received = received_at or datetime.now(UTC)
-    previous_status, previous_assignee, policy = job.status, job.assignee_id, dict(job.policy)
-    target = (job.held_from or "accepted") if rule.target == "held_from" else rule.target
-    details = dict(event_data or {})
+    previous_status, previous_assignee = job.status, job.assignee_id
+    target = (job.held_from or S.ACCEPTED.value) if rule.target is None else rule.target.value
+    step = StepContext(session, principal, job, action, data, received, assignee_id, code_key, dict(event_data or {}))
     values: dict[str, Any] = {"status": target}
-
-    if action in ("assign", "grab"):
-        if assignee_id is None:
-            raise DomainError(ErrorCode.VALIDATION_FAILED, 422, "Assign to whom?", errors=[])
-        values.update(assignee_id=assignee_id, assigned_at=received, appointment_at=None)
-    elif action == "refuse":
-        values.update(assignee_id=None, assigned_at=None, appointment_at=None)
-    elif action == "schedule":
-        if data.appointment_at is None:
-            raise DomainError(ErrorCode.VALIDATION_FAILED, 422, "Give the appointment time.", errors=[])
-        if not job.window_start - timedelta(days=1) <= data.appointment_at <= job.window_end:
-            raise DomainError(
-                ErrorCode.OUTSIDE_SERVICE_WINDOW, 422, "The appointment must fall within the service window."
-            )
-        values["appointment_at"] = data.appointment_at
-    elif action == "arrive":
-        values.update(await _arrival(session, principal, job, data, received))
-        details["verdict"] = values["arrival_visit"]["verdict"]
-    elif action == "hold":
-        values["held_from"] = job.status
-    elif action == "resume":
-        values["held_from"] = None
-    elif action == "complete":
-        missing = await missing_proof(session, job)
-        if missing:
-            raise DomainError(
-                ErrorCode.VERIFICATION_INCOMPLETE,
-                409,
-                "The job type's proof is not complete: " + "; ".join(missing) + ".",
-                missing=missing,
-            )
-        values["completed_at"] = received
-    elif action in ("approve", "send_back"):
-        values.update(reviewed_at=received, reviewed_by=principal.user_id)
+    if rule.prepare is not None:
+        values.update(await rule.prepare(step))
 
     await session.execute(
         update(Job)
-        .where(Job.id == job.id)
+        .where(Job.id == job.id, Job.tenant_id == principal.tenant_id)
         .values(**values, updated_at=func.now())
         .execution_options(synchronize_session=False)
     )
-    session.expire(job)
     await _event(
-        session, principal.tenant_id, job_id, action, previous_status, target, principal.user_id, data.reason, details
+        session,
+        principal.tenant_id,
+        job_id,
+        action.value,
+        previous_status,
+        target,
+        principal.user_id,
+        data.reason,
+        step.details,
     )
-    new_assignee = values.get("assignee_id", previous_assignee) if "assignee_id" in values else previous_assignee
+    new_assignee = values.get("assignee_id", previous_assignee)
     changes = []
     if previous_assignee is not None and previous_assignee != new_assignee:
         changes.append(Change(previous_assignee, JOBS, job_id, "remove"))
     if new_assignee is not None:
         changes.append(Change(new_assignee, JOBS, job_id))
     await record_changes(session, principal.tenant_id, changes)
-    if action in ("assign", "refuse", "cancel", "send_back", "resume", "hold"):
-        # Whoever gains, loses or must act on the job hears about it now, not at their next poll.
-        await _notify(session, principal.tenant_id, [previous_assignee, new_assignee], job_id, action)
-    if action == "arrive" and policy.get("code"):
-        await issue_code(session, principal.tenant_id, job_id)
+    if rule.notify:
+        await _notify(session, principal.tenant_id, [previous_assignee, new_assignee], job_id, action.value)
+    if rule.after is not None:
+        await rule.after(step)
+    session.expire(job)
     return await _detail(session, principal.tenant_id, job_id)
 
 
@@ -479,7 +570,7 @@ async def _arrival(
 ) -> dict[str, Any]:
     if data.fix is None:
         raise DomainError(ErrorCode.VALIDATION_FAILED, 422, "Arriving needs a location fix.", errors=[])
-    lat, lon = (await session.execute(select(_LAT, _LON).where(Job.id == job.id))).one()
+    lat, lon = (await session.execute(select(SITE_LAT, SITE_LON).where(Job.id == job.id))).one()
     fence = CircleFence(lat=lat, lon=lon, radius_m=job.geofence_radius_m)
     acted = action_time(data.at, received_at, data.fix)
     verdict = await judge_claim(session, principal, fence, data.fix, received_at=received_at, action_at=acted)
@@ -499,7 +590,7 @@ async def _arrival(
     return {"arrival_visit": evidence, "arrival_status": verdict.status.value}
 
 
-async def missing_proof(session: AsyncSession, job: Job) -> list[str]:
+def missing_proof(job: Job) -> list[str]:
     policy = job.policy
     missing = []
     if policy.get("code") and job.code_verified_at is None:
@@ -507,35 +598,63 @@ async def missing_proof(session: AsyncSession, job: Job) -> list[str]:
     if policy.get("location") and job.arrival_status != "verified":
         missing.append("arrival at the site not verified")
     wanted = int(policy.get("photos", 0))
-    if wanted:
-        have = await count_proof_photos(session, job.tenant_id, job.id)
-        if have < wanted:
-            missing.append(f"photos: {have} of {wanted}")
+    if wanted and job.proof_photos < wanted:
+        missing.append(f"photos: {job.proof_photos} of {wanted}")
     return missing
 
 
 # -- the customer's code -----------------------------------------------------------------------------------------
 
 
-def _code_hash(secret: str, job_id: UUID, code: str) -> str:
+def _code_hash(key: bytes, job_id: UUID, code: str) -> str:
     # Keyed and bound to the job: a stolen table reveals no codes, and a code never fits another job.
-    return hmac.new(secret.encode(), f"{job_id}:{code}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key, f"{job_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-async def issue_code(session: AsyncSession, tenant_id: UUID, job_id: UUID) -> None:
-    """A fresh one-time code for the customer (replacing and unlocking any earlier one), sent by SMS."""
+async def issue_code(session: AsyncSession, job: Job, *, code_key: bytes, now: datetime) -> None:
+    """A fresh one-time code for the customer (replacing and unlocking any earlier one). The SMS is queued in
+    this transaction and leaves after it commits; the code itself is kept only as a keyed hash."""
     code = f"{secrets.randbelow(1_000_000):06d}"
-    job = await session.get_one(Job, job_id)
     values = {
-        "tenant_id": tenant_id,
-        "code_hash": _code_hash(get_settings().jwt_secret, job_id, code),
-        "expires_at": datetime.now(UTC) + CODE_TTL,
+        "tenant_id": job.tenant_id,
+        "code_hash": _code_hash(code_key, job.id, code),
+        "issued_at": now,
+        "expires_at": now + CODE_TTL,
         "attempts": 0,
         "locked_at": None,
     }
-    statement = insert(JobCode).values(job_id=job_id, **values)
+    statement = insert(JobCode).values(job_id=job.id, **values)
     await session.execute(statement.on_conflict_do_update(index_elements=["job_id"], set_=values))
-    await SMS.send(job.customer_phone, f"Your Groundwork code for today's visit is {code}. Give it to the technician.")
+    text_ = f"Your Groundwork code for today's visit is {code}. Give it to the technician."
+    await enqueue_sms(session, job.tenant_id, job.customer_phone, text_)
+
+
+def believed_entry_time(
+    claimed: datetime | None, *, issued_at: datetime, arrived_at: datetime | None, received: datetime
+) -> datetime:
+    """When a code was typed, as far as we believe the phone: never before the code was issued nor before the
+    arrival (an `at` from before either, past `CLOCK_DRIFT`, is a false claim and judged as typed on receipt),
+    never after we received it."""
+    floor = max(issued_at, arrived_at) if arrived_at is not None else issued_at
+    at = claimed or received
+    if at < floor - CLOCK_DRIFT:
+        at = received
+    return min(max(at, floor), received)
+
+
+def _locked() -> DomainError:
+    return DomainError(
+        ErrorCode.CODE_ATTEMPTS_EXCEEDED,
+        423,
+        "Too many wrong codes: ask dispatch to send a new one.",
+        keep_effects=True,
+        attempts_left=0,
+    )
+
+
+def _arrived_at(job: Job) -> datetime | None:
+    trusted = (job.arrival_visit or {}).get("trusted_at")
+    return datetime.fromisoformat(trusted) if isinstance(trusted, str) else None
 
 
 async def enter_code(
@@ -544,42 +663,52 @@ async def enter_code(
     job_id: UUID,
     entry: wire.CodeEntry,
     *,
+    code_key: bytes,
     received_at: datetime | None = None,
 ) -> wire.JobDetail:
-    """Check the code the customer gave. Attempts are counted in a transaction of their own, so a refused
-    attempt still counts even though the request (or the queued mutation) fails: no brute force by retrying."""
-    job = await _visible_job(session, principal, job_id)
+    """Check the code the customer gave, in the request's own transaction (one connection per request).
+
+    The job's row lock serialises entries for one job, so forty at once count forty attempts. Every wrong
+    attempt (and every attempt on a locked code) is counted, and the refusal says `keep_effects`: the route
+    commits the count before answering, and the sync engine keeps it for a refused `job.verify`, so retrying is
+    no free brute force. An offline entry's `at` is believed only between the code's issue (and the arrival)
+    and now: nobody typed a code they did not have, so an `at` from before it (past a few minutes of clock
+    drift) is judged as typed on arrival here."""
+    job = await _visible_job(session, principal, job_id, lock=True)
     if job.assignee_id != principal.user_id:
         raise forbidden("Only the assigned technician enters the customer's code.")
-    if job.status not in RULES["verify"].sources:
-        raise _refuse_transition(job, "verify")
+    if job.status not in RULES[JobAction.VERIFY].sources:
+        raise _refuse_transition(job, JobAction.VERIFY.value)
     received = received_at or datetime.now(UTC)
-    entered_at = min(entry.at or received, received)
-    async with AsyncSession(session.bind) as counter:
-        code = await counter.scalar(select(JobCode).where(JobCode.job_id == job_id).with_for_update())
-        if code is None:
-            raise DomainError(ErrorCode.CODE_INVALID, 422, "No code was issued for this job; ask dispatch to send one.")
-        if code.locked_at is not None:
-            raise DomainError(
-                ErrorCode.CODE_ATTEMPTS_EXCEEDED, 423, "Too many wrong codes: ask dispatch to send a new one."
-            )
-        if not hmac.compare_digest(code.code_hash, _code_hash(get_settings().jwt_secret, job_id, entry.code)):
-            code.attempts += 1
-            if code.attempts >= CODE_ATTEMPTS:
-                code.locked_at = received
-            left = CODE_ATTEMPTS - code.attempts
-            await counter.commit()
-            if left <= 0:
-                raise DomainError(
-                    ErrorCode.CODE_ATTEMPTS_EXCEEDED, 423, "Too many wrong codes: ask dispatch to send a new one."
-                )
-            raise DomainError(ErrorCode.CODE_INVALID, 422, f"Wrong code; {left} attempts left.", attempts_left=left)
-        if entered_at > code.expires_at:
-            raise DomainError(ErrorCode.CODE_EXPIRED, 410, "This code has expired: ask dispatch to send a new one.")
-        await counter.rollback()
+    code = await session.scalar(
+        select(JobCode)
+        .where(JobCode.job_id == job_id, JobCode.tenant_id == principal.tenant_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if code is None:
+        raise DomainError(ErrorCode.CODE_INVALID, 422, "No code was issued for this job; ask dispatch to send one.")
+    if code.locked_at is not None:
+        code.attempts += 1
+        await session.flush()
+        raise _locked()
+    if not hmac.compare_digest(code.code_hash, _code_hash(code_key, job_id, entry.code)):
+        code.attempts += 1
+        if code.attempts >= CODE_ATTEMPTS:
+            code.locked_at = received
+        await session.flush()
+        left = CODE_ATTEMPTS - code.attempts
+        if left <= 0:
+            raise _locked()
+        raise DomainError(
+            ErrorCode.CODE_INVALID, 422, f"Wrong code; {left} attempts left.", keep_effects=True, attempts_left=left
+        )
+    entered_at = believed_entry_time(entry.at, issued_at=code.issued_at, arrived_at=_arrived_at(job), received=received)
+    if entered_at > code.expires_at:
+        raise DomainError(ErrorCode.CODE_EXPIRED, 410, "This code has expired: ask dispatch to send a new one.")
     await session.execute(
         update(Job)
-        .where(Job.id == job_id)
+        .where(Job.id == job_id, Job.tenant_id == principal.tenant_id)
         .values(code_verified_at=entered_at)
         .execution_options(synchronize_session=False)
     )
@@ -587,23 +716,66 @@ async def enter_code(
         session,
         principal,
         job_id,
-        "verify",
-        wire.Transition(at=entry.at),
+        JobAction.VERIFY,
+        wire.Transition(at=entered_at),
         received_at=received,
         event_data={"proof": "code"},
+        job=job,
     )
 
 
-async def resend_code(session: AsyncSession, principal: Principal, job_id: UUID) -> None:
-    job = await _visible_job(session, principal, job_id)
-    if not principal.has_role(*DISPATCHERS) and job.assignee_id != principal.user_id:
-        raise forbidden("Only dispatch or the technician can have the code sent again.")
-    if not job.policy.get("code") or job.status not in ("arrived", "verification"):
+async def resend_code(
+    session: AsyncSession, principal: Principal, job_id: UUID, *, code_key: bytes, now: datetime | None = None
+) -> None:
+    """Dispatch sends the customer a new code (unlocking a locked one): at most once a `CODE_RESEND_INTERVAL`
+    and `CODE_RESENDS_PER_DAY` times in 24 hours per job, answered 429 with `Retry-After` past that. The
+    technician cannot: a resend that unlocks would give them five more guesses each time."""
+    now = now or datetime.now(UTC)
+    job = await _visible_job(session, principal, job_id, lock=True)
+    if not principal.has_role(*DISPATCHERS):
+        raise forbidden("Only dispatch sends the customer a new code.")
+    if not job.policy.get("code") or job.status not in (S.ARRIVED, S.VERIFICATION):
         raise _refuse_transition(job, "resend_code")
-    await issue_code(session, principal.tenant_id, job_id)
-    await _event(
-        session, principal.tenant_id, job_id, "resend_code", job.status, job.status, principal.user_id, None, {}
+    issued_at = await session.scalar(
+        select(JobCode.issued_at).where(JobCode.job_id == job_id, JobCode.tenant_id == principal.tenant_id)
     )
+    resent = list(
+        await session.scalars(
+            select(JobEvent.at).where(
+                JobEvent.tenant_id == principal.tenant_id,
+                JobEvent.job_id == job_id,
+                JobEvent.action == "resend_code",
+                JobEvent.at > now - timedelta(days=1),
+            )
+        )
+    )
+    wait = resend_wait(issued_at, resent, now)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait.total_seconds()))
+        raise DomainError(
+            ErrorCode.CODE_RESEND_LIMITED,
+            429,
+            f"A new code can be sent in {seconds} s (at most one a minute, {CODE_RESENDS_PER_DAY} a day).",
+            headers={"Retry-After": str(seconds)},
+            retry_after_s=seconds,
+        )
+    await issue_code(session, job, code_key=code_key, now=now)
+    await _event(
+        session, principal.tenant_id, job_id, "resend_code", job.status, job.status, principal.user_id, None, {}, at=now
+    )
+
+
+def resend_wait(issued_at: datetime | None, resent: Sequence[datetime], now: datetime) -> timedelta | None:
+    """How long until a new code may be sent (None: now). `issued_at`: the current code's issue; `resent`: the
+    times of earlier resends (those of the last 24 hours are what count)."""
+    waits = []
+    if issued_at is not None and now < issued_at + CODE_RESEND_INTERVAL:
+        waits.append(issued_at + CODE_RESEND_INTERVAL - now)
+    today = sorted(at for at in resent if now - timedelta(days=1) < at <= now)
+    if len(today) >= CODE_RESENDS_PER_DAY:
+        # The oldest resend that must leave the window for one more to fit.
+        waits.append(today[len(today) - CODE_RESENDS_PER_DAY] + timedelta(days=1) - now)
+    return max(waits) if waits else None
 
 
 # -- dispatch ----------------------------------------------------------------------------------------------------
@@ -648,13 +820,37 @@ LOAD_WEIGHT = 1.0
 FAIRNESS_WEIGHT = 1.0
 
 
+async def _assignable_by(session: AsyncSession, dispatcher: Principal) -> set[UUID] | None:
+    """The technicians a dispatcher may assign: those in their data scope (None: the whole tenant). Dispatch
+    and visibility agree: whoever dispatch picks, the dispatcher still sees the job."""
+    scope = effective_scope(dispatcher)
+    if scope is DataScope.ALL or dispatcher.role in (Role.OPS, Role.ADMIN):
+        return None
+    ids = await session.scalars(
+        select(User.id).where(
+            User.tenant_id == dispatcher.tenant_id, User.role == Role.TECHNICIAN.value, visible_to(scope, User.id)
+        ),
+        scope_params(dispatcher),
+    )
+    return set(ids)
+
+
 async def candidates(
-    session: AsyncSession, tenant_id: UUID, job_id: UUID, only: UUID | None = None
+    session: AsyncSession,
+    tenant_id: UUID,
+    job_id: UUID,
+    only: UUID | None = None,
+    *,
+    within: set[UUID] | None = None,
 ) -> list[wire.CandidateView]:
+    """Technicians for the job with the hard filters' verdicts and a score. `within`: only these technicians
+    are considered (a dispatcher's scope); None considers every technician of the tenant."""
     params: dict[str, Any] = {"job_id": job_id, "tenant_id": tenant_id, "active": list(ACTIVE_FOR_LOAD)}
     if only is not None:
         params["only"] = only
     rows = (await session.execute(_CANDIDATE if only is not None else _CANDIDATES, params)).all()
+    if within is not None:
+        rows = [r for r in rows if r.id in within]
     eligible_recent = [r.recent for r in rows]
     average_recent = sum(eligible_recent) / len(eligible_recent) if eligible_recent else 0.0
     views = []
@@ -693,19 +889,24 @@ async def candidates(
 async def dispatch_auto(
     session: AsyncSession, principal: Principal, job_id: UUID, *, dry_run: bool
 ) -> wire.DispatchDecision:
+    """Pick the best eligible technician within the dispatcher's scope, and say why."""
+    job = await _visible_job(session, principal, job_id, lock=not dry_run)
     if not principal.has_role(*DISPATCHERS):
         raise forbidden("Only dispatchers dispatch jobs.")
-    job = await _visible_job(session, principal, job_id, lock=not dry_run)
-    if job.status not in RULES["assign"].sources:
-        raise _refuse_transition(job, "assign")
-    views = await candidates(session, principal.tenant_id, job_id)
+    if job.status not in RULES[JobAction.ASSIGN].sources:
+        raise _refuse_transition(job, JobAction.ASSIGN.value)
+    within = await _assignable_by(session, principal)
+    views = await candidates(session, principal.tenant_id, job_id, within=within)
     chosen = views[0] if views and views[0].eligible else None
+    scope_note = "" if within is None else " in your scope"
     if chosen is None:
-        explanation = f"No technician passes the hard filters ({len(views)} considered); the job stays {job.status}."
+        explanation = (
+            f"No technician{scope_note} passes the hard filters ({len(views)} considered); the job stays {job.status}."
+        )
     else:
         explanation = (
             f"{chosen.name}: lowest score {chosen.score} (distance {chosen.distance_m} m, {chosen.load} jobs that day,"
-            f" {chosen.recent} in 7 days) among {sum(v.eligible for v in views)} eligible of {len(views)}."
+            f" {chosen.recent} in 7 days) among {sum(v.eligible for v in views)} eligible of {len(views)}{scope_note}."
         )
     decision = wire.DispatchDecision(
         job_id=job_id,
@@ -719,10 +920,11 @@ async def dispatch_auto(
             session,
             principal,
             job_id,
-            "assign",
+            JobAction.ASSIGN,
             wire.Transition(),
             assignee_id=chosen.technician_id,
             event_data={"dispatch": "auto", "explanation": explanation, "score": chosen.score},
+            job=job,
         )
     return decision
 
@@ -730,7 +932,15 @@ async def dispatch_auto(
 async def assign_manually(
     session: AsyncSession, principal: Principal, job_id: UUID, technician_id: UUID
 ) -> wire.JobDetail:
-    views = await candidates(session, principal.tenant_id, job_id, only=technician_id)
+    """A supervisor's choice, among the technicians in their scope; the hard filters still apply."""
+    job = await _visible_job(session, principal, job_id, lock=True)
+    if not principal.has_role(*DISPATCHERS):
+        raise forbidden("Only dispatchers assign jobs.")
+    if job.status not in RULES[JobAction.ASSIGN].sources:
+        raise _refuse_transition(job, JobAction.ASSIGN.value)
+    views = await candidates(
+        session, principal.tenant_id, job_id, only=technician_id, within=await _assignable_by(session, principal)
+    )
     view = views[0] if views else None
     if view is None:
         raise not_found("technician")
@@ -746,24 +956,38 @@ async def assign_manually(
         session,
         principal,
         job_id,
-        "assign",
+        JobAction.ASSIGN,
         wire.Transition(),
         assignee_id=technician_id,
         event_data={"dispatch": "manual"},
+        job=job,
     )
 
 
 async def grab(session: AsyncSession, principal: Principal, job_id: UUID) -> wire.JobDetail:
     """A technician takes an open job. Two grabs of one job: the row lock serialises them and the second finds
-    it no longer pooled."""
-    if principal.role is not Role.TECHNICIAN:
-        raise forbidden("Only technicians grab jobs.")
+    it no longer pooled. A technician sees a job to grab only while it is in the pool (or once it was: the
+    loser of a race is told it was taken); anyone else gets 404."""
     job = await session.scalar(
-        select(Job).where(Job.id == job_id, Job.tenant_id == principal.tenant_id).with_for_update()
+        select(Job)
+        .where(Job.id == job_id, Job.tenant_id == principal.tenant_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
-    if job is None:
+    if job is None or principal.role is not Role.TECHNICIAN:
         raise not_found("job")
-    if job.status != "pooled":
+    if job.status != S.POOLED:
+        was_pooled = await session.scalar(
+            select(
+                exists().where(
+                    JobEvent.tenant_id == principal.tenant_id,
+                    JobEvent.job_id == job_id,
+                    JobEvent.to_status == S.POOLED.value,
+                )
+            )
+        )
+        if not was_pooled:
+            raise not_found("job")
         raise DomainError(ErrorCode.ALREADY_TAKEN, 409, "Someone else took this job first.")
     views = await candidates(session, principal.tenant_id, job_id, only=principal.user_id)
     view = views[0] if views else None
@@ -776,16 +1000,23 @@ async def grab(session: AsyncSession, principal: Principal, job_id: UUID) -> wir
         session,
         principal,
         job_id,
-        "grab",
+        JobAction.GRAB,
         wire.Transition(),
         assignee_id=principal.user_id,
         event_data={"dispatch": "grab"},
+        job=job,
     )
 
 
 async def set_profile(
-    session: AsyncSession, principal: Principal, user_id: UUID, data: wire.TechnicianProfileIn
+    session: AsyncSession,
+    principal: Principal,
+    user_id: UUID,
+    data: wire.TechnicianProfileIn,
+    *,
+    now: datetime | None = None,
 ) -> None:
+    """A technician's dispatch profile (its location in WGS-84: the route converts the caller's `crs`)."""
     if not principal.has_role(*DISPATCHERS):
         raise forbidden("Only dispatchers edit technician profiles.")
     user = await session.scalar(
@@ -802,7 +1033,7 @@ async def set_profile(
     }
     if data.location is not None:
         values["location"] = point_ewkt(data.location.lat, data.location.lon)
-        values["location_at"] = datetime.now(UTC)
+        values["location_at"] = now or datetime.now(UTC)
     statement = insert(TechnicianProfile).values(user_id=user_id, **values)
     await session.execute(statement.on_conflict_do_update(index_elements=["user_id"], set_=values))
 

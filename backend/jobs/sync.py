@@ -10,31 +10,45 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
+from backend.coordinates import request_in_wgs84
 from backend.jobs import service
 from backend.offline.registry import SyncRegistry
+from backend.settings import get_settings
 from mobile_contract.jobs import CodeEntry, Job, JobCommandArgs, JobVerifyArgs, Transition
 from sync.registry import MutationMeta, MutationSpec, ids_in
 
 JOBS = service.JOBS
-# The steps a technician's phone may queue: every step its assignee takes, but the code (`job.verify`, with its
-# own args), derived from the lifecycle table so the two never drift.
-JOB_STEPS = tuple(step for step, rule in service.RULES.items() if "assignee" in rule.actors and step != "verify")
+# The steps a technician's phone may queue: every step its assignee takes, from the jobs domain's table of rules
+# (the code, `job.verify`, is no plain step: it has its own args).
+JOB_STEPS = service.ASSIGNEE_STEPS
+
+
+def _code_key() -> bytes:
+    # The sync edge's share of the app's settings (the routes get the key through the `settings` dependency); the
+    # jobs service itself never reads settings.
+    return get_settings().code_key
 
 
 def _step(step: str) -> Any:
     async def handler(session: AsyncSession, principal: Principal, args: JobCommandArgs, meta: MutationMeta) -> Any:
-        # Queued offline: when it happened is the phone's `at`, else when it queued the step.
+        # Queued offline: when it happened is the phone's `at`, else when it queued the step. The fix comes in the
+        # phone's `crs`, converted at this edge as the routes convert theirs.
+        fix = request_in_wgs84(args.fix, args.crs) if args.fix is not None else None
         data = Transition(
-            reason=args.reason, appointment_at=args.appointment_at, fix=args.fix, at=args.at or meta.created_at
+            reason=args.reason, appointment_at=args.appointment_at, fix=fix, at=args.at or meta.created_at
         )
-        return await service.transition(session, principal, args.job_id, step, data, received_at=meta.received_at)
+        return await service.transition(
+            session, principal, args.job_id, step, data, received_at=meta.received_at, code_key=_code_key()
+        )
 
     return handler
 
 
 async def _verify(session: AsyncSession, principal: Principal, args: JobVerifyArgs, meta: MutationMeta) -> Any:
     entry = CodeEntry(code=args.code, at=args.at or meta.created_at)
-    return await service.enter_code(session, principal, args.job_id, entry, received_at=meta.received_at)
+    return await service.enter_code(
+        session, principal, args.job_id, entry, code_key=_code_key(), received_at=meta.received_at
+    )
 
 
 async def _grab(session: AsyncSession, principal: Principal, args: JobCommandArgs, meta: MutationMeta) -> Any:

@@ -2,8 +2,9 @@
 place its EXIF claims, and its perceptual hash. Pure and synchronous: the service runs it in a worker thread.
 
 Decoding untrusted bytes is where the bad input of an upload shows: not an image (415), an image that cannot be
-decoded whole (422), one with too many pixels to decode safely (413). Each becomes a DomainError here; EXIF that
-cannot be read is simply absent (the photo is still kept, flagged for the reviewer).
+decoded whole (422), one with too many pixels to decode safely (413 `image_too_large`, judged from the header
+before a pixel is decoded). Each becomes a DomainError here; EXIF that cannot be read is simply absent (the
+photo is still kept, flagged for the reviewer).
 
 HEIC (iPhones' default format) is refused with 415: Pillow cannot read it without pillow-heif, a binary wheel
 bundling libheif and its codecs, which would be one more complex decoder facing untrusted bytes. The apps
@@ -34,8 +35,17 @@ Image.init()  # register every plugin now, not lazily in a request thread
 CONTENT_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 _OPEN_AS = ["JPEG", "PNG", "WEBP"]  # the only parsers Pillow may try on upload bytes
 
-# Pillow's own decompression-bomb threshold (~89 megapixels): more than any phone JPEG under the byte cap.
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+# Pixel limits, checked from the header before a single pixel is decoded (bytes say little: a blank 81-megapixel
+# PNG is 79 KB and decodes to 152 MB). A JPEG is decoded at 1/8 scale (see _DECODE_SIZE), so it may be as large as
+# a 50-megapixel phone camera writes; PNG and WebP decode at full size, so they get the size of a 16-megapixel
+# photo (64 MB as RGBA, the most any upload may cost). No phone side is longer than 10,000 pixels (a 200 MP
+# sensor writes 16,320 x 12,240 only in its "full resolution" mode, which the apps do not use).
+MAX_SIDE = 10_000
+MAX_PIXELS = 50_000_000  # JPEG, decoded reduced
+MAX_PIXELS_FULL_DECODE = 16_000_000  # PNG, WebP
+# Pillow's own bomb check as a second wall, for any path that opens an image without ours: it warns past this and
+# raises past twice this.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 # Decode JPEGs at 1/2..1/8 scale (libjpeg's DCT scaling) down to at least this size: the perceptual hash looks at
 # 32x32 pixels, so full resolution only costs time (a 12 MP photo: ~40 ms instead of ~125 ms). Every entropy-coded
@@ -103,8 +113,8 @@ def inspect_image(data: bytes) -> Inspection:
     try:
         with Image.open(io.BytesIO(data), formats=_OPEN_AS) as probe:
             content_type = CONTENT_TYPES[probe.format or ""]
-            width, height = probe.size
-            _check_pixels(width, height)
+            width, height = probe.size  # from the header: nothing is decoded yet
+            check_pixels(width, height, reduced=probe.format in ("JPEG", "MPO"))
             probe.verify()  # structural checks (PNG chunk CRCs); JPEG data is checked by the full decode below
         with Image.open(io.BytesIO(data), formats=_OPEN_AS) as image:
             exif = read_exif(image)
@@ -140,15 +150,25 @@ def inspect_image(data: bytes) -> Inspection:
     )
 
 
-def _check_pixels(width: int, height: int) -> None:
-    if width * height > MAX_PIXELS:
-        raise _too_many_pixels(width, height)
+def check_pixels(width: int, height: int, *, reduced: bool) -> None:
+    """Refuse, from the header's size alone, an image with a side or a total we will not decode. `reduced`: the
+    format is decoded at reduced scale (JPEG), so it may have more pixels."""
+    max_pixels = MAX_PIXELS if reduced else MAX_PIXELS_FULL_DECODE
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > max_pixels:
+        raise _too_many_pixels(width, height, max_pixels)
 
 
-def _too_many_pixels(width: int = 0, height: int = 0) -> DomainError:
+def _too_many_pixels(width: int = 0, height: int = 0, max_pixels: int = MAX_PIXELS) -> DomainError:
     size = f" ({width}x{height})" if width else ""
-    limit = MAX_PIXELS // 1_000_000
-    return DomainError(ErrorCode.BODY_TOO_LARGE, 413, f"The image has too many pixels{size}; at most {limit} MP.")
+    return DomainError(
+        ErrorCode.IMAGE_TOO_LARGE,
+        413,
+        f"The image is too large{size}: at most {MAX_SIDE} pixels a side and {max_pixels // 1_000_000} MP in all for"
+        " this format. Send it at the camera's normal resolution.",
+        max_width=MAX_SIDE,
+        max_height=MAX_SIDE,
+        max_pixels=max_pixels,
+    )
 
 
 def _reduce_factor(width: int, height: int) -> int:

@@ -4,7 +4,8 @@ An upload is judged, never refused for what it shows: a photo taken outside the 
 or seen before with another job is stored all the same, with flags for the reviewer (evidence is never thrown
 away). Only bytes that are not a whole image, or too many of them, are refused, with a problem the phone can act on.
 
-The jobs domain calls `count_proof_photos` (its completion policy) and `photos_of_job`.
+Who may see a job, and where its site is, are the jobs domain's (`backend.jobs.reads`); media tells the jobs
+domain when a stored photo proves work (`add_proof_photo`), so jobs never imports media.
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import anyio.to_thread
-from sqlalchemy import ColumnElement, Float, func, literal_column, not_, select, tuple_
+from sqlalchemy import ColumnElement, func, not_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.auth.models import User
-from backend.auth.scopes import effective_scope, scope_params, visible_to
+from backend.auth.scopes import scope_params
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
 from backend.jobs.models import Job
+from backend.jobs.reads import SITE_LAT, SITE_LON, add_proof_photo, job_visible_to
 from backend.media import similar
 from backend.media.images import ExifClaims, inspect_image
 from backend.media.models import Photo
@@ -32,13 +33,10 @@ from backend.media.storage import PhotoStore, photo_key
 from backend.paging import decode_cursor, encode_cursor
 from geo.distance import haversine_m
 from mobile_contract import media as wire
-from mobile_contract.auth import Role
 from mobile_contract.base import AwareDatetime
 from mobile_contract.errors import ErrorCode
 from mobile_contract.location import Point
 from sync.feed import Change, record_changes
-
-REVIEWERS = (Role.SUPERVISOR, Role.OPS, Role.ADMIN)
 
 # A photo may be taken a little before the job's window opens or after it closes (arriving early, a last shot on
 # the way out); past an hour either side it is worth a look.
@@ -204,6 +202,8 @@ async def store_photo(
         if (row.tenant_id, row.job_id, row.user_id) != (principal.tenant_id, job_id, principal.user_id):
             raise _id_taken()
         return _replayed(_view(row), data)
+    if not any(flag.value in _NOT_PROOF for flag in flags):
+        await add_proof_photo(session, principal.tenant_id, job_id)
     # The job's proof count changed: the technician's phone learns it on its next pull.
     await record_changes(session, principal.tenant_id, [Change(principal.user_id, "jobs", job_id)])
     return _view(row), True
@@ -227,17 +227,20 @@ async def _job_for_upload(session: AsyncSession, principal: Principal, job_id: U
             select(
                 Job.id,
                 Job.assignee_id,
-                literal_column("ST_Y(jobs.location::geometry)", Float).label("lat"),
-                literal_column("ST_X(jobs.location::geometry)", Float).label("lon"),
+                SITE_LAT,
+                SITE_LON,
                 Job.geofence_radius_m,
                 Job.window_start,
                 Job.window_end,
-            ).where(Job.id == job_id, Job.tenant_id == principal.tenant_id)
+            ).where(Job.id == job_id, Job.tenant_id == principal.tenant_id, job_visible_to(principal)),
+            scope_params(principal),
         )
     ).one_or_none()
     if row is None:
         raise not_found("job")
-    job = JobPlace(
+    if row.assignee_id != principal.user_id:
+        raise forbidden("Only the job's assignee adds photos to it.")
+    return JobPlace(
         id=row.id,
         assignee_id=row.assignee_id,
         lat=row.lat,
@@ -246,36 +249,9 @@ async def _job_for_upload(session: AsyncSession, principal: Principal, job_id: U
         window_start=row.window_start,
         window_end=row.window_end,
     )
-    if job.assignee_id == principal.user_id:
-        return job
-    if await _may_review(session, principal, job.assignee_id):
-        raise forbidden("Only the job's assignee adds photos to it.")
-    raise not_found("job")
 
 
 # -- reading -----------------------------------------------------------------------------------------------------
-
-
-async def _may_review(session: AsyncSession, principal: Principal, assignee_id: UUID | None) -> bool:
-    """The assignee, and dispatchers as the jobs domain lets them see a job: operations and admins the whole
-    tenant, supervisors the jobs assigned within their data scope (and unassigned ones)."""
-    if assignee_id is not None and assignee_id == principal.user_id:
-        return True
-    if not principal.has_role(*REVIEWERS):
-        return False
-    if principal.role in (Role.OPS, Role.ADMIN) or assignee_id is None:
-        return True
-    in_scope = await session.scalar(
-        select(func.count())
-        .select_from(User)
-        .where(
-            User.id == assignee_id,
-            User.tenant_id == principal.tenant_id,
-            visible_to(effective_scope(principal), User.id),
-        ),
-        scope_params(principal),
-    )
-    return bool(in_scope)
 
 
 def _view(photo: Photo) -> wire.PhotoView:
@@ -314,17 +290,18 @@ def _source(photo_id: UUID | None, job_id: UUID | None) -> wire.PhotoSource | No
 
 
 async def _visible_photo(session: AsyncSession, principal: Principal, photo_id: UUID) -> Photo:
-    row = (
-        await session.execute(
-            select(Photo, Job.assignee_id)
-            .join(Job, Job.id == Photo.job_id)
-            .where(Photo.id == photo_id, Photo.tenant_id == principal.tenant_id)
-        )
-    ).one_or_none()
-    if row is None:
-        raise not_found("photo")
-    photo, assignee_id = row
-    if photo.user_id != principal.user_id and not await _may_review(session, principal, assignee_id):
+    """A photo for its uploader, and for whoever may see its job (the jobs domain's rule)."""
+    photo = await session.scalar(
+        select(Photo)
+        .join(Job, (Job.id == Photo.job_id) & (Job.tenant_id == Photo.tenant_id))
+        .where(
+            Photo.id == photo_id,
+            Photo.tenant_id == principal.tenant_id,
+            (Photo.user_id == principal.user_id) | job_visible_to(principal),
+        ),
+        scope_params(principal),
+    )
+    if photo is None:
         raise not_found("photo")
     return photo
 
@@ -348,10 +325,11 @@ async def list_job_photos(
     session: AsyncSession, principal: Principal, job_id: UUID, *, limit: int, cursor: str | None
 ) -> wire.PhotoPage:
     """A job's photos in upload order, for its assignee and its reviewers."""
-    job = (
-        await session.execute(select(Job.assignee_id).where(Job.id == job_id, Job.tenant_id == principal.tenant_id))
-    ).one_or_none()
-    if job is None or not await _may_review(session, principal, job.assignee_id):
+    visible = await session.scalar(
+        select(Job.id).where(Job.id == job_id, Job.tenant_id == principal.tenant_id, job_visible_to(principal)),
+        scope_params(principal),
+    )
+    if visible is None:
         raise not_found("job")
     statement = select(Photo).where(Photo.tenant_id == principal.tenant_id, Photo.job_id == job_id)
     if cursor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,8 +10,12 @@ from uuid import UUID
 
 from litestar.testing import AsyncTestClient
 
+from backend.db.engine import Database
+from backend.jobs.tasks import SMS_SEND, SendSms
+from backend.queue.service import Registry
+from backend.queue.worker import run_due
 from mobile_contract.auth import Role
-from tests.factories import Factory, FieldUser
+from tests.factories import Factory, FieldUser, fix
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 SITE = (31.2304, 121.4737)
@@ -74,3 +79,48 @@ async def create_job(client: Client, dispatcher: FieldUser, **overrides: Any) ->
 
 async def step(client: Client, user: FieldUser, job_id: str, name: str, **body: Any) -> Any:
     return await client.post(f"/v1/jobs/{job_id}/steps/{name}", json=body, headers=user.headers)
+
+
+class RecordingSms:
+    """An SMS gateway that keeps what it was asked to send (the app's `SmsSender`)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    async def send(self, phone: str, text: str) -> None:
+        self.sent.append((phone, text))
+
+
+async def deliver_sms(database: Database, tenant_id: UUID, *, now: datetime | None = None) -> RecordingSms:
+    """Run the tenant's queued `sms.send` jobs, as the worker would after the commit."""
+    outbox = RecordingSms()
+    registry = Registry()
+    registry.register(SMS_SEND, SendSms(outbox))
+    await run_due(database, registry, tenant_id=tenant_id, now=now)
+    return outbox
+
+
+async def sent_code(database: Database, tenant_id: UUID) -> str:
+    """The last code the customer was sent: the queued SMS, delivered now."""
+    outbox = await deliver_sms(database, tenant_id)
+    codes = re.findall(r"code for today's visit is (\d{6})", " ".join(text for _, text in outbox.sent))
+    assert codes, "no code was sent"
+    return codes[-1]
+
+
+async def arrived_job(
+    factory: Factory, client: Client, *, job_type: str = "return_visit"
+) -> tuple[FieldUser, FieldUser, str]:
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    tech = await technician(factory, client, ops, tenant)
+    job = await create_job(client, ops, job_type=job_type)
+    assert (
+        await client.post(f"/v1/jobs/{job['id']}/assign", json={"technician_id": str(tech.id)}, headers=ops.headers)
+    ).status_code == 200
+    assert (await step(client, tech, job["id"], "accept")).status_code == 200
+    appointment = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
+    assert (await step(client, tech, job["id"], "schedule", appointment_at=appointment)).status_code == 200
+    arrived = await step(client, tech, job["id"], "arrive", fix=fix(*SITE))
+    assert arrived.status_code == 200, arrived.text
+    return ops, tech, job["id"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -14,42 +13,17 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from mobile_contract.auth import Role
-from tests.factories import Factory, FieldUser, fix
-from tests.jobs.helpers import SITE, create_job, job_body, step, technician
+from tests.factories import Factory, fix
+from tests.jobs.helpers import SITE, arrived_job, create_job, job_body, sent_code, step, technician
 from tests.media.helpers import reencoded, site_photo, upload
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 
 
-def sent_code(caplog: pytest.LogCaptureFixture) -> str:
-    """The last code the SMS gateway (the log, by default) sent to a customer."""
-    codes = re.findall(r"code for today's visit is (\d{6})", caplog.text)
-    assert codes, "no code was sent"
-    return codes[-1]
-
-
-async def arrived_job(
-    factory: Factory, client: Client, *, job_type: str = "return_visit"
-) -> tuple[FieldUser, FieldUser, str]:
-    tenant = await factory.tenant()
-    ops = await factory.user(tenant, Role.OPS)
-    tech = await technician(factory, client, ops, tenant)
-    job = await create_job(client, ops, job_type=job_type)
-    assert (
-        await client.post(f"/v1/jobs/{job['id']}/assign", json={"technician_id": str(tech.id)}, headers=ops.headers)
-    ).status_code == 200
-    assert (await step(client, tech, job["id"], "accept")).status_code == 200
-    appointment = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
-    assert (await step(client, tech, job["id"], "schedule", appointment_at=appointment)).status_code == 200
-    arrived = await step(client, tech, job["id"], "arrive", fix=fix(*SITE))
-    assert arrived.status_code == 200, arrived.text
-    return ops, tech, job["id"]
-
-
 async def test_a_job_from_creation_to_approval_with_code_proof(
     factory: Factory, client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="groundwork.jobs")
+    caplog.set_level(logging.DEBUG)
     ops, tech, job_id = await arrived_job(factory, client)
     job = (await client.get(f"/v1/jobs/{job_id}", headers=tech.headers)).json()
     assert job["status"] == "arrived"
@@ -58,7 +32,10 @@ async def test_a_job_from_creation_to_approval_with_code_proof(
     assert early.status_code == 409
     assert early.json()["code"] == "verification_incomplete"
     assert early.json()["missing"] == ["customer code not verified"]
-    verified = await client.post(f"/v1/jobs/{job_id}/code", json={"code": sent_code(caplog)}, headers=tech.headers)
+    code = await sent_code(factory.database, tech.tenant_id)
+    assert code not in caplog.text  # sent to the customer, never written to a log
+    assert await factory.count("SELECT count(*) FROM background_jobs WHERE payload::text LIKE :c", c=f"%{code}%") == 0
+    verified = await client.post(f"/v1/jobs/{job_id}/code", json={"code": code}, headers=tech.headers)
     assert verified.status_code == 200, verified.text
     assert verified.json()["status"] == "verification"
     assert verified.json()["code_verified"] is True
@@ -82,18 +59,17 @@ async def test_a_job_from_creation_to_approval_with_code_proof(
 
 
 async def test_the_code_locks_after_five_wrong_tries_and_never_fits_another_job(
-    factory: Factory, client: Client, caplog: pytest.LogCaptureFixture
+    factory: Factory, client: Client
 ) -> None:
-    caplog.set_level(logging.INFO, logger="groundwork.jobs")
     ops, tech, job_id = await arrived_job(factory, client)
-    right = sent_code(caplog)
+    right = await sent_code(factory.database, tech.tenant_id)
     # A second job of the same technician gets its own code; the first job's code does not open it.
     second = await create_job(client, ops)
     await client.post(f"/v1/jobs/{second['id']}/assign", json={"technician_id": str(tech.id)}, headers=ops.headers)
     await step(client, tech, second["id"], "accept")
     await step(client, tech, second["id"], "schedule", appointment_at=datetime.now(UTC).isoformat())
     await step(client, tech, second["id"], "arrive", fix=fix(*SITE))
-    other_code = sent_code(caplog)
+    other_code = await sent_code(factory.database, tech.tenant_id)
     if other_code != right:
         crossed = await client.post(f"/v1/jobs/{job_id}/code", json={"code": other_code}, headers=tech.headers)
         assert crossed.json()["code"] == "code_invalid"
@@ -107,13 +83,22 @@ async def test_the_code_locks_after_five_wrong_tries_and_never_fits_another_job(
     assert "code_invalid" in codes
     locked = await client.post(f"/v1/jobs/{job_id}/code", json={"code": right}, headers=tech.headers)
     assert locked.status_code == 423  # even the right code, once locked
-    # Dispatch sends a new code: it works, the old one does not.
+    # Dispatch sends a new code (a minute after the last one: move the code's clock): it works, the old one not.
+    await _age_code(factory, job_id)
     assert (await client.post(f"/v1/jobs/{job_id}/code/resend", headers=ops.headers)).status_code == 204
-    fresh = sent_code(caplog)
+    fresh = await sent_code(factory.database, tech.tenant_id)
     ok = await client.post(f"/v1/jobs/{job_id}/code", json={"code": fresh}, headers=tech.headers)
     assert ok.status_code == 200, ok.text
     for bad in ({"code": "12345"}, {"code": "abcdef"}, {}, {"code": 123456}):
         assert (await client.post(f"/v1/jobs/{job_id}/code", json=bad, headers=tech.headers)).status_code == 422
+
+
+async def _age_code(factory: Factory, job_id: str) -> None:
+    async with factory.database.sessions() as session:
+        await session.execute(
+            text("UPDATE job_codes SET issued_at = issued_at - interval '2 minutes' WHERE job_id = :j"), {"j": job_id}
+        )
+        await session.commit()
 
 
 async def test_transitions_out_of_order_are_refused_and_change_nothing(factory: Factory, client: Client) -> None:
@@ -214,7 +199,7 @@ async def test_two_grabs_of_one_job_exactly_one_wins(factory: Factory, client: C
     job = await create_job(client, ops, dispatch="pool")
     assert job["status"] == "pooled"
     nearby = await client.get("/v1/jobs/pool", params={"lat": SITE[0], "lon": SITE[1]}, headers=techs[0].headers)
-    assert [p["job"]["id"] for p in nearby.json()] == [job["id"]]
+    assert [p["id"] for p in nearby.json()] == [job["id"]]
     answers = await asyncio.gather(*(client.post(f"/v1/jobs/{job['id']}/grab", headers=t.headers) for t in techs))
     assert sorted(a.status_code for a in answers) == [200, 409, 409, 409]
     assert {a.json()["code"] for a in answers if a.status_code == 409} == {"already_taken"}
@@ -281,10 +266,7 @@ async def test_create_bad_input_and_idempotency(factory: Factory, client: Client
     assert changed.status_code == 409
 
 
-async def test_jobs_sync_to_the_technician_and_transitions_are_mutations(
-    factory: Factory, client: Client, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="groundwork.jobs")
+async def test_jobs_sync_to_the_technician_and_transitions_are_mutations(factory: Factory, client: Client) -> None:
     tenant = await factory.tenant()
     ops = await factory.user(tenant, Role.OPS)
     tech = await technician(factory, client, ops, tenant)
@@ -313,7 +295,7 @@ async def test_jobs_sync_to_the_technician_and_transitions_are_mutations(
         await client.post("/v1/sync/push", json={"client_id": "tech-phone", "mutations": queued}, headers=tech.headers)
     ).json()["results"]
     assert [r["status"] for r in results] == ["applied"] * 3, results
-    code = sent_code(caplog)
+    code = await sent_code(factory.database, tech.tenant_id)
     wrong = {
         "id": 4,
         "name": "job.verify",
@@ -332,8 +314,6 @@ async def test_jobs_sync_to_the_technician_and_transitions_are_mutations(
         ("applied", None),
         ("applied", None),
     ]
-    # The wrong attempt counted even though its mutation was refused.
-    assert await factory.count("SELECT attempts FROM job_codes WHERE job_id = :j", j=uuid.UUID(job["id"])) == 1
     later = (await client.post("/v1/sync/pull", json={"cursor": first["cursor"]}, headers=tech.headers)).json()
     assert later["changes"]["jobs"]["upserted"][0]["status"] == "completed"
     # A job taken away reaches the phone as removed.
@@ -347,20 +327,40 @@ async def test_jobs_sync_to_the_technician_and_transitions_are_mutations(
     assert moved["changes"]["jobs"]["removed"] == [second["id"]]
 
 
-async def test_an_expired_code_is_refused_but_one_typed_in_time_offline_counts(
-    factory: Factory, client: Client, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="groundwork.jobs")
-    _, tech, job_id = await arrived_job(factory, client)
-    code = sent_code(caplog)
+async def _back_date(factory: Factory, job_id: str, hours: float) -> None:
+    """Move the code's and the arrival's clock `hours` back: as if the technician had arrived that long ago."""
+    earlier = datetime.now(UTC) - timedelta(hours=hours)
     async with factory.database.sessions() as session:
         await session.execute(
-            text("UPDATE job_codes SET expires_at = now() - interval '1 hour' WHERE job_id = :j"), {"j": job_id}
+            text(
+                "UPDATE job_codes SET issued_at = :t, expires_at = CAST(:t AS timestamptz) + interval '4 hours'"
+                " WHERE job_id = :j"
+            ),
+            {"j": job_id, "t": earlier},
+        )
+        await session.execute(  # the arrival's `trusted_at` is kept as ISO text in the evidence
+            text(
+                "UPDATE jobs SET arrival_visit = jsonb_set(arrival_visit, '{trusted_at}', to_jsonb(CAST(:t AS text)))"
+                " WHERE id = :j"
+            ),
+            {"j": job_id, "t": earlier.isoformat()},
         )
         await session.commit()
+
+
+async def test_an_expired_code_is_refused_but_one_typed_in_time_offline_counts(
+    factory: Factory, client: Client
+) -> None:
+    _, tech, job_id = await arrived_job(factory, client)
+    code = await sent_code(factory.database, tech.tenant_id)
+    await _back_date(factory, job_id, 5)  # issued 5 hours ago: expired an hour ago
     late = await client.post(f"/v1/jobs/{job_id}/code", json={"code": code}, headers=tech.headers)
     assert late.status_code == 410
     assert late.json()["code"] == "code_expired"
+    # A claim from before the code existed is no claim: it is judged as typed when the code was issued at the
+    # earliest, so it does not revive an expired code either (issue 8: `at` 2000-01-01 was accepted).
+    ancient = {"code": code, "at": "2000-01-01T00:00:00Z"}
+    assert (await client.post(f"/v1/jobs/{job_id}/code", json=ancient, headers=tech.headers)).status_code == 410
     # Typed in at the site two hours ago, while the code was valid, and synced only now: it counts.
     typed_at = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
     queued = {
@@ -374,6 +374,26 @@ async def test_an_expired_code_is_refused_but_one_typed_in_time_offline_counts(
     ).json()["results"]
     assert result["status"] == "applied", result
     assert result["result"]["code_verified"] is True
+
+
+async def test_an_offline_code_entry_cannot_claim_a_time_before_the_code_was_issued(
+    factory: Factory, client: Client
+) -> None:
+    _, tech, job_id = await arrived_job(factory, client)
+    code = await sent_code(factory.database, tech.tenant_id)
+    issued_at = await factory.count(
+        "SELECT extract(epoch FROM issued_at)::bigint FROM job_codes WHERE job_id = :j", j=job_id
+    )
+    answer = await client.post(
+        f"/v1/jobs/{job_id}/code", json={"code": code, "at": "2000-01-01T00:00:00Z"}, headers=tech.headers
+    )
+    assert answer.status_code == 200, answer.text
+    verified_at = await factory.count(
+        "SELECT extract(epoch FROM code_verified_at)::bigint FROM jobs WHERE id = :j", j=uuid.UUID(job_id)
+    )
+    assert verified_at >= issued_at  # the claim was moved up to the code's issue, never believed
+    verify = answer.json()["events"][-1]
+    assert verify["action"] == "verify"
 
 
 async def test_technicians_list_their_jobs_and_dispatchers_their_scope(factory: Factory, client: Client) -> None:

@@ -280,8 +280,8 @@ async def test_an_image_of_too_many_pixels_is_refused_before_it_is_decoded(
     for side in (10_000, 20_000):
         response = await upload(media_client, tech, job, _png_claiming(side, side), content_type="image/png")
         assert response.status_code == 413, response.text
-        assert response.json()["code"] == "body_too_large"
-        assert "pixels" in response.json()["detail"]
+        assert response.json()["code"] == "image_too_large"
+        assert "too large" in response.json()["detail"]
     assert await factory.count("SELECT count(*) FROM photos WHERE tenant_id = :t", t=tenant) == 0
 
 
@@ -465,8 +465,10 @@ async def test_only_the_assignee_uploads_and_other_tenants_see_nothing(factory: 
     tenant, tech, job = await technician_with_job(factory)
     colleague = await factory.user(tenant, Role.TECHNICIAN)
     ops = await factory.user(tenant, Role.OPS)
+    bd = await factory.user(tenant, Role.BD)
     _, stranger, stranger_job = await technician_with_job(factory)
     data = site_photo(31)
+    assert (await upload(media_client, bd, job, data)).status_code == 404  # a BD sees no job at all
 
     not_mine = await upload(media_client, colleague, job, data)
     assert not_mine.status_code == 404
@@ -480,7 +482,7 @@ async def test_only_the_assignee_uploads_and_other_tenants_see_nothing(factory: 
     assert missing_job.status_code == 404
 
     photo = (await upload(media_client, tech, job, data)).json()
-    for outsider in (stranger, colleague):
+    for outsider in (stranger, colleague, bd):
         assert (await media_client.get(f"/v1/photos/{photo['id']}", headers=outsider.headers)).status_code == 404
         assert (
             await media_client.get(f"/v1/photos/{photo['id']}/content", headers=outsider.headers)
