@@ -5,11 +5,12 @@
 //
 // stdin: one command per line; stdout: exactly one JSON line per command (plus a first {ok, ready} line once
 // the database is open). Commands:
-//   {op: "sync"}                           -> {ok, last_pulled_at}
+//   {op: "sync", twice?, lose_answer?}     -> {ok, last_pulled_at}   (faults: see sync())
 //   {op: "create", table, raw: {id, ...}}  -> {ok, id}       a record created locally (status "created")
 //   {op: "update", table, id, raw: {...}}  -> {ok, id}       columns edited locally (listed in `_changed`)
 //   {op: "dump"}                           -> {ok, tables: {table: [raw rows, with _status and _changed]}}
 //   {op: "token", token}                   -> {ok}           the bearer token to use from now on
+//   {op: "url", url}                       -> {ok}           the server to sync with from now on
 //   {op: "exit"}                           -> {ok}           and the process ends
 // Any failure answers {ok: false, error} and the driver keeps going. A command may carry `seq`: it is echoed.
 // Runs on Node 18+ (global fetch). Everything WatermelonDB or LokiJS logs goes to stderr: stdout is the protocol.
@@ -27,7 +28,7 @@ const { Database, Model, appSchema, tableSchema } = require('@nozbe/watermelondb
 const LokiJSAdapter = require('@nozbe/watermelondb/adapters/lokijs').default
 const { synchronize } = require('@nozbe/watermelondb/sync')
 
-const BASE_URL = (process.env.BASE_URL || process.argv[2] || '').replace(/\/+$/, '')
+let BASE_URL = (process.env.BASE_URL || process.argv[2] || '').replace(/\/+$/, '')
 let token = process.env.TOKEN || process.argv[3] || ''
 if (!BASE_URL) {
   process.stderr.write('driver.mjs: BASE_URL is required (env or first argument)\n')
@@ -119,7 +120,9 @@ async function call(method, url, body) {
   return text ? JSON.parse(text) : {}
 }
 
-async function sync() {
+// Faults, for the simulated fleet (tests/watermelon/test_fleet_wm.py): `twice` sends the push twice at once (a
+// retry racing the original); `loseAnswer` pushes, then fails as if the answer never came back.
+async function sync({ twice = false, loseAnswer = false } = {}) {
   let pulledAt = null
   await synchronize({
     database,
@@ -133,7 +136,9 @@ async function sync() {
       return { changes, timestamp }
     },
     pushChanges: async ({ changes, lastPulledAt }) => {
-      await call('POST', `${BASE_URL}/v1/sync/watermelon?last_pulled_at=${lastPulledAt}`, { changes })
+      const url = `${BASE_URL}/v1/sync/watermelon?last_pulled_at=${lastPulledAt}`
+      await Promise.all((twice ? [1, 2] : [1]).map(() => call('POST', url, { changes })))
+      if (loseAnswer) throw new Error('the push answer was lost (a fault of the test)')
     },
   })
   return { last_pulled_at: pulledAt }
@@ -187,13 +192,18 @@ async function dump() {
 }
 
 const COMMANDS = {
-  sync: () => sync(),
+  sync: (c) => sync({ twice: Boolean(c.twice), loseAnswer: Boolean(c.lose_answer) }),
   create: (c) => create(c.table, c.raw),
   update: (c) => update(c.table, c.id, c.raw),
   dump: () => dump(),
   token: (c) => {
     if (typeof c.token !== 'string' || !c.token) throw new Error('token needs a non-empty token')
     token = c.token
+    return {}
+  },
+  url: (c) => {
+    if (typeof c.url !== 'string' || !c.url) throw new Error('url needs a non-empty url')
+    BASE_URL = c.url.replace(/\/+$/, '')
     return {}
   },
   exit: () => ({}),
