@@ -191,12 +191,13 @@ def sync_controller(registry: SyncRegistry) -> type[Controller]:
             principal: NamedDependency[Principal],
             database: NamedDependency[Database],
             limits: NamedDependency[UserConcurrency],
+            request: Request[Any, Any, Any],
             last_pulled_at: LastPulledAt = "null",
         ) -> dict[str, Any]:
             # A push never fails over its base (the queue must flow): an unusable one counts as having seen nothing.
             base = watermelon.parse_last_pulled_at(last_pulled_at, lenient=True)
             with limits.hold(Call.SYNC, principal.user_id):
-                await watermelon.push(database, registry, principal, data, base)
+                await watermelon.push(database, registry, principal, data, base, request_id=request_id_of(request))
             return {}
 
     return SyncController

@@ -31,7 +31,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from backend.auth.tokens import Principal
@@ -232,12 +232,28 @@ async def _mark_removals(
             await session.execute(delete(WatermelonRemoval).where(*mine))
             await session.commit()
             return
-        marks = dict(
-            (await session.execute(select(WatermelonRemoval.record_id, WatermelonRemoval.marked_at).where(*mine))).all()
-        )
-        if not marks and not removed:
+        found = (
+            await session.execute(
+                select(
+                    WatermelonRemoval.record_id,
+                    WatermelonRemoval.marked_at,
+                    WatermelonRemoval.flushed,
+                    WatermelonRemoval.pulls_since,
+                ).where(*mine)
+            )
+        ).all()
+        if not found and not removed:
             return
-        due = {record_id for record_id, marked_at in marks.items() if last_pulled_at >= marked_at} - back
+        marks = {row.record_id: row.marked_at for row in found}
+        synced_since = {row.record_id for row in found if last_pulled_at >= row.marked_at} - back
+        due = {row.record_id for row in found if row.record_id in synced_since and (row.flushed or row.pulls_since)}
+        waiting = synced_since - due  # synced since the mark, but no push landed: one more pull first
+        if waiting:
+            await session.execute(
+                update(WatermelonRemoval)
+                .where(*mine, WatermelonRemoval.record_id.in_(waiting))
+                .values(pulls_since=WatermelonRemoval.pulls_since + 1)
+            )
         for record_id in due:
             rows[record_id] = None  # the phone has synced since it got the mark: delete it now
         fresh = removed - set(marks) - back
@@ -310,7 +326,13 @@ def mutations_of(
 
 
 async def push(
-    database: Database, registry: SyncRegistry, principal: Principal, body: PushBody, last_pulled_at: int | None
+    database: Database,
+    registry: SyncRegistry,
+    principal: Principal,
+    body: PushBody,
+    last_pulled_at: int | None,
+    *,
+    request_id: str | None = None,
 ) -> None:
     await engine.push(
         sessions=database.sessions,
@@ -322,4 +344,19 @@ async def push(
         base_xid=await _base_of(database, principal, last_pulled_at),
         mutations=mutations_of(body, registry, device_id=principal.device_id, last_pulled_at=last_pulled_at),
         received_at=datetime.now(UTC),
+        request_id=request_id,
     )
+    if last_pulled_at is not None:
+        # This push carried whatever the phone held when it pulled at `last_pulled_at`: the marks that pull had
+        # delivered may become deletions on the next pull (see WatermelonRemoval).
+        async with database.sessions() as session:
+            await session.execute(
+                update(WatermelonRemoval)
+                .where(
+                    WatermelonRemoval.user_id == principal.user_id,
+                    WatermelonRemoval.device_id == principal.device_id,
+                    WatermelonRemoval.marked_at <= last_pulled_at,
+                )
+                .values(flushed=True)
+            )
+            await session.commit()

@@ -267,12 +267,15 @@ async def test_watermelondb_client_syncs_with_the_server(
     # 4. Operations reassign item 2 to B. A's phone loses it, and shop 2 with it (A has no other reason to see
     #    that merchant); A's own visits stay. B's phone gets the item whole, and the merchant.
     #    WatermelonDB applies deletions before it pushes, so the item first comes marked gone (`removed_at`) and
-    #    is deleted on the sync after, once anything the phone still held for it has been pushed.
+    #    is deleted later, once anything the phone still held for it has been pushed: here the phone has nothing
+    #    to push, so after one more pull (a push that died would have waited the same way).
     await server.reassign(ops, item_2, bd_b)
     assert await scalar(factory, "SELECT assignee_id FROM work_items WHERE id = :id", id=uuid.UUID(item_2)) == bd_b.id
     await phone_a.sync()
     marked = (await phone_a.dump())["work_items"][item_2]
     assert marked["removed_at"] is not None, marked
+    await phone_a.sync()
+    assert (await phone_a.dump())["work_items"][item_2]["removed_at"] is not None
     await phone_a.sync()
     rows_a = await phone_a.dump()
     assert set(rows_a["work_items"]) == {item_1}
