@@ -204,7 +204,9 @@ class WmFleet:
 
     async def quiesce_and_check(self) -> None:
         self.log.append("quiescence")
-        for _ in range(3):  # a removal takes two syncs (marked gone, then deleted); one more proves it settled
+        # A removal takes up to three syncs (marked gone; marked again when no push landed after the mark; deleted)
+        # and one more proves it settled.
+        for _ in range(4):
             for phone, _bd in self.phones:
                 await self.sync(phone)
         for phone, bd in self.phones:
