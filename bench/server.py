@@ -84,15 +84,7 @@ def app_server(
         "--log-level",
         "warning",
     ]
-    # The load generator drives one bench user over several connections: the per-user concurrency limit
-    # (backend/limits.py) would answer most of them 429, so it is lifted; what is measured is the path's speed.
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "GROUNDWORK_JWT_SECRET": jwt_secret,
-        "GROUNDWORK_USER_CONCURRENCY": "1000",
-        **(extra_env or {}),
-    }
+    env = {**os.environ, "DATABASE_URL": database_url, "GROUNDWORK_JWT_SECRET": jwt_secret, **(extra_env or {})}
     env = {key: value for key, value in env.items() if value != ""}
     base_url = f"http://{host}:{port}"
     with tempfile.NamedTemporaryFile("w+", prefix="bench-server-", suffix=".log") as log:
