@@ -78,29 +78,32 @@ async def _merchant_fence(session: AsyncSession, tenant_id: UUID, poi_id: UUID, 
     return CircleFence(lat=row.lat, lon=row.lon, radius_m=radius)
 
 
+# The user's latest believable position before :before, from their check-ins and check-outs (binds :tenant_id,
+# :user_id, :before, :bad): the prior fix of the speed check, read alone (arrivals) or inside the check-in's lookup.
+_PRIOR_FIX_SQL = """
+SELECT lat, lon, accuracy_m, at FROM (
+  (SELECT ST_Y(check_in_location::geometry) AS lat, ST_X(check_in_location::geometry) AS lon,
+          check_in_accuracy_m AS accuracy_m, check_in_trusted_at AS at
+   FROM visits
+   WHERE tenant_id = :tenant_id AND user_id = :user_id AND check_in_trusted_at < :before
+     AND NOT check_in_reasons && CAST(:bad AS varchar[])
+   ORDER BY check_in_trusted_at DESC LIMIT 1)
+  UNION ALL
+  (SELECT ST_Y(check_out_location::geometry), ST_X(check_out_location::geometry),
+          check_out_accuracy_m, check_out_trusted_at
+   FROM visits
+   WHERE tenant_id = :tenant_id AND user_id = :user_id AND check_out_trusted_at < :before
+     AND NOT check_out_reasons && CAST(:bad AS varchar[])
+   ORDER BY check_out_trusted_at DESC LIMIT 1)
+) AS fixes ORDER BY at DESC LIMIT 1
+"""
+
+
 async def _prior_fix(session: AsyncSession, principal: Principal, before: datetime) -> PriorFix | None:
     """The user's latest believable position before `before`, from their check-ins and check-outs."""
     row = (
         await session.execute(
-            text(
-                """
-                SELECT lat, lon, accuracy_m, at FROM (
-                  (SELECT ST_Y(check_in_location::geometry) AS lat, ST_X(check_in_location::geometry) AS lon,
-                          check_in_accuracy_m AS accuracy_m, check_in_trusted_at AS at
-                   FROM visits
-                   WHERE tenant_id = :tenant_id AND user_id = :user_id AND check_in_trusted_at < :before
-                     AND NOT check_in_reasons && CAST(:bad AS varchar[])
-                   ORDER BY check_in_trusted_at DESC LIMIT 1)
-                  UNION ALL
-                  (SELECT ST_Y(check_out_location::geometry), ST_X(check_out_location::geometry),
-                          check_out_accuracy_m, check_out_trusted_at
-                   FROM visits
-                   WHERE tenant_id = :tenant_id AND user_id = :user_id AND check_out_trusted_at < :before
-                     AND NOT check_out_reasons && CAST(:bad AS varchar[])
-                   ORDER BY check_out_trusted_at DESC LIMIT 1)
-                ) AS fixes ORDER BY at DESC LIMIT 1
-                """
-            ),
+            text(_PRIOR_FIX_SQL),
             {
                 "tenant_id": principal.tenant_id,
                 "user_id": principal.user_id,
@@ -263,7 +266,7 @@ def _fence_of(lat: float, lon: float, radius_m: float | None, polygon: Any, defa
 # Whether the visit id is taken, the merchant's fence (as _merchant_fence reads it) and the user's latest
 # believable position before the fix (as _prior_fix reads it), in one round trip.
 _CHECK_IN_LOOKUP = text(
-    """
+    f"""
     SELECT EXISTS (SELECT 1 FROM visits WHERE id = :visit_id) AS taken,
            poi.lat AS poi_lat, poi.lon AS poi_lon, poi.geofence_radius_m AS radius_m, poi.polygon,
            prior.lat AS prior_lat, prior.lon AS prior_lon, prior.accuracy_m AS prior_accuracy_m, prior.at AS prior_at
@@ -273,24 +276,9 @@ _CHECK_IN_LOOKUP = text(
                CASE WHEN geofence IS NULL THEN NULL ELSE ST_AsGeoJSON(geofence)::jsonb END AS polygon
         FROM pois WHERE id = :poi_id AND tenant_id = :tenant_id
     ) AS poi ON true
-    LEFT JOIN LATERAL (
-        SELECT lat, lon, accuracy_m, at FROM (
-          (SELECT ST_Y(check_in_location::geometry) AS lat, ST_X(check_in_location::geometry) AS lon,
-                  check_in_accuracy_m AS accuracy_m, check_in_trusted_at AS at
-           FROM visits
-           WHERE tenant_id = :tenant_id AND user_id = :user_id AND check_in_trusted_at < :before
-             AND NOT check_in_reasons && CAST(:bad AS varchar[])
-           ORDER BY check_in_trusted_at DESC LIMIT 1)
-          UNION ALL
-          (SELECT ST_Y(check_out_location::geometry), ST_X(check_out_location::geometry),
-                  check_out_accuracy_m, check_out_trusted_at
-           FROM visits
-           WHERE tenant_id = :tenant_id AND user_id = :user_id AND check_out_trusted_at < :before
-             AND NOT check_out_reasons && CAST(:bad AS varchar[])
-           ORDER BY check_out_trusted_at DESC LIMIT 1)
-        ) AS fixes ORDER BY at DESC LIMIT 1
+    LEFT JOIN LATERAL ({_PRIOR_FIX_SQL}
     ) AS prior ON true
-    """
+    """  # noqa: S608 - built once from this module's constant, no input
 ).bindparams(
     bindparam("visit_id", type_=Uuid),
     bindparam("poi_id", type_=Uuid),
