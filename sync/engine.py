@@ -179,7 +179,8 @@ async def collect_tombstones(
     """
     cutoff = func.now() - older_than if now is None else now - older_than
     old = and_(sync_changes.c.op == "remove", sync_changes.c.changed_at < cutoff)
-    removals = sync_changes.delete().where(old)
+    # Collecting tombstones is a sweep over every tenant's feed, by design (tests/tenant_scope.py).
+    removals = sync_changes.delete().prefix_with("/* all-tenants: tombstone GC */").where(old)
     if limit is not None:
         key = tuple_(sync_changes.c.user_id, sync_changes.c.collection, sync_changes.c.record_id)
         batch = select(*key.clauses).where(old).limit(limit).with_for_update(skip_locked=True)

@@ -24,9 +24,15 @@ from backend.db.engine import Database
 from backend.db.migrate import upgrade
 from backend.settings import Settings, get_settings
 from tests.factories import Factory
+from tests.tenant_scope import TenantScopePlugin
 
 # One database per test run, so runs in parallel (two checkouts, two engineers) never drop each other's.
 TEST_DATABASE = os.environ.get("GROUNDWORK_TEST_DATABASE", f"groundwork_test_{os.getpid()}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Every statement the suite sends is checked for a tenant_id predicate (tests/tenant_scope.py).
+    config.pluginmanager.register(TenantScopePlugin(), "tenant-scope")
 
 
 @pytest.fixture(scope="session")

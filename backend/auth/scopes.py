@@ -23,6 +23,7 @@ from mobile_contract.auth import DataScope
 
 CALLER_ID = "caller_user_id"
 CALLER_TEAM_ID = "caller_team_id"
+CALLER_TENANT_ID = "caller_tenant_id"
 
 
 def effective_scope(principal: Principal) -> DataScope:
@@ -35,25 +36,38 @@ def effective_scope(principal: Principal) -> DataScope:
 def visible_to(scope: DataScope, user_column: ColumnElement[Any] | InstrumentedAttribute[Any]) -> ColumnElement[bool]:
     """Predicate: the user in `user_column` is within `scope` of the caller (tenant filtering is separate).
 
-    Binds `caller_user_id` and/or `caller_team_id`; supply them with `scope_params`.
+    Binds `caller_user_id` and/or `caller_team_id`, and `caller_tenant_id` for the subqueries over users and
+    teams (every statement is tenant-scoped, the subqueries included); supply them with `scope_params`.
     """
     if scope is DataScope.ALL:
         return true()
     if scope is DataScope.SELF:
         return user_column == bindparam(CALLER_ID)
     if scope is DataScope.TEAM:
-        return user_column.in_(select(User.id).where(User.team_id == bindparam(CALLER_TEAM_ID)))
+        return user_column.in_(
+            select(User.id).where(
+                User.tenant_id == bindparam(CALLER_TENANT_ID), User.team_id == bindparam(CALLER_TEAM_ID)
+            )
+        )
     root = aliased(Team)
     below = (
         select(User.id)
         .join(Team, Team.id == User.team_id)
-        .where(Team.path.startswith(select(root.path).where(root.id == bindparam(CALLER_TEAM_ID)).scalar_subquery()))
+        .where(
+            User.tenant_id == bindparam(CALLER_TENANT_ID),
+            Team.tenant_id == bindparam(CALLER_TENANT_ID),
+            Team.path.startswith(
+                select(root.path)
+                .where(root.tenant_id == bindparam(CALLER_TENANT_ID), root.id == bindparam(CALLER_TEAM_ID))
+                .scalar_subquery()
+            ),
+        )
     )
     return user_column.in_(below)
 
 
 def scope_params(principal: Principal) -> dict[str, Any]:
-    return {CALLER_ID: principal.user_id, CALLER_TEAM_ID: principal.team_id}
+    return {CALLER_ID: principal.user_id, CALLER_TEAM_ID: principal.team_id, CALLER_TENANT_ID: principal.tenant_id}
 
 
 async def users_in_scope(

@@ -94,7 +94,10 @@ async def login(
             "Too many wrong passwords; wait before trying again.",
             retry_after_s=reservation.retry_after_s,
         )
-    user = await session.scalar(select(User).where(User.username == name))
+    user = await session.scalar(
+        # usernames are unique across tenants: the user names the tenant (tests/tenant_scope.py)
+        select(User).prefix_with("/* all-tenants: a login's username names its tenant */").where(User.username == name)
+    )
     await session.commit()  # the reservation counts from here, in every process
     try:
         # Verify against a dummy hash for unknown users, so timing does not tell which usernames exist.
@@ -134,18 +137,21 @@ async def refresh(
     """
     _refuse_nul(refresh_token, device_id)
     presented = await session.scalar(
-        select(RefreshToken).where(RefreshToken.token_hash == _hash_token(refresh_token)).with_for_update()
+        select(RefreshToken)
+        .prefix_with("/* all-tenants: a refresh token's hash names its tenant */")
+        .where(RefreshToken.token_hash == _hash_token(refresh_token))
+        .with_for_update()
     )
     if presented is None:
         raise DomainError(ErrorCode.REFRESH_TOKEN_INVALID, "This refresh token is not valid; log in again.")
     # First the account: a disabled user's phone must stop (account_disabled), not loop through the login screen.
-    user = await _active_user(session, presented.user_id)
+    user = await _active_user(session, presented.user_id, presented.tenant_id)
     if presented.revoked_at is not None or presented.expires_at <= now:
         raise DomainError(ErrorCode.REFRESH_TOKEN_INVALID, "This refresh token is not valid; log in again.")
     if presented.rotated_at is not None:
         successor = await session.scalar(
             select(RefreshToken)
-            .where(RefreshToken.parent_id == presented.id)
+            .where(RefreshToken.tenant_id == presented.tenant_id, RefreshToken.parent_id == presented.id)
             .order_by(RefreshToken.issued_at.desc())
             .limit(1)
         )
@@ -159,7 +165,7 @@ async def refresh(
             and successor.token_hash == _hash_token(successor_token)
         )
         if not is_retry or successor is None:
-            await _revoke_family(session, presented.family_id, now)
+            await _revoke_family(session, presented.family_id, presented.tenant_id, now)
             # The revocation must outlive this failed request: commit it before refusing.
             await session.commit()
             raise DomainError(
@@ -183,8 +189,8 @@ async def refresh(
     )
 
 
-async def _active_user(session: AsyncSession, user_id: UUID) -> User:
-    user = await session.get(User, user_id)
+async def _active_user(session: AsyncSession, user_id: UUID, tenant_id: UUID) -> User:
+    user = await session.scalar(select(User).where(User.id == user_id, User.tenant_id == tenant_id))
     if user is None or not user.is_active:
         raise DomainError(
             ErrorCode.ACCOUNT_DISABLED, "This account is disabled or no longer exists; contact your admin."
@@ -192,10 +198,12 @@ async def _active_user(session: AsyncSession, user_id: UUID) -> User:
     return user
 
 
-async def _revoke_family(session: AsyncSession, family_id: UUID, now: datetime) -> None:
+async def _revoke_family(session: AsyncSession, family_id: UUID, tenant_id: UUID, now: datetime) -> None:
     await session.execute(
         update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .where(
+            RefreshToken.tenant_id == tenant_id, RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None)
+        )
         .values(revoked_at=now)
     )
 

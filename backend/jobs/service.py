@@ -140,7 +140,11 @@ async def create_job(session: AsyncSession, principal: Principal, data: wire.Job
         raise forbidden("Only dispatchers create jobs.")
     if data.window_end <= data.window_start:
         raise DomainError(ErrorCode.VALIDATION_FAILED, "window_end must be after window_start.", errors=[])
-    existing = await session.get(Job, data.id)
+    existing = await session.scalar(
+        select(Job)
+        .prefix_with("/* all-tenants: a client-chosen id is unique across tenants: is it taken */")
+        .where(Job.id == data.id)
+    )
     request_hash = _request_hash(data)
     if existing is not None:
         if existing.tenant_id == principal.tenant_id and existing.request_hash == request_hash:
@@ -574,7 +578,9 @@ async def _arrival(
 ) -> dict[str, Any]:
     if data.fix is None:
         raise DomainError(ErrorCode.VALIDATION_FAILED, "Arriving needs a location fix.", errors=[])
-    lat, lon = (await session.execute(select(SITE_LAT, SITE_LON).where(Job.id == job.id))).one()
+    lat, lon = (
+        await session.execute(select(SITE_LAT, SITE_LON).where(Job.tenant_id == job.tenant_id, Job.id == job.id))
+    ).one()
     fence = CircleFence(lat=lat, lon=lon, radius_m=job.geofence_radius_m)
     acted = action_time(data.at, received_at, data.fix)
     verdict = await judge_claim(session, principal, fence, data.fix, received_at=received_at, action_at=acted)

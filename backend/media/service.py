@@ -134,7 +134,11 @@ async def store_photo(
     Who may upload is settled before the body is read, and no database connection is held while it arrives
     (a phone on a slow network takes its time). The bytes reach the store before the row is written.
     """
-    existing = await session.scalar(select(Photo).where(Photo.id == photo_id))
+    existing = await session.scalar(
+        select(Photo)
+        .prefix_with("/* all-tenants: a client-chosen id is unique across tenants: is it taken */")
+        .where(Photo.id == photo_id)
+    )
     if existing is not None:
         if (existing.tenant_id, existing.job_id, existing.user_id) != (principal.tenant_id, job_id, principal.user_id):
             raise _id_taken()
@@ -196,7 +200,12 @@ async def store_photo(
         .on_conflict_do_nothing(index_elements=[Photo.id])
         .returning(Photo.id)
     )
-    row = await session.scalar(select(Photo).where(Photo.id == photo_id).execution_options(populate_existing=True))
+    row = await session.scalar(
+        select(Photo)
+        .prefix_with("/* all-tenants: a client-chosen id is unique across tenants: is it taken */")
+        .where(Photo.id == photo_id)
+        .execution_options(populate_existing=True)
+    )
     assert row is not None  # inserted now, or by the request we raced
     if inserted is None:  # the same id arrived twice at once, and the other request stored it first
         if (row.tenant_id, row.job_id, row.user_id) != (principal.tenant_id, job_id, principal.user_id):

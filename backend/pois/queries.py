@@ -141,6 +141,7 @@ def nearby_params(
         "tenant_id": tenant_id,
         "caller_user_id": caller_user_id,
         "caller_team_id": caller_team_id,
+        "caller_tenant_id": tenant_id,  # the scope's subqueries over users and teams (auth/scopes.py)
         "lat": lat,
         "lon": lon,
         "radius_m": radius_m,

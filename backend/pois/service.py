@@ -340,7 +340,11 @@ async def create(session: AsyncSession, principal: Principal, data: PoiCreate) -
 async def _replay_create(
     session: AsyncSession, principal: Principal, data: PoiCreate, request_hash: str
 ) -> PoiDetail | None:
-    existing = await session.scalar(select(Poi).where(Poi.id == data.id))
+    existing = await session.scalar(
+        select(Poi)
+        .prefix_with("/* all-tenants: a client-chosen id is unique across tenants: is it taken */")
+        .where(Poi.id == data.id)
+    )
     if existing is None:
         return None
     if existing.tenant_id == principal.tenant_id and existing.create_request_hash == request_hash:

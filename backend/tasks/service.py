@@ -88,7 +88,11 @@ async def create_campaign(
     _validate_campaign(data)
     campaign_id = data.id or uuid4()
     request_hash = hashlib.sha256(msgspec.json.encode(msgspec.structs.replace(data, id=None))).hexdigest()
-    existing = await session.get(Campaign, campaign_id)
+    existing = await session.scalar(
+        select(Campaign)
+        .prefix_with("/* all-tenants: a client-chosen id is unique across tenants: is it taken */")
+        .where(Campaign.id == campaign_id)
+    )
     if existing is not None:
         if existing.tenant_id == principal.tenant_id and existing.request_hash == request_hash:
             return _campaign_wire(existing), False
@@ -213,7 +217,7 @@ async def load_wire(session: AsyncSession, tenant_id: UUID, ids: Sequence[UUID])
     visits: dict[UUID, list[UUID]] = {}
     for link in await session.execute(
         select(WorkItemVisit.work_item_id, WorkItemVisit.visit_id)
-        .where(WorkItemVisit.work_item_id.in_(ids))
+        .where(WorkItemVisit.tenant_id == tenant_id, WorkItemVisit.work_item_id.in_(ids))
         .order_by(WorkItemVisit.linked_at, WorkItemVisit.visit_id)
     ):
         visits.setdefault(link.work_item_id, []).append(link.visit_id)
@@ -499,11 +503,15 @@ def _lines(text_: str) -> list[str]:
     return [line + "\n" for line in text_.splitlines()]
 
 
-async def _history_for_replay(session: AsyncSession, item_id: UUID, writer: str) -> dict[str, tuple[Any, int]]:
+async def _history_for_replay(session: AsyncSession, item: WorkItem, writer: str) -> dict[str, tuple[Any, int]]:
     """What this writer last sent for each field of the item, and in which transaction."""
     rows = await session.execute(
         select(WorkItemEdit.field, WorkItemEdit.value, WorkItemEdit.xid)
-        .where(WorkItemEdit.work_item_id == item_id, WorkItemEdit.writer == writer)
+        .where(
+            WorkItemEdit.tenant_id == item.tenant_id,
+            WorkItemEdit.work_item_id == item.id,
+            WorkItemEdit.writer == writer,
+        )
         .order_by(WorkItemEdit.id.desc())
     )
     latest: dict[str, tuple[Any, int]] = {}
@@ -522,12 +530,16 @@ def _is_replay(last_sent: dict[str, tuple[Any, int]], field: str, value: Any, ba
     return bool(sent == value and xid >= base_xid)
 
 
-async def _notes_as_of(session: AsyncSession, item_id: UUID, base_xid: int) -> str | None:
+async def _notes_as_of(session: AsyncSession, item: WorkItem, base_xid: int) -> str | None:
     """The notes the phone had seen: their value before the phone's base, from the history (None: unknown)."""
     rows = (
         await session.execute(
             select(WorkItemEdit.result, WorkItemEdit.xid)
-            .where(WorkItemEdit.work_item_id == item_id, WorkItemEdit.field == "notes")
+            .where(
+                WorkItemEdit.tenant_id == item.tenant_id,
+                WorkItemEdit.work_item_id == item.id,
+                WorkItemEdit.field == "notes",
+            )
             .order_by(WorkItemEdit.id.desc())
         )
     ).all()
@@ -589,11 +601,15 @@ async def update_work_item(
     writer = writer_of(principal)
     origin = Origin.ONLINE if base_xid is None else Origin.SYNC
     if item.assignee_id != principal.user_id:
-        if await _was_assignee(session, item.id, principal.user_id):
+        if await _was_assignee(session, item, principal.user_id):
             return await _late_edit(session, principal, item, patch, writer=writer, origin=origin, base_xid=base_xid)
         raise not_found("work item") if principal.role is Role.BD else forbidden("Only the assignee edits a work item.")
-    campaign = await session.get_one(Campaign, item.campaign_id)
-    last_sent = await _history_for_replay(session, item.id, writer) if base_xid is not None else {}
+    campaign = (
+        await session.scalars(
+            select(Campaign).where(Campaign.tenant_id == item.tenant_id, Campaign.id == item.campaign_id)
+        )
+    ).one()
+    last_sent = await _history_for_replay(session, item, writer) if base_xid is not None else {}
     edits: list[_Edit] = []
     values: dict[str, Any] = {}
 
@@ -602,7 +618,7 @@ async def update_work_item(
             pass
         elif _conflicts(item, "notes", base_xid, writer):
             assert base_xid is not None
-            notes = merge_notes(await _notes_as_of(session, item.id, base_xid), item.notes, patch.notes)
+            notes = merge_notes(await _notes_as_of(session, item, base_xid), item.notes, patch.notes)
             values["notes"] = notes
             edits.append(_Edit("notes", patch.notes, notes, Resolution.MERGED))
         else:
@@ -674,19 +690,20 @@ async def _apply(session: AsyncSession, item: WorkItem, values: dict[str, Any], 
         return
     await session.execute(
         update(WorkItem)
-        .where(WorkItem.id == item.id)
+        .where(WorkItem.tenant_id == item.tenant_id, WorkItem.id == item.id)
         .values(**values, **_stamp(values, writer), updated_at=func.now())
         .execution_options(synchronize_session=False)
     )
     session.expire(item)
 
 
-async def _was_assignee(session: AsyncSession, item_id: UUID, user_id: UUID) -> bool:
+async def _was_assignee(session: AsyncSession, item: WorkItem, user_id: UUID) -> bool:
     """Was the item reassigned away from this user? (The history keeps every reassignment.)"""
     found = await session.scalar(
         select(WorkItemEdit.id)
         .where(
-            WorkItemEdit.work_item_id == item_id,
+            WorkItemEdit.tenant_id == item.tenant_id,
+            WorkItemEdit.work_item_id == item.id,
             WorkItemEdit.field == "assignee_id",
             WorkItemEdit.value["from"].astext == str(user_id),
         )
@@ -713,7 +730,7 @@ async def _late_edit(
     values: dict[str, Any] = {}
     if patch.notes is not msgspec.UNSET and patch.notes and patch.notes not in item.notes:
         # Against the text the phone had seen, so the lines both sides had are not doubled.
-        seen = await _notes_as_of(session, item.id, base_xid) if base_xid is not None else None
+        seen = await _notes_as_of(session, item, base_xid) if base_xid is not None else None
         merged = merge_notes(seen, item.notes, patch.notes)
         values["notes"] = merged
         edits.append(_Edit("notes", patch.notes, merged, Resolution.LATE_APPLIED))
@@ -733,7 +750,11 @@ async def _late_edit(
     if patch.status is not msgspec.UNSET and patch.status != item.status:
         edits.append(_Edit("status", patch.status, item.status, Resolution.LATE_KEPT))
     if "answers" in values:
-        campaign = await session.get_one(Campaign, item.campaign_id)
+        campaign = (
+            await session.scalars(
+                select(Campaign).where(Campaign.tenant_id == item.tenant_id, Campaign.id == item.campaign_id)
+            )
+        ).one()
         _check_answers(campaign.form, values["answers"], complete=False)
     item_id, assignee_id, tenant_id = item.id, item.assignee_id, item.tenant_id
     await _apply(session, item, values, writer)
@@ -876,7 +897,8 @@ def _link_visit() -> Any:
             UPDATE work_items SET status = '{in_progress}', updated_at = now(),
                 field_xids = work_items.field_xids || jsonb_build_object('status', pg_current_xact_id()::text),
                 field_writers = work_items.field_writers || jsonb_build_object('status', CAST(:writer AS text))
-            WHERE work_items.id IN (SELECT items.id FROM items WHERE items.status = '{assigned}')
+            WHERE work_items.tenant_id = :tenant_id
+              AND work_items.id IN (SELECT items.id FROM items WHERE items.status = '{assigned}')
               AND work_items.status = '{assigned}'
             RETURNING work_items.id
         ), history AS (
@@ -911,6 +933,7 @@ async def expire_due(session: AsyncSession, now: datetime | None = None) -> int:
     expired = (
         await session.execute(
             update(WorkItem)
+            .prefix_with("/* all-tenants: the scheduler's expiry sweeps every tenant's ended campaigns */")
             .where(
                 WorkItem.status.in_(OPEN_STATUSES),
                 WorkItem.campaign_id.in_(select(Campaign.id).where(Campaign.ends_at <= moment)),
