@@ -50,6 +50,26 @@ def demo(pois: int) -> None:
         worker.wait(timeout=30)
 
 
+@main.command(help="Play a BD's and a technician's day against the demo data, printing every request and answer.")
+@click.option("--pois", default=2_000, show_default=True, help="Merchants to seed when the demo is not there yet.")
+def walkthrough(pois: int) -> None:
+    from backend.db.admin import ensure_database
+    from backend.db.migrate import upgrade
+    from backend.demo.seed import seed_demo
+    from backend.demo.walkthrough import play
+
+    settings = get_settings()
+    ensure_database(settings)
+    upgrade(settings.database_url)
+    asyncio.run(seed_demo(settings.database_url, poi_count=pois))  # a no-op when `./dev demo` seeded already
+    outbox = settings.sms_outbox or settings.data_dir / "sms-outbox.txt"
+    exchanges = asyncio.run(play(settings, outbox=outbox))
+    refused = [e for e in exchanges if e.status >= 300]
+    click.echo(f"\n{len(exchanges)} requests, {len(refused)} not 2xx.", err=True)
+    if refused:
+        raise SystemExit(1)
+
+
 @main.command(help="Serve the API (the database must be migrated: `groundwork db migrate`).")
 @click.option("--host", default=None, help="Interface to bind (default 127.0.0.1 or GROUNDWORK_HOST).")
 @click.option("--port", default=None, type=int, help="Port (default 8000 or GROUNDWORK_PORT).")
