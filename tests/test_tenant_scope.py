@@ -6,6 +6,7 @@ sends (through SQLAlchemy and through the hot pool)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -29,8 +30,9 @@ class Shape:
 
 
 @st.composite
-def selects(draw: st.DrawFn, prefix: str = "a") -> Shape:
+def selects(draw: st.DrawFn, prefix: str | None = None) -> Shape:
     """A SELECT over 1-3 tables joined in a chain; some references anchored by `tenant_id = $1`, maybe under OR."""
+    prefix = prefix or draw(st.sampled_from(["a", "t", "w_", "pois_"]))  # an alias may look like a table's name
     n = draw(st.integers(1, 3))
     tables = [draw(st.sampled_from(TENANT + PLAIN)) for _ in range(n)]
     aliases = [f"{prefix}{i}" for i in range(n)]
@@ -137,7 +139,7 @@ def test_an_insert_must_set_tenant_id(table: str, sets_it: bool) -> None:
 def test_the_marker_passes_a_statement_and_only_the_marker(shape: Shape) -> None:
     marked = shape.sql.replace("SELECT", "SELECT /* all-tenants: a sweep over every tenant */", 1)
     assert CHECKER.check(marked) == []
-    not_a_marker = shape.sql.replace("SELECT", "SELECT /* every tenant */", 1)
+    not_a_marker = shape.sql.replace("SELECT", "SELECT /* every tenant */", 1)  # a comment, but not the marker
     assert (not CHECKER.check(not_a_marker)) == shape.scoped
 
 
@@ -206,3 +208,25 @@ async def test_the_hooks_see_what_the_product_sends(database: Database, monkeypa
     assert hot is not None
     assert "test_the_hooks_see_what_the_product_sends" in orm.tests[0]
     assert "test_the_hooks_see_what_the_product_sends" in hot.tests[0]
+
+
+def test_an_unscoped_statement_fails_the_run_and_is_listed_with_its_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plugin's end of run: offences turn a green run red, and the summary names statement and test."""
+    monkeypatch.setattr(tenant_scope, "_sent_by_the_product", lambda: True)
+    plugin = tenant_scope.TenantScopePlugin.__new__(tenant_scope.TenantScopePlugin)
+    plugin.collector = tenant_scope.Collector(CHECKER)  # not the run's own collector
+    plugin.collector.current = "tests/somewhere.py::test_it"
+    plugin.collector.statement("SELECT 1 FROM jobs WHERE tenant_id = $1")  # scoped: no offence
+    session = SimpleNamespace(exitstatus=pytest.ExitCode.OK)
+    plugin.pytest_sessionfinish(session, 0)  # type: ignore[arg-type]
+    assert session.exitstatus == pytest.ExitCode.OK
+    plugin.collector.statement("DELETE FROM jobs WHERE id = $1")
+    plugin.pytest_sessionfinish(session, 0)  # type: ignore[arg-type]
+    assert session.exitstatus == pytest.ExitCode.TESTS_FAILED
+    lines: list[str] = []
+    reporter = SimpleNamespace(section=lambda *a, **k: lines.append(str(a[0])), line=lines.append)
+    plugin.pytest_terminal_summary(reporter)
+    text = "\n".join(lines)
+    assert "DELETE FROM jobs WHERE id = $1" in text
+    assert "unscoped: jobs: no tenant_id predicate" in text
+    assert "sent by: tests/somewhere.py::test_it" in text
