@@ -230,7 +230,8 @@ _CLAIM = text(
 _STORED = text(
     """
     SELECT mutation_id, status, code, detail, result, applied_at FROM sync_mutations
-    WHERE user_id = :user_id AND client_id = :client_id AND mutation_id = ANY(CAST(:ids AS bigint[]))
+    WHERE tenant_id = :tenant_id AND user_id = :user_id AND client_id = :client_id
+      AND mutation_id = ANY(CAST(:ids AS bigint[]))
     """
 )
 _STORE = text(
@@ -239,7 +240,7 @@ _STORE = text(
     SET status = r.status, code = r.code, detail = r.detail, result = r.result::jsonb
     FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:codes AS text[]),
                 CAST(:details AS text[]), CAST(:results AS text[])) AS r(id, status, code, detail, result)
-    WHERE s.user_id = :user_id AND s.client_id = :client_id AND s.mutation_id = r.id
+    WHERE s.tenant_id = :tenant_id AND s.user_id = :user_id AND s.client_id = :client_id AND s.mutation_id = r.id
     """
 )
 
@@ -411,14 +412,13 @@ async def _push_chunk(
     """One chunk in the session's transaction. `guarded`: the positions that run under a savepoint (None: all);
     a handler raising anywhere else raises _Unguarded, and the caller runs the chunk again. `known`: outcomes of
     positions that raised in an earlier run of this chunk, taken as they were instead of running again."""
-    key = {"user_id": user_id, "client_id": client_id}
+    key = {"tenant_id": tenant_id, "user_id": user_id, "client_id": client_id}
     claimed = set(
         (
             await session.execute(
                 _CLAIM,
                 {
                     **key,
-                    "tenant_id": tenant_id,
                     "base_xid": base_xid,
                     "ids": [m.id for m in mutations],
                     "names": [m.name for m in mutations],
@@ -649,7 +649,12 @@ async def rerun_failed(
     re-run's, and the records they name are bumped, so the phone's next pull shows the outcome. A replay of the
     push then answers the new outcome. `actor_for` returns the acting principal of a user (None: user gone)."""
     failed = sync_mutations.c.status == "failed"
-    query = select(sync_mutations.c.user_id, sync_mutations.c.client_id, sync_mutations.c.mutation_id).where(failed)
+    # An operator's rerun spans every tenant (or names a user, who names the tenant): tests/tenant_scope.py.
+    query = (
+        select(sync_mutations.c.user_id, sync_mutations.c.client_id, sync_mutations.c.mutation_id)
+        .prefix_with("/* all-tenants: an operator's rerun of failed mutations */")
+        .where(failed)
+    )
     if user_id is not None:
         query = query.where(sync_mutations.c.user_id == user_id)
     if mutation_id is not None:
@@ -662,6 +667,7 @@ async def rerun_failed(
             row = (
                 await session.execute(
                     select(sync_mutations)
+                    .prefix_with("/* all-tenants: an operator's rerun of failed mutations */")
                     .where(
                         failed,
                         sync_mutations.c.user_id == owner,
@@ -697,6 +703,7 @@ async def rerun_failed(
             await session.execute(
                 _STORE,
                 {
+                    "tenant_id": row.tenant_id,
                     "user_id": owner,
                     "client_id": client_id,
                     "ids": [row.mutation_id],
