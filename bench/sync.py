@@ -52,7 +52,8 @@ MAIN_LIMIT = 1000  # the contract's default page size: the no-change pull and th
 EXPECTED = {"pois": sync_data.IN_SCOPE, "work_items": sync_data.TARGETED, "visits": 0, "jobs": 0}
 CHECK_INS = 500
 CHECK_IN_EVERY = timedelta(minutes=5)  # a day and a half of canvassing, queued offline, pushed at once
-PULL_PARAMS = ("user_id", "base", "limit")  # $1..$3 of PULL_FIRST_PAGE_SQL, as sync.engine.pull binds them
+# $1..$4 of PULL_FIRST_PAGE_SQL, as sync.engine.pull binds them
+PULL_PARAMS = ("user_id", "base", "limit", "tenant_id")
 LUA_SCRIPT = Path(__file__).with_name("post.lua")
 SETTLE_TIMEOUT_S = 30.0
 
@@ -341,6 +342,7 @@ async def _capture_no_change_pull(
             registry=SYNC_REGISTRY,
             codec=CursorCodec(BENCH_JWT_SECRET.encode()),
             actor=principal,
+            tenant_id=data.tenant_id,
             user_id=data.user_id,
             cursor=cursor,
             limit=MAIN_LIMIT,
@@ -362,7 +364,7 @@ async def _capture_no_change_pull(
 
 
 def pgbench_script(sql: str) -> str:
-    """The pull's statement as a pgbench script: $1..$3 become the variables user_id, base and limit (-D)."""
+    """The pull's statement as a pgbench script: $1..$4 become the variables user_id, base, limit, tenant_id (-D)."""
     body = re.sub(r"\$(\d+)", lambda match: ":" + PULL_PARAMS[int(match.group(1)) - 1], sql)
     return "\n".join(
         [

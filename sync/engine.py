@@ -60,13 +60,13 @@ _SNAPSHOT = """
 # the page stop after `limit` rows (ordering by the alias read and sorted the user's whole remaining feed).
 _CHANGES_SINCE = """
     SELECT xid::text::bigint AS xid, collection, record_id, op FROM sync_changes
-    WHERE user_id = $1 AND xid >= $2::text::xid8 AND (op = 'upsert' OR $2::text::bigint > 0)
+    WHERE user_id = $1 AND xid >= $2::text::xid8 AND (op = 'upsert' OR $2::text::bigint > 0) AND tenant_id = $4
     ORDER BY sync_changes.xid, sync_changes.collection, sync_changes.record_id LIMIT $3
 """
 _CHANGES_AFTER = """
     SELECT xid::text::bigint AS xid, collection, record_id, op FROM sync_changes
     WHERE user_id = $1 AND (xid, collection, record_id) > ($4::text::xid8, $5::text, $6::uuid)
-      AND (op = 'upsert' OR $2::text::bigint > 0)
+      AND (op = 'upsert' OR $2::text::bigint > 0) AND tenant_id = $7
     ORDER BY sync_changes.xid, sync_changes.collection, sync_changes.record_id LIMIT $3
 """
 PULL_FIRST_PAGE_SQL = _SNAPSHOT.format(changes=_CHANGES_SINCE)
@@ -100,6 +100,7 @@ async def pull(
     registry: Registry[Any],
     codec: CursorCodec,
     actor: Any,
+    tenant_id: UUID,
     user_id: UUID,
     cursor: str | None,
     limit: int,
@@ -109,10 +110,17 @@ async def pull(
     if previous is not None and previous.after is not None:
         after_xid, after_collection, after_id = previous.after
         rows = await hot.fetch(
-            PULL_NEXT_PAGE_SQL, user_id, str(base), limit + 1, str(after_xid), after_collection, UUID(hex=after_id)
+            PULL_NEXT_PAGE_SQL,
+            user_id,
+            str(base),
+            limit + 1,
+            str(after_xid),
+            after_collection,
+            UUID(hex=after_id),
+            tenant_id,  # the user's tenant: every statement is tenant-scoped (tests/tenant_scope.py)
         )
     else:
-        rows = await hot.fetch(PULL_FIRST_PAGE_SQL, user_id, str(base), limit + 1)
+        rows = await hot.fetch(PULL_FIRST_PAGE_SQL, user_id, str(base), limit + 1, tenant_id)
     xmin, horizon = rows[0]["xmin"], rows[0]["horizon"]
     # A first sync (base 0) sends no removals, so collected ones cannot be missing from it: only an incremental
     # cursor is judged against the horizon (else every first sync that pages is refused once any were collected).

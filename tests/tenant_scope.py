@@ -22,7 +22,8 @@ A predicate under OR, IN or ANY does not scope (it may name many tenants).
 Two things pass without a predicate, both explicit:
 - a statement whose text carries `/* all-tenants: <why> */`: work that is cross-tenant by design (scheduler
   sweeps, the queue's claims). The reason is in the SQL, so it reaches the server's logs too;
-- a statement whose fingerprint is in `ALLOWED` below, with its reason (for SQL we do not write: migrations).
+- a statement whose fingerprint is in `ALLOWED` below, with its reason (for SQL that cannot carry a comment;
+  empty today).
 The ORM's unit of work is trusted for the statements of a flush and of a refresh: it writes and rereads only rows
 the session holds, and those were loaded by statements this check has judged (or inserted with their tenant).
 SQL written in tests/ (a test's setup, assertions, a clock moved by hand) and in migrations is not judged: the
@@ -51,15 +52,7 @@ MARKER = re.compile(r"/\*\s*all-tenants:\s*(?P<why>[^*]+?)\s*\*/")
 
 # Fingerprint -> why this statement passes without a tenant_id predicate. Keep it short: prefer the comment marker
 # in SQL we own.
-_SYNC_BY_USER = (
-    "the change feed read by user_id (a user belongs to one tenant): sync.engine.pull takes no tenant yet, and"
-    " bench/sync.py replays this exact statement against pgbench; threading tenant_id through pull (and the"
-    " bench) is left for after the sync-hub move of issue 9"
-)
-ALLOWED: dict[str, str] = {
-    "8b76f4a85c21": f"pull, first page: {_SYNC_BY_USER}",
-    "6f5850c04ed2": f"pull, next page: {_SYNC_BY_USER}",
-}
+ALLOWED: dict[str, str] = {}
 
 _QUERY = (exp.Select, exp.SetOperation, exp.Update, exp.Delete, exp.Insert)
 

@@ -81,6 +81,7 @@ class PullPages:
             registry=self.registry,
             codec=codec,
             actor=principal,
+            tenant_id=principal.tenant_id,
             user_id=principal.user_id,
             cursor=data.cursor,
             limit=data.limit,

@@ -167,6 +167,7 @@ async def pull(
             registry=registry,
             codec=codec,
             actor=principal,
+            tenant_id=principal.tenant_id,
             user_id=principal.user_id,
             cursor=cursor,
             limit=PAGE,
