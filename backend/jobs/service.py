@@ -140,10 +140,10 @@ async def create_job(session: AsyncSession, principal: Principal, data: wire.Job
         raise forbidden("Only dispatchers create jobs.")
     if data.window_end <= data.window_start:
         raise DomainError(ErrorCode.VALIDATION_FAILED, "window_end must be after window_start.", errors=[])
-    existing = await session.get(Job, data.id)
+    existing = await session.get(Job, (principal.tenant_id, data.id))
     request_hash = _request_hash(data)
     if existing is not None:
-        if existing.tenant_id == principal.tenant_id and existing.request_hash == request_hash:
+        if existing.request_hash == request_hash:
             return await get_job(session, principal, data.id), False
         raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, "This job id was already used with other content.")
     await ensure_job_types(session, principal.tenant_id)
@@ -574,7 +574,9 @@ async def _arrival(
 ) -> dict[str, Any]:
     if data.fix is None:
         raise DomainError(ErrorCode.VALIDATION_FAILED, "Arriving needs a location fix.", errors=[])
-    lat, lon = (await session.execute(select(SITE_LAT, SITE_LON).where(Job.id == job.id))).one()
+    lat, lon = (
+        await session.execute(select(SITE_LAT, SITE_LON).where(Job.tenant_id == job.tenant_id, Job.id == job.id))
+    ).one()
     fence = CircleFence(lat=lat, lon=lon, radius_m=job.geofence_radius_m)
     acted = action_time(data.at, received_at, data.fix)
     verdict = await judge_claim(session, principal, fence, data.fix, received_at=received_at, action_at=acted)
@@ -628,7 +630,7 @@ async def issue_code(session: AsyncSession, job: Job, *, code_key: bytes, now: d
         "locked_at": None,
     }
     statement = insert(JobCode).values(job_id=job.id, **values)
-    await session.execute(statement.on_conflict_do_update(index_elements=["job_id"], set_=values))
+    await session.execute(statement.on_conflict_do_update(index_elements=["tenant_id", "job_id"], set_=values))
     text_ = f"Your Groundwork code for today's visit is {code}. Give it to the technician."
     await enqueue_sms(session, job.tenant_id, job.customer_phone, text_)
 
