@@ -598,7 +598,7 @@ async def update_work_item(
         if await _was_assignee(session, item.tenant_id, item.id, principal.user_id):
             return await _late_edit(session, principal, item, patch, writer=writer, origin=origin, base_xid=base_xid)
         raise not_found("work item") if principal.role is Role.BD else forbidden("Only the assignee edits a work item.")
-    campaign = await session.get_one(Campaign, item.campaign_id)
+    campaign = await session.get_one(Campaign, (item.tenant_id, item.campaign_id))
     last_sent = await _history_for_replay(session, item.tenant_id, item.id, writer) if base_xid is not None else {}
     edits: list[_Edit] = []
     values: dict[str, Any] = {}
@@ -740,7 +740,7 @@ async def _late_edit(
     if patch.status is not msgspec.UNSET and patch.status != item.status:
         edits.append(_Edit("status", patch.status, item.status, Resolution.LATE_KEPT))
     if "answers" in values:
-        campaign = await session.get_one(Campaign, item.campaign_id)
+        campaign = await session.get_one(Campaign, (item.tenant_id, item.campaign_id))
         _check_answers(campaign.form, values["answers"], complete=False)
     item_id, assignee_id, tenant_id = item.id, item.assignee_id, item.tenant_id
     await _apply(session, item, values, writer)
