@@ -173,7 +173,7 @@ async def _ensure_data(url: str) -> DispatchData:
         await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
         tenant_id, team_id, _ = await database.ensure_people(conn)
         found = await conn.fetchrow(
-            "SELECT (SELECT notes FROM jobs WHERE id = $2) AS version,"
+            "SELECT (SELECT notes FROM jobs WHERE tenant_id = $1 AND id = $2) AS version,"
             " (SELECT count(*) FROM technician_profiles WHERE tenant_id = $1) AS technicians",
             tenant_id,
             JOB_ID,

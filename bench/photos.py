@@ -94,7 +94,7 @@ async def _ensure_data(url: str, stored: int) -> None:
                     " geofence_radius_m, region, window_start, window_end, policy, status, assignee_id, request_hash)"
                     " VALUES ($1, $2, 'repair', 'Bench', '+86 100', 'Bench Rd',"
                     " ST_GeogFromText($3), 150, 'bench', $4, $5, '{}', 'arrived', $6, 'bench')"
-                    " ON CONFLICT (id) DO UPDATE SET window_start = $4, window_end = $5",
+                    " ON CONFLICT (tenant_id, id) DO UPDATE SET window_start = $4, window_end = $5",
                     job_id,
                     TENANT_ID,
                     point_ewkt(SITE[0], SITE[1]),

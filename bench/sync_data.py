@@ -168,7 +168,7 @@ async def _ensure_data(url: str) -> SyncData:
         tenant_id, team_id, user_id = await database.ensure_people(conn)
         await _reset_bd(conn, tenant_id, user_id)
         found = await conn.fetchrow(
-            "SELECT (SELECT instructions FROM campaigns WHERE id = $2) AS version,"
+            "SELECT (SELECT instructions FROM campaigns WHERE tenant_id = $1 AND id = $2) AS version,"
             " (SELECT count(*) FROM pois WHERE tenant_id = $1) AS pois,"
             " (SELECT count(*) FROM work_items WHERE tenant_id = $1) AS work_items,"
             " (SELECT count(*) FROM sync_changes WHERE tenant_id = $1) AS feed",
@@ -298,7 +298,8 @@ def targets(data: SyncData) -> list[Target]:
     rows = database.fetch(
         data.url,
         "SELECT p.id, ST_Y(p.location::geometry) AS lat, ST_X(p.location::geometry) AS lon"
-        " FROM work_items w JOIN pois p ON p.id = w.poi_id WHERE w.tenant_id = $1 AND w.assignee_id = $2"
+        " FROM work_items w JOIN pois p ON p.tenant_id = w.tenant_id AND p.id = w.poi_id"
+        " WHERE w.tenant_id = $1 AND w.assignee_id = $2"
         " ORDER BY w.id",
         [data.tenant_id, data.user_id],
     )

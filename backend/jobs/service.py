@@ -140,14 +140,10 @@ async def create_job(session: AsyncSession, principal: Principal, data: wire.Job
         raise forbidden("Only dispatchers create jobs.")
     if data.window_end <= data.window_start:
         raise DomainError(ErrorCode.VALIDATION_FAILED, "window_end must be after window_start.", errors=[])
-    existing = await session.scalar(
-        select(Job)
-        .prefix_with("/* all-tenants: a client-chosen id is unique across tenants: is it taken */")
-        .where(Job.id == data.id)
-    )
+    existing = await session.get(Job, (principal.tenant_id, data.id))
     request_hash = _request_hash(data)
     if existing is not None:
-        if existing.tenant_id == principal.tenant_id and existing.request_hash == request_hash:
+        if existing.request_hash == request_hash:
             return await get_job(session, principal, data.id), False
         raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, "This job id was already used with other content.")
     await ensure_job_types(session, principal.tenant_id)
@@ -634,7 +630,7 @@ async def issue_code(session: AsyncSession, job: Job, *, code_key: bytes, now: d
         "locked_at": None,
     }
     statement = insert(JobCode).values(job_id=job.id, **values)
-    await session.execute(statement.on_conflict_do_update(index_elements=["job_id"], set_=values))
+    await session.execute(statement.on_conflict_do_update(index_elements=["tenant_id", "job_id"], set_=values))
     text_ = f"Your Groundwork code for today's visit is {code}. Give it to the technician."
     await enqueue_sms(session, job.tenant_id, job.customer_phone, text_)
 

@@ -9,7 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,11 +38,14 @@ class Photo(Base):
         Index("ix_photos_tenant_hash_c2", "tenant_id", "hash_c2"),
         # Byte-identical copies: the only reuse check left for images too plain for a perceptual hash.
         Index("ix_photos_tenant_sha256", "tenant_id", "sha256"),
+        ForeignKeyConstraint(
+            ["tenant_id", "job_id"], ["jobs.tenant_id", "jobs.id"], name="fk_photos_job_id_jobs", ondelete="CASCADE"
+        ),
     )
 
-    id: Mapped[UUID] = mapped_column(primary_key=True)  # generated on the phone
-    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    job_id: Mapped[UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[UUID] = mapped_column(primary_key=True)  # generated on the phone, unique within the tenant
+    job_id: Mapped[UUID]
     user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     storage_key: Mapped[str] = mapped_column(Text)  # tenant/sha256: identical bytes are stored once
     content_type: Mapped[str] = mapped_column(String(32))  # sniffed from the bytes

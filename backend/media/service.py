@@ -134,13 +134,9 @@ async def store_photo(
     Who may upload is settled before the body is read, and no database connection is held while it arrives
     (a phone on a slow network takes its time). The bytes reach the store before the row is written.
     """
-    existing = await session.scalar(
-        select(Photo)
-        .prefix_with("/* all-tenants: a client-chosen id is unique across tenants: is it taken */")
-        .where(Photo.id == photo_id)
-    )
+    existing = await session.scalar(select(Photo).where(Photo.tenant_id == principal.tenant_id, Photo.id == photo_id))
     if existing is not None:
-        if (existing.tenant_id, existing.job_id, existing.user_id) != (principal.tenant_id, job_id, principal.user_id):
+        if (existing.job_id, existing.user_id) != (job_id, principal.user_id):
             raise _id_taken()
         stored = _view(existing)
         await session.rollback()
@@ -197,18 +193,17 @@ async def store_photo(
             duplicate_of_job_id=duplicate_of.job_id if duplicate_of else None,
             received_at=received_at,
         )
-        .on_conflict_do_nothing(index_elements=[Photo.id])
+        .on_conflict_do_nothing(index_elements=[Photo.tenant_id, Photo.id])
         .returning(Photo.id)
     )
     row = await session.scalar(
         select(Photo)
-        .prefix_with("/* all-tenants: a client-chosen id is unique across tenants: is it taken */")
-        .where(Photo.id == photo_id)
+        .where(Photo.tenant_id == principal.tenant_id, Photo.id == photo_id)
         .execution_options(populate_existing=True)
     )
     assert row is not None  # inserted now, or by the request we raced
     if inserted is None:  # the same id arrived twice at once, and the other request stored it first
-        if (row.tenant_id, row.job_id, row.user_id) != (principal.tenant_id, job_id, principal.user_id):
+        if (row.job_id, row.user_id) != (job_id, principal.user_id):
             raise _id_taken()
         return _replayed(_view(row), data)
     if not any(flag.value in _NOT_PROOF for flag in flags):

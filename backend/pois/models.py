@@ -6,7 +6,7 @@ from datetime import datetime
 from uuid import UUID
 
 from geoalchemy2 import Geography
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, Float, ForeignKey, ForeignKeyConstraint, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import Base, created_at_column, updated_at_column
@@ -24,8 +24,10 @@ class Poi(Base):
         CheckConstraint("source IN ('import', 'field')", name="source"),
     )
 
-    id: Mapped[UUID] = mapped_column(primary_key=True)  # client-generated when a BD adds it in the field
-    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    # Keyed within the tenant: the id is client-generated when a BD adds it in the field, and another tenant's
+    # use of the same id must neither collide nor show (README "Ids and idempotency").
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[UUID] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     category: Mapped[str] = mapped_column(String(64))
     address: Mapped[str] = mapped_column(Text, server_default="")
@@ -46,11 +48,19 @@ class Poi(Base):
 
 class PoiContact(Base):
     __tablename__ = "poi_contacts"
-    __table_args__ = (Index("ix_poi_contacts_poi", "poi_id"),)
+    __table_args__ = (
+        Index("ix_poi_contacts_poi", "tenant_id", "poi_id"),
+        ForeignKeyConstraint(
+            ["tenant_id", "poi_id"],
+            ["pois.tenant_id", "pois.id"],
+            name="fk_poi_contacts_poi_id_pois",
+            ondelete="CASCADE",
+        ),
+    )
 
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     id: Mapped[UUID] = mapped_column(primary_key=True)
-    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    poi_id: Mapped[UUID] = mapped_column(ForeignKey("pois.id", ondelete="CASCADE"))
+    poi_id: Mapped[UUID]
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str | None] = mapped_column(String(100))
     phone: Mapped[str | None] = mapped_column(String(32))

@@ -213,6 +213,7 @@ async def _recent_visits(
     scope = effective_scope(principal)
     ranked = (
         select(
+            Visit.tenant_id,
             Visit.id,
             func.row_number()
             .over(partition_by=Visit.poi_id, order_by=(Visit.checked_in_at.desc(), Visit.id))
@@ -228,7 +229,7 @@ async def _recent_visits(
     rows = (
         await session.execute(
             select(Visit, User.display_name)
-            .join(ranked, ranked.c.id == Visit.id)
+            .join(ranked, (ranked.c.tenant_id == Visit.tenant_id) & (ranked.c.id == Visit.id))
             .join(User, User.id == Visit.user_id)
             .where(ranked.c.rank <= RECENT_VISITS)
             .order_by(Visit.checked_in_at.desc(), Visit.id),
@@ -311,7 +312,7 @@ async def create(session: AsyncSession, principal: Principal, data: PoiCreate) -
             created_by=principal.user_id,
             create_request_hash=request_hash,
         )
-        .on_conflict_do_nothing(index_elements=["id"])
+        .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
         .returning(Poi.id)
     )
     if inserted is None:
@@ -340,14 +341,10 @@ async def create(session: AsyncSession, principal: Principal, data: PoiCreate) -
 async def _replay_create(
     session: AsyncSession, principal: Principal, data: PoiCreate, request_hash: str
 ) -> PoiDetail | None:
-    existing = await session.scalar(
-        select(Poi)
-        .prefix_with("/* all-tenants: a client-chosen id is unique across tenants: is it taken */")
-        .where(Poi.id == data.id)
-    )
+    existing = await session.scalar(select(Poi).where(Poi.tenant_id == principal.tenant_id, Poi.id == data.id))
     if existing is None:
         return None
-    if existing.tenant_id == principal.tenant_id and existing.create_request_hash == request_hash:
+    if existing.create_request_hash == request_hash:
         return await get_detail(session, principal, data.id)
     raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, "This merchant id was already used with different content.")
 

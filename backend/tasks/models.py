@@ -6,7 +6,18 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Identity, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -20,8 +31,8 @@ class Campaign(Base):
         Index("ix_campaigns_tenant_ends", "tenant_id", "ends_at"),
     )
 
-    id: Mapped[UUID] = mapped_column(primary_key=True)
-    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[UUID] = mapped_column(primary_key=True)  # may come from the client, unique within the tenant
     type: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(200))
     instructions: Mapped[str] = mapped_column(Text, server_default="")
@@ -45,18 +56,27 @@ class WorkItem(Base):
 
     __tablename__ = "work_items"
     __table_args__ = (
-        UniqueConstraint("campaign_id", "poi_id", name="uq_work_items_campaign_poi"),
+        UniqueConstraint("tenant_id", "campaign_id", "poi_id", name="uq_work_items_campaign_poi"),
         Index("ix_work_items_tenant_assignee_status", "tenant_id", "assignee_id", "status"),
-        Index("ix_work_items_poi_status", "poi_id", "status"),
+        Index("ix_work_items_poi_status", "tenant_id", "poi_id", "status"),
+        ForeignKeyConstraint(
+            ["tenant_id", "campaign_id"],
+            ["campaigns.tenant_id", "campaigns.id"],
+            name="fk_work_items_campaign_id_campaigns",
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "poi_id"], ["pois.tenant_id", "pois.id"], name="fk_work_items_poi_id_pois", ondelete="CASCADE"
+        ),
         CheckConstraint(
             "status IN ('assigned', 'in_progress', 'goal_met', 'visited_not_met', 'expired')", name="status"
         ),
     )
 
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     id: Mapped[UUID] = mapped_column(primary_key=True)
-    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    campaign_id: Mapped[UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
-    poi_id: Mapped[UUID] = mapped_column(ForeignKey("pois.id", ondelete="CASCADE"))
+    campaign_id: Mapped[UUID]
+    poi_id: Mapped[UUID]
     assignee_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     status: Mapped[str] = mapped_column(String(16), server_default="assigned")
     notes: Mapped[str] = mapped_column(Text, server_default="")
@@ -76,14 +96,20 @@ class WorkItemEdit(Base):
 
     __tablename__ = "work_item_history"
     __table_args__ = (
-        Index("ix_work_item_history_item", "work_item_id", "id"),
+        Index("ix_work_item_history_item", "tenant_id", "work_item_id", "id"),
         # "What did this writer last send for this field?": the replay guard of update_work_item.
-        Index("ix_work_item_history_writer", "work_item_id", "field", "writer", "id"),
+        Index("ix_work_item_history_writer", "tenant_id", "work_item_id", "field", "writer", "id"),
+        ForeignKeyConstraint(
+            ["tenant_id", "work_item_id"],
+            ["work_items.tenant_id", "work_items.id"],
+            name="fk_work_item_history_work_item_id_work_items",
+            ondelete="CASCADE",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    work_item_id: Mapped[UUID] = mapped_column(ForeignKey("work_items.id", ondelete="CASCADE"))
+    work_item_id: Mapped[UUID]
     field: Mapped[str] = mapped_column(String(32))
     value: Mapped[Any] = mapped_column(JSONB, nullable=True)  # what was sent (or set by the server)
     result: Mapped[Any] = mapped_column(JSONB, nullable=True)  # the field's value afterwards
@@ -97,8 +123,24 @@ class WorkItemEdit(Base):
 
 class WorkItemVisit(Base):
     __tablename__ = "work_item_visits"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "work_item_id"],
+            ["work_items.tenant_id", "work_items.id"],
+            name="fk_work_item_visits_work_item_id_work_items",
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "visit_id"],
+            ["visits.tenant_id", "visits.id"],
+            name="fk_work_item_visits_visit_id_visits",
+            ondelete="CASCADE",
+        ),
+        # Deleting a visit cascades here: found by index, not by a scan of every link.
+        Index("ix_work_item_visits_visit", "tenant_id", "visit_id"),
+    )
 
-    work_item_id: Mapped[UUID] = mapped_column(ForeignKey("work_items.id", ondelete="CASCADE"), primary_key=True)
-    visit_id: Mapped[UUID] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), primary_key=True)
-    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    work_item_id: Mapped[UUID] = mapped_column(primary_key=True)
+    visit_id: Mapped[UUID] = mapped_column(primary_key=True)
     linked_at: Mapped[datetime] = created_at_column()

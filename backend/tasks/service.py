@@ -88,13 +88,9 @@ async def create_campaign(
     _validate_campaign(data)
     campaign_id = data.id or uuid4()
     request_hash = hashlib.sha256(msgspec.json.encode(msgspec.structs.replace(data, id=None))).hexdigest()
-    existing = await session.scalar(
-        select(Campaign)
-        .prefix_with("/* all-tenants: a client-chosen id is unique across tenants: is it taken */")
-        .where(Campaign.id == campaign_id)
-    )
+    existing = await session.get(Campaign, (principal.tenant_id, campaign_id))
     if existing is not None:
-        if existing.tenant_id == principal.tenant_id and existing.request_hash == request_hash:
+        if existing.request_hash == request_hash:
             return _campaign_wire(existing), False
         raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, "This campaign id was already used.")
     campaign = Campaign(
@@ -209,8 +205,8 @@ async def load_wire(session: AsyncSession, tenant_id: UUID, ids: Sequence[UUID])
         return {}
     rows = await session.execute(
         select(WorkItem, Campaign, Poi.name, User.display_name)
-        .join(Campaign, Campaign.id == WorkItem.campaign_id)
-        .join(Poi, Poi.id == WorkItem.poi_id)
+        .join(Campaign, (Campaign.tenant_id == WorkItem.tenant_id) & (Campaign.id == WorkItem.campaign_id))
+        .join(Poi, (Poi.tenant_id == WorkItem.tenant_id) & (Poi.id == WorkItem.poi_id))
         .join(User, User.id == WorkItem.assignee_id)
         .where(WorkItem.tenant_id == tenant_id, WorkItem.id.in_(ids))
     )
@@ -327,7 +323,7 @@ async def progress(session: AsyncSession, principal: Principal, campaign_id: UUI
     rows = await session.execute(
         select(key.label("key"), name.label("name"), func.count().label("total"), *counts)
         .select_from(WorkItem)
-        .join(Poi, Poi.id == WorkItem.poi_id)
+        .join(Poi, (Poi.tenant_id == WorkItem.tenant_id) & (Poi.id == WorkItem.poi_id))
         .join(User, User.id == WorkItem.assignee_id)
         .where(
             WorkItem.tenant_id == principal.tenant_id,
@@ -371,7 +367,7 @@ async def open_on_poi(session: AsyncSession, tenant_id: UUID, poi_ids: Sequence[
             User.display_name,
             WorkItem.status,
         )
-        .join(Campaign, Campaign.id == WorkItem.campaign_id)
+        .join(Campaign, (Campaign.tenant_id == WorkItem.tenant_id) & (Campaign.id == WorkItem.campaign_id))
         .join(User, User.id == WorkItem.assignee_id)
         .where(WorkItem.tenant_id == tenant_id, WorkItem.poi_id.in_(poi_ids), WorkItem.status.in_(OPEN_STATUSES))
         .order_by(Campaign.ends_at, WorkItem.id)
@@ -503,15 +499,13 @@ def _lines(text_: str) -> list[str]:
     return [line + "\n" for line in text_.splitlines()]
 
 
-async def _history_for_replay(session: AsyncSession, item: WorkItem, writer: str) -> dict[str, tuple[Any, int]]:
+async def _history_for_replay(
+    session: AsyncSession, tenant_id: UUID, item_id: UUID, writer: str
+) -> dict[str, tuple[Any, int]]:
     """What this writer last sent for each field of the item, and in which transaction."""
     rows = await session.execute(
         select(WorkItemEdit.field, WorkItemEdit.value, WorkItemEdit.xid)
-        .where(
-            WorkItemEdit.tenant_id == item.tenant_id,
-            WorkItemEdit.work_item_id == item.id,
-            WorkItemEdit.writer == writer,
-        )
+        .where(WorkItemEdit.tenant_id == tenant_id, WorkItemEdit.work_item_id == item_id, WorkItemEdit.writer == writer)
         .order_by(WorkItemEdit.id.desc())
     )
     latest: dict[str, tuple[Any, int]] = {}
@@ -530,14 +524,14 @@ def _is_replay(last_sent: dict[str, tuple[Any, int]], field: str, value: Any, ba
     return bool(sent == value and xid >= base_xid)
 
 
-async def _notes_as_of(session: AsyncSession, item: WorkItem, base_xid: int) -> str | None:
+async def _notes_as_of(session: AsyncSession, tenant_id: UUID, item_id: UUID, base_xid: int) -> str | None:
     """The notes the phone had seen: their value before the phone's base, from the history (None: unknown)."""
     rows = (
         await session.execute(
             select(WorkItemEdit.result, WorkItemEdit.xid)
             .where(
-                WorkItemEdit.tenant_id == item.tenant_id,
-                WorkItemEdit.work_item_id == item.id,
+                WorkItemEdit.tenant_id == tenant_id,
+                WorkItemEdit.work_item_id == item_id,
                 WorkItemEdit.field == "notes",
             )
             .order_by(WorkItemEdit.id.desc())
@@ -601,15 +595,11 @@ async def update_work_item(
     writer = writer_of(principal)
     origin = Origin.ONLINE if base_xid is None else Origin.SYNC
     if item.assignee_id != principal.user_id:
-        if await _was_assignee(session, item, principal.user_id):
+        if await _was_assignee(session, item.tenant_id, item.id, principal.user_id):
             return await _late_edit(session, principal, item, patch, writer=writer, origin=origin, base_xid=base_xid)
         raise not_found("work item") if principal.role is Role.BD else forbidden("Only the assignee edits a work item.")
-    campaign = (
-        await session.scalars(
-            select(Campaign).where(Campaign.tenant_id == item.tenant_id, Campaign.id == item.campaign_id)
-        )
-    ).one()
-    last_sent = await _history_for_replay(session, item, writer) if base_xid is not None else {}
+    campaign = await session.get_one(Campaign, (item.tenant_id, item.campaign_id))
+    last_sent = await _history_for_replay(session, item.tenant_id, item.id, writer) if base_xid is not None else {}
     edits: list[_Edit] = []
     values: dict[str, Any] = {}
 
@@ -618,7 +608,7 @@ async def update_work_item(
             pass
         elif _conflicts(item, "notes", base_xid, writer):
             assert base_xid is not None
-            notes = merge_notes(await _notes_as_of(session, item, base_xid), item.notes, patch.notes)
+            notes = merge_notes(await _notes_as_of(session, item.tenant_id, item.id, base_xid), item.notes, patch.notes)
             values["notes"] = notes
             edits.append(_Edit("notes", patch.notes, notes, Resolution.MERGED))
         else:
@@ -697,13 +687,13 @@ async def _apply(session: AsyncSession, item: WorkItem, values: dict[str, Any], 
     session.expire(item)
 
 
-async def _was_assignee(session: AsyncSession, item: WorkItem, user_id: UUID) -> bool:
+async def _was_assignee(session: AsyncSession, tenant_id: UUID, item_id: UUID, user_id: UUID) -> bool:
     """Was the item reassigned away from this user? (The history keeps every reassignment.)"""
     found = await session.scalar(
         select(WorkItemEdit.id)
         .where(
-            WorkItemEdit.tenant_id == item.tenant_id,
-            WorkItemEdit.work_item_id == item.id,
+            WorkItemEdit.tenant_id == tenant_id,
+            WorkItemEdit.work_item_id == item_id,
             WorkItemEdit.field == "assignee_id",
             WorkItemEdit.value["from"].astext == str(user_id),
         )
@@ -730,7 +720,7 @@ async def _late_edit(
     values: dict[str, Any] = {}
     if patch.notes is not msgspec.UNSET and patch.notes and patch.notes not in item.notes:
         # Against the text the phone had seen, so the lines both sides had are not doubled.
-        seen = await _notes_as_of(session, item, base_xid) if base_xid is not None else None
+        seen = await _notes_as_of(session, item.tenant_id, item.id, base_xid) if base_xid is not None else None
         merged = merge_notes(seen, item.notes, patch.notes)
         values["notes"] = merged
         edits.append(_Edit("notes", patch.notes, merged, Resolution.LATE_APPLIED))
@@ -750,11 +740,7 @@ async def _late_edit(
     if patch.status is not msgspec.UNSET and patch.status != item.status:
         edits.append(_Edit("status", patch.status, item.status, Resolution.LATE_KEPT))
     if "answers" in values:
-        campaign = (
-            await session.scalars(
-                select(Campaign).where(Campaign.tenant_id == item.tenant_id, Campaign.id == item.campaign_id)
-            )
-        ).one()
+        campaign = await session.get_one(Campaign, (item.tenant_id, item.campaign_id))
         _check_answers(campaign.form, values["answers"], complete=False)
     item_id, assignee_id, tenant_id = item.id, item.assignee_id, item.tenant_id
     await _apply(session, item, values, writer)
@@ -886,7 +872,7 @@ def _link_visit() -> Any:
         f"""
         WITH items AS (
             SELECT work_items.id, work_items.status FROM work_items
-            JOIN campaigns ON campaigns.id = work_items.campaign_id
+            JOIN campaigns ON campaigns.tenant_id = work_items.tenant_id AND campaigns.id = work_items.campaign_id
             WHERE work_items.tenant_id = :tenant_id AND work_items.assignee_id = :user_id
               AND work_items.poi_id = :poi_id AND work_items.status IN ({open_statuses})
         ), linked AS (

@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from geoalchemy2 import Geography
-from sqlalchemy import ARRAY, CheckConstraint, Float, ForeignKey, Index, String, Text, text
+from sqlalchemy import ARRAY, CheckConstraint, Float, ForeignKey, ForeignKeyConstraint, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -22,7 +22,10 @@ class Visit(Base):
 
     __tablename__ = "visits"
     __table_args__ = (
-        Index("ix_visits_poi_checked_in", "poi_id", "checked_in_at"),
+        Index("ix_visits_poi_checked_in", "tenant_id", "poi_id", "checked_in_at"),
+        ForeignKeyConstraint(
+            ["tenant_id", "poi_id"], ["pois.tenant_id", "pois.id"], name="fk_visits_poi_id_pois", ondelete="CASCADE"
+        ),
         Index("ix_visits_user_checked_in", "tenant_id", "user_id", "checked_in_at"),
         # The prior position of a check-in's speed check (visits.service._prior_fix): the latest trusted time
         # before the fix, by index, not a sort of every visit the user ever made.
@@ -39,10 +42,10 @@ class Visit(Base):
         CheckConstraint("check_out_status IN ('verified', 'uncertain', 'rejected')", name="check_out_status"),
     )
 
-    id: Mapped[UUID] = mapped_column(primary_key=True)  # client-generated
-    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[UUID] = mapped_column(primary_key=True)  # client-generated, unique within the tenant
     user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    poi_id: Mapped[UUID] = mapped_column(ForeignKey("pois.id", ondelete="CASCADE"))
+    poi_id: Mapped[UUID]
     status: Mapped[str] = mapped_column(String(8), server_default="open")
     note: Mapped[str | None] = mapped_column(Text)
     checked_in_at: Mapped[datetime]  # the moment the BD checked in, as the server trusts it

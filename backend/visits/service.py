@@ -267,8 +267,7 @@ def _fence_of(lat: float, lon: float, radius_m: float | None, polygon: Any, defa
 # believable position before the fix (as _prior_fix reads it), in one round trip.
 _CHECK_IN_LOOKUP = text(
     f"""
-    SELECT EXISTS (SELECT /* all-tenants: a client-chosen id is unique across tenants: is it taken */ 1
-                   FROM visits WHERE id = :visit_id) AS taken,
+    SELECT EXISTS (SELECT 1 FROM visits WHERE tenant_id = :tenant_id AND id = :visit_id) AS taken,
            poi.lat AS poi_lat, poi.lon AS poi_lon, poi.geofence_radius_m AS radius_m, poi.polygon,
            prior.lat AS prior_lat, prior.lon AS prior_lon, prior.accuracy_m AS prior_accuracy_m, prior.at AS prior_at
     FROM (SELECT 1) AS one
@@ -307,7 +306,7 @@ def _insert_check_in() -> Any:
     new = (
         insert(table)
         .values({name: bindparam(name, type_=table.c[name].type) for name in columns})
-        .on_conflict_do_nothing(index_elements=["id"])
+        .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
         .returning(table.c.tenant_id, *(table.c[name] for name in _WIRE_COLUMNS))
         .cte("new")
     )
@@ -371,15 +370,10 @@ async def _replay_of_taken(
 async def _replay_check_in(
     session: AsyncSession, principal: Principal, visit_id: UUID, request_hash: str
 ) -> wire.Visit | None:
-    existing = await session.scalar(
-        select(Visit)
-        .prefix_with("/* all-tenants: a client-chosen id is unique across tenants: is it taken */")
-        .where(Visit.id == visit_id)
-    )
+    existing = await session.scalar(select(Visit).where(Visit.tenant_id == principal.tenant_id, Visit.id == visit_id))
     if existing is None:
         return None
-    same_owner = existing.tenant_id == principal.tenant_id and existing.user_id == principal.user_id
-    if not same_owner or existing.check_in_request_hash != request_hash:
+    if existing.user_id != principal.user_id or existing.check_in_request_hash != request_hash:
         raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT, "This visit id was already used with other content.")
     return to_wire(existing)
 

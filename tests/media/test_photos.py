@@ -488,9 +488,11 @@ async def test_only_the_assignee_uploads_and_other_tenants_see_nothing(factory: 
             await media_client.get(f"/v1/photos/{photo['id']}/content", headers=outsider.headers)
         ).status_code == 404
         assert (await media_client.get(f"/v1/jobs/{job}/photos", headers=outsider.headers)).status_code == 404
-    # The id is taken: another tenant cannot store under it (and learns nothing of the photo).
-    taken = await upload(media_client, stranger, stranger_job, data, photo_id=UUID(photo["id"]))
-    assert taken.status_code == 409
+    # Another tenant's upload under the same id is a new photo of its own: it learns nothing of this one.
+    theirs = await upload(media_client, stranger, stranger_job, data, photo_id=UUID(photo["id"]))
+    assert theirs.status_code == 201, theirs.text
+    assert theirs.json()["job_id"] == str(stranger_job)
+    assert (await media_client.get(f"/v1/photos/{photo['id']}", headers=tech.headers)).json() == photo
 
 
 async def test_reviewers_in_scope_list_a_job_s_photos(factory: Factory, media_client: Client) -> None:

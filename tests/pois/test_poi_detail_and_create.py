@@ -155,15 +155,17 @@ async def test_create_bad_input(factory: Factory, client: Client) -> None:
     assert await factory.count("SELECT count(*) FROM pois WHERE tenant_id = :t", t=tenant) == 0
 
 
-async def test_create_with_another_tenants_id_conflicts_without_touching_it(factory: Factory, client: Client) -> None:
+async def test_another_tenants_id_is_a_new_merchant_and_theirs_stays(factory: Factory, client: Client) -> None:
+    # Ids are keyed within the tenant: another tenant's id is as free as a fresh one (no existence oracle).
     theirs = await factory.tenant()
     foreign = await factory.poi(theirs, name="Their shop")
     mine = await factory.tenant()
     bd = await factory.user(mine)
     response = await client.post("/v1/pois", json=new_poi(id=str(foreign)), headers=bd.headers)
-    assert response.status_code == 409
-    assert response.json()["code"] == "idempotency_conflict"
+    assert response.status_code == 201, response.text
+    assert response.json()["id"] == str(foreign)
     assert await factory.count("SELECT count(*) FROM pois WHERE id = :id AND name = 'Their shop'", id=foreign) == 1
+    assert await factory.count("SELECT count(*) FROM pois WHERE id = :id AND tenant_id = :t", id=foreign, t=mine) == 1
 
 
 async def test_technicians_cannot_add_merchants(factory: Factory, client: Client) -> None:
