@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 
 import merge3
 import msgspec
-from sqlalchemy import Uuid, bindparam, exists, func, select, text, tuple_, update
+from sqlalchemy import Uuid, bindparam, exists, func, literal_column, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +34,7 @@ from mobile_contract.base import AwareDatetime
 from mobile_contract.conflicts import Origin, Resolution
 from mobile_contract.errors import ErrorCode
 from sync.feed import Change, record_changes
+from sync.tables import sync_changes
 
 WORK_ITEMS = "work_items"
 POIS = "pois"
@@ -820,6 +821,40 @@ async def phones_with(session: AsyncSession, tenant_id: UUID, poi_ids: Iterable[
         WorkItem.tenant_id == tenant_id, WorkItem.poi_id.in_(wanted)
     )
     return {(row[0], row[1]) for row in await session.execute(held.union(targeted)) if row[0] is not None}
+
+
+def merchant_bump_from(tenant_id: Any, poi_id: Any) -> Any:
+    """bump_merchants as an INSERT ... SELECT of one merchant, to nest in the statement of the change itself (a
+    check-in's insert: one round trip fewer per check-in, two statements fewer in an offline push of hundreds).
+    `tenant_id` and `poi_id` are SQL expressions (a CTE's columns): no row there, no bump. The same holders as
+    phones_with(): the merchant's lead holder and the assignees of its work items."""
+    holders = (
+        select(Poi.holder_id.label("user_id"), Poi.id.label("poi_id"), Poi.tenant_id.label("tenant_id"))
+        .where(Poi.tenant_id == tenant_id, Poi.id == poi_id, Poi.holder_id.is_not(None))
+        .union(
+            select(WorkItem.assignee_id, WorkItem.poi_id, WorkItem.tenant_id).where(
+                WorkItem.tenant_id == tenant_id, WorkItem.poi_id == poi_id, WorkItem.assignee_id.is_not(None)
+            )
+        )
+        .subquery("holders")
+    )
+    return (
+        insert(sync_changes)
+        .from_select(
+            ["user_id", "collection", "record_id", "tenant_id", "op"],
+            select(
+                holders.c.user_id,
+                literal_column(f"'{POIS}'"),
+                holders.c.poi_id,
+                holders.c.tenant_id,
+                literal_column("'upsert'"),
+            ),
+        )
+        .on_conflict_do_update(
+            index_elements=["user_id", "collection", "record_id"],
+            set_={"op": literal_column("excluded.op"), "xid": text("pg_current_xact_id()"), "changed_at": func.now()},
+        )
+    )
 
 
 async def bump_merchants(session: AsyncSession, tenant_id: UUID, poi_ids: Iterable[UUID]) -> None:

@@ -194,8 +194,9 @@ async def check_in(
     of what makes a retry the same check-in (a phone that queues it again later is answered as the first time).
 
     Three round trips (an offline push brings hundreds of these): one statement reads whether the id is taken,
-    the merchant's fence and the user's prior position; one inserts the visit and its feed row and returns what
-    the answer needs; link_visit() is the third. The tenant's policy is read once per transaction."""
+    the merchant's fence and the user's prior position; one inserts the visit, its feed row and the merchant's
+    bump for every phone that has it, and returns what the answer needs; link_visit() is the third. The tenant's
+    policy is read once per transaction."""
     request_hash = _request_hash(data)
     acted_at = action_at or action_time(data.checked_in_at or queued_at, received_at, data.fix)
     policy = await load_policy(session, principal.tenant_id)
@@ -252,7 +253,6 @@ async def check_in(
             data.id,
             writer=tasks_service.writer_of(principal),
         )
-    await tasks_service.bump_merchants(session, principal.tenant_id, [data.poi_id])  # its recent visits changed
     return to_wire(inserted), True
 
 
@@ -322,7 +322,10 @@ def _insert_check_in() -> Any:
         )
         .cte("feed")
     )
-    return select(new).add_cte(feed)
+    # Every phone that has the merchant gets it again (its recent visits changed): tasks_service.bump_merchants,
+    # nested here, so only when the visit is new and without a statement of its own.
+    bumped = tasks_service.merchant_bump_from(new.c.tenant_id, new.c.poi_id).cte("bumped")
+    return select(new).add_cte(feed).add_cte(bumped)
 
 
 def _evidence_columns_names(prefix: str) -> list[str]:
