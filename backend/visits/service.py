@@ -193,10 +193,10 @@ async def check_in(
     `queued_at` is when a phone queued it offline: the check-in's time when the phone did not say, but not part
     of what makes a retry the same check-in (a phone that queues it again later is answered as the first time).
 
-    Three round trips (an offline push brings hundreds of these): one statement reads whether the id is taken,
-    the merchant's fence and the user's prior position; one inserts the visit, its feed row and the merchant's
-    bump for every phone that has it, and returns what the answer needs; link_visit() is the third. The tenant's
-    policy is read once per transaction."""
+    Two round trips (an offline push brings hundreds of these): one statement reads whether the id is taken,
+    the merchant's fence and the user's prior position; one inserts the visit, its feed row, the merchant's bump
+    for every phone that has it and (unless the verdict is rejected) link_visit()'s work, and returns what the
+    answer needs. The tenant's policy is read once per transaction."""
     request_hash = _request_hash(data)
     acted_at = action_at or action_time(data.checked_in_at or queued_at, received_at, data.fix)
     policy = await load_policy(session, principal.tenant_id)
