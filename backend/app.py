@@ -33,8 +33,9 @@ from backend.limits import UserConcurrency
 from backend.media.routes import PhotoController
 from backend.observability import configure_logging, install, metrics, observe_pool_wait
 from backend.offline import tasks as offline_tasks
+from backend.offline.fastpull import FastPull
 from backend.offline.registry import build_registry
-from backend.offline.routes import sync_controller
+from backend.offline.routes import PullPages, sync_controller
 from backend.openapi import DecodedStructSchema, finish_openapi
 from backend.pois import sync as pois_sync
 from backend.pois.routes import PoiController
@@ -53,6 +54,8 @@ from sync.cursor import CursorCodec
 
 # The domains whose records live on phones: each registers its collections, mutations and WatermelonDB table.
 SYNC_REGISTRY = build_registry([pois_sync, visits_sync, tasks_sync, jobs_sync])
+# The pull's pages: the route's work, and its fast path's (FastPull, in front of the router).
+PULL_PAGES = PullPages(SYNC_REGISTRY)
 
 # The domains' periodic work, run by every `groundwork worker` at most once per period (backend/queue/scheduler.py).
 PERIODIC: list[Periodic] = [*offline_tasks.PERIODIC, *tasks_tasks.PERIODIC]
@@ -68,7 +71,7 @@ ROUTES: list[ControllerRouterHandler] = [
     JobController,
     TechnicianController,
     PhotoController,
-    sync_controller(SYNC_REGISTRY),
+    sync_controller(SYNC_REGISTRY, PULL_PAGES),
     TenantController,
     DeviceController,
     *HEALTH_ROUTES,
@@ -123,6 +126,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     # Built now rather than at the first /schema request, so the pass below runs before anyone reads it.
     finish_openapi(app.openapi_schema)
+    # A phone's poll of the pull is answered in front of the router (backend/offline/fastpull.py); anything else
+    # goes through. install() then wraps both in the request id and metrics layer.
+    app.asgi_handler = FastPull(app.asgi_handler, PULL_PAGES)
     return install(app)
 
 

@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -48,16 +49,42 @@ class _Wire(msgspec.Struct, array_like=True):
     after: tuple[int, str, str] | None
 
 
+# Bound of each memo below: full, it is emptied and refills with the cursors in use (as the token cache does).
+_MEMO_LIMIT = 20_000
+
+
 class CursorCodec:
+    """Encodes and verifies cursors. Both directions are remembered (bounded): a phone polling a quiet database gets
+    back the cursor it sent, and each poll would otherwise pay a signature check, msgpack and base64 both ways
+    (~6 us of the no-change pull's Python, bench/). The memos hold only what this codec made or verified, so an
+    answer from them is the one the full path gives."""
+
     def __init__(self, key: bytes) -> None:
         self._key = hashlib.sha256(b"groundwork-sync-cursor:" + key).digest()
+        self._encoded: dict[SyncCursor, str] = {}
+        self._decoded: dict[str, SyncCursor] = {}
 
     def encode(self, cursor: SyncCursor) -> str:
-        payload = msgspec.msgpack.encode(_Wire(cursor.user_id.hex, cursor.base, cursor.snapshot, cursor.after))
-        tag = hmac.digest(self._key, payload, "sha256")[:12]
-        return base64.urlsafe_b64encode(tag + payload).decode().rstrip("=")
+        text = self._encoded.get(cursor)
+        if text is None:
+            payload = msgspec.msgpack.encode(_Wire(cursor.user_id.hex, cursor.base, cursor.snapshot, cursor.after))
+            tag = hmac.digest(self._key, payload, "sha256")[:12]
+            text = base64.urlsafe_b64encode(tag + payload).decode().rstrip("=")
+            _remember(self._encoded, cursor, text)
+        return text
 
     def decode(self, text: str, user_id: UUID) -> SyncCursor:
+        cursor = self._decoded.get(text)
+        if cursor is None:
+            cursor = self._verify(text)
+            _remember(self._decoded, text, cursor)
+        if cursor.user_id != user_id:
+            raise CursorRefused(
+                ErrorCode.RESYNC_REQUIRED, "This cursor belongs to another user: pull again without a cursor."
+            )
+        return cursor
+
+    def _verify(self, text: str) -> SyncCursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         except (binascii.Error, ValueError) as exc:
@@ -70,11 +97,13 @@ class CursorCodec:
             owner = UUID(hex=wire.user)
         except (msgspec.DecodeError, ValueError) as exc:
             raise _malformed() from exc
-        if owner != user_id:
-            raise CursorRefused(
-                ErrorCode.RESYNC_REQUIRED, "This cursor belongs to another user: pull again without a cursor."
-            )
         return SyncCursor(user_id=owner, base=wire.base, snapshot=wire.snapshot, after=wire.after)
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
 
 
 def _malformed() -> CursorRefused:

@@ -13,7 +13,6 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.middleware.base import DefineMiddleware
 from litestar.params import JSONBody, Parameter
 
 from backend.auth.tokens import Principal
@@ -22,7 +21,6 @@ from backend.deps import provide_principal
 from backend.errors import problems
 from backend.limits import Call, UserConcurrency
 from backend.offline import watermelon
-from backend.offline.fastpull import FastPull
 from backend.offline.registry import SyncRegistry
 from mobile_contract.base import SINGLE_LINE
 from mobile_contract.sync import (
@@ -64,6 +62,10 @@ def request_id_of(request: Request[Any, Any, Any]) -> str | None:
 PullResponse: TypeAlias = Any
 
 
+_ENCODER = msgspec.json.Encoder()
+_CURSOR_SLOT = "\x00cursor\x00"  # stands for the cursor in the encoded empty page; a cursor is base64url text
+
+
 class PullPages:
     """One page of the caller's changes in the registered collections' shapes: the pull route's work, shared with
     its fast path (fastpull.py)."""
@@ -73,9 +75,22 @@ class PullPages:
         self.changes_type = changes_shape(registry.shapes)
         self.response_type = pull_response_shape(self.changes_type)
         self._delta_types = {f.name: f.type for f in msgspec.structs.fields(self.changes_type)}
+        # Most pulls are polls that find nothing: their answer is this byte string with the cursor in the middle,
+        # encoded once here by the same encoder instead of four empty deltas built and encoded per request.
+        empty = self.response_type(
+            changes=self.changes_type(
+                **{name: delta(upserted=[], removed=[]) for name, delta in self._delta_types.items()}
+            ),
+            cursor=_CURSOR_SLOT,
+            has_more=False,
+        )
+        head, slot, tail = _ENCODER.encode(empty).partition(msgspec.json.encode(_CURSOR_SLOT))
+        assert slot, "the cursor's place in the empty page"
+        self._empty_head = head + b'"'
+        self._empty_tail = b'"' + tail
 
-    async def __call__(self, database: Database, codec: CursorCodec, principal: Principal, data: PullRequest) -> Any:
-        page = await engine.pull(
+    async def page(self, database: Database, codec: CursorCodec, principal: Principal, data: PullRequest) -> Any:
+        return await engine.pull(
             hot=database.hot,
             sessions=database.sessions,
             registry=self.registry,
@@ -86,6 +101,11 @@ class PullPages:
             cursor=data.cursor,
             limit=data.limit,
         )
+
+    async def __call__(self, database: Database, codec: CursorCodec, principal: Principal, data: PullRequest) -> Any:
+        return self.response(await self.page(database, codec, principal, data))
+
+    def response(self, page: engine.PullPage) -> Any:
         changes = self.changes_type(
             **{
                 name: self._delta_types[name](upserted=delta.upserted, removed=delta.removed)
@@ -94,10 +114,26 @@ class PullPages:
         )
         return self.response_type(changes=changes, cursor=page.cursor, has_more=page.has_more)
 
+    async def encoded(self, database: Database, codec: CursorCodec, principal: Principal, data: PullRequest) -> bytes:
+        """The answer as JSON bytes, byte for byte what encoding `__call__`'s answer gives."""
+        page = await self.page(database, codec, principal, data)
+        return self.encode(page)
 
-def sync_controller(registry: SyncRegistry) -> type[Controller]:
-    pages = PullPages(registry)
-    response_type = pages.response_type
+    def encode(self, page: engine.PullPage) -> bytes:
+        if not page.has_more and page.changes.keys() == self._delta_types.keys():
+            for delta in page.changes.values():
+                if delta.upserted or delta.removed:
+                    break
+            else:
+                return self._empty_head + page.cursor.encode("ascii") + self._empty_tail
+        return _ENCODER.encode(self.response(page))
+
+
+def sync_controller(registry: SyncRegistry, pages: PullPages | None = None) -> type[Controller]:
+    """The sync routes over `registry`. `pages`: the pull's PullPages, shared with the app's FastPull front door
+    (backend/app.py), which answers the ordinary pull before it reaches this controller."""
+    pull_pages = pages or PullPages(registry)
+    response_type = pull_pages.response_type
 
     class SyncController(Controller):
         path = "/v1/sync"
@@ -110,7 +146,6 @@ def sync_controller(registry: SyncRegistry) -> type[Controller]:
             status_code=200,
             responses=problems(400, 401, 410, 429),
             summary="Changes of everything in the caller's scope since the cursor, collapsed per record, paged",
-            middleware=[DefineMiddleware(FastPull, pages=pages)],
         )
         async def pull(self, data: JSONBody[PullRequest], request: Request[Any, Any, State]) -> PullResponse:
             # A hot path (a phone polls it): no dependencies to resolve, as on nearby (see pois/routes.py), and the
@@ -118,7 +153,7 @@ def sync_controller(registry: SyncRegistry) -> type[Controller]:
             principal = await provide_principal(request)
             limits: UserConcurrency = request.app.state.limits
             with limits.hold(Call.SYNC, principal.user_id):
-                return await pages(request.app.state.database, request.app.state.cursors, principal, data)
+                return await pull_pages(request.app.state.database, request.app.state.cursors, principal, data)
 
         @post(
             "/push",

@@ -193,9 +193,10 @@ async def check_in(
     `queued_at` is when a phone queued it offline: the check-in's time when the phone did not say, but not part
     of what makes a retry the same check-in (a phone that queues it again later is answered as the first time).
 
-    Three round trips (an offline push brings hundreds of these): one statement reads whether the id is taken,
-    the merchant's fence and the user's prior position; one inserts the visit and its feed row and returns what
-    the answer needs; link_visit() is the third. The tenant's policy is read once per transaction."""
+    Two round trips (an offline push brings hundreds of these): one statement reads whether the id is taken,
+    the merchant's fence and the user's prior position; one inserts the visit, its feed row, the merchant's bump
+    for every phone that has it and (unless the verdict is rejected) link_visit()'s work, and returns what the
+    answer needs. The tenant's policy is read once per transaction."""
     request_hash = _request_hash(data)
     acted_at = action_at or action_time(data.checked_in_at or queued_at, received_at, data.fix)
     policy = await load_policy(session, principal.tenant_id)
@@ -223,36 +224,34 @@ async def check_in(
     if found.prior_at is not None:
         prior = PriorFix(lat=found.prior_lat, lon=found.prior_lon, accuracy_m=found.prior_accuracy_m, at=found.prior_at)
     verdict = judge(geo_fix, fence, received_at=received_at, policy=policy.verdict, prior=prior, action_at=acted_at)
+    # A check-in the server rejects (800 m away, mocked) is kept as evidence but is no visit of the merchant: only
+    # the others count for the user's open work items there (linked in the same statement).
+    linked = verdict.status is not VerdictStatus.REJECTED
     inserted = (
         await connection.execute(
-            _INSERT_CHECK_IN,
+            _INSERT_LINKED_CHECK_IN if linked else _INSERT_CHECK_IN,
             {
-                "id": data.id,
-                "tenant_id": principal.tenant_id,
-                "user_id": principal.user_id,
-                "poi_id": data.poi_id,
-                "status": wire.VisitStatus.OPEN.value,
-                "note": data.note,
-                "checked_in_at": acted_at,
-                "check_in_request_hash": request_hash,
-                **_evidence_columns("check_in", data.fix, verdict, received_at),
+                **{
+                    f"visit_{name}": value
+                    for name, value in {
+                        "id": data.id,
+                        "tenant_id": principal.tenant_id,
+                        "user_id": principal.user_id,
+                        "poi_id": data.poi_id,
+                        "status": wire.VisitStatus.OPEN.value,
+                        "note": data.note,
+                        "checked_in_at": acted_at,
+                        "check_in_request_hash": request_hash,
+                        **_evidence_columns("check_in", data.fix, verdict, received_at),
+                    }.items()
+                },
+                **({"writer": tasks_service.writer_of(principal)} if linked else {}),
             },
         )
     ).one_or_none()
     if inserted is None:
         # A concurrent request with the same id won the race: answer as a replay of it.
         return await _replay_of_taken(session, principal, data.id, request_hash)
-    if verdict.status is not VerdictStatus.REJECTED:
-        # A check-in the server rejects (800 m away, mocked) is kept as evidence but is no visit of the merchant.
-        await tasks_service.link_visit(
-            session,
-            principal.tenant_id,
-            principal.user_id,
-            data.poi_id,
-            data.id,
-            writer=tasks_service.writer_of(principal),
-        )
-    await tasks_service.bump_merchants(session, principal.tenant_id, [data.poi_id])  # its recent visits changed
     return to_wire(inserted), True
 
 
@@ -288,7 +287,7 @@ _CHECK_IN_LOOKUP = text(
 )
 
 
-def _insert_check_in() -> Any:
+def _insert_check_in(*, link: bool = False) -> Any:
     """INSERT of a new visit that also writes its feed row and returns what to_wire() reads: nothing is read back
     after the write. Built once, with bound parameters (a statement built per call costs a compile)."""
     table = cast(Table, Visit.__table__)
@@ -305,7 +304,9 @@ def _insert_check_in() -> Any:
     ]
     new = (
         insert(table)
-        .values({name: bindparam(name, type_=table.c[name].type) for name in columns})
+        # Bound as `visit_<column>`: an UPDATE nested in the same statement (link_visit_ctes) would take any bound
+        # value named like one of its table's columns (id, tenant_id, status, ...) as a value to SET.
+        .values({name: bindparam(f"visit_{name}", type_=table.c[name].type) for name in columns})
         .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
         .returning(table.c.tenant_id, *(table.c[name] for name in _WIRE_COLUMNS))
         .cte("new")
@@ -322,7 +323,12 @@ def _insert_check_in() -> Any:
         )
         .cte("feed")
     )
-    return select(new).add_cte(feed)
+    # Every phone that has the merchant gets it again (its recent visits changed): tasks_service.bump_merchants,
+    # nested here, so only when the visit is new and without a statement of its own.
+    bumped = tasks_service.merchant_bump_from(new.c.tenant_id, new.c.poi_id).cte("bumped")
+    statement = select(new).add_cte(feed).add_cte(bumped)
+    # `link`: the check-in also counts for the user's open work items there (tasks_service.link_visit, nested).
+    return statement.add_cte(*tasks_service.link_visit_ctes(new)) if link else statement
 
 
 def _evidence_columns_names(prefix: str) -> list[str]:
@@ -356,6 +362,7 @@ _WIRE_COLUMNS = [
     *(name for name in _evidence_columns_names("check_out") if name != "check_out_location"),
 ]
 _INSERT_CHECK_IN = _insert_check_in()
+_INSERT_LINKED_CHECK_IN = _insert_check_in(link=True)
 
 
 async def _replay_of_taken(
