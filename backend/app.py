@@ -47,6 +47,8 @@ from backend.tasks import sync as tasks_sync
 from backend.tasks import tasks as tasks_tasks
 from backend.tasks.routes import CampaignController, WorkItemController
 from backend.tenants.routes import TenantController
+from backend.tracking import tasks as tracking_tasks
+from backend.tracking.routes import TrackingController
 from backend.visits import sync as visits_sync
 from backend.visits.routes import VisitController
 from sync.cursor import CursorCodec
@@ -55,7 +57,7 @@ from sync.cursor import CursorCodec
 SYNC_REGISTRY = build_registry([pois_sync, visits_sync, tasks_sync, jobs_sync])
 
 # The domains' periodic work, run by every `groundwork worker` at most once per period (backend/queue/scheduler.py).
-PERIODIC: list[Periodic] = [*offline_tasks.PERIODIC, *tasks_tasks.PERIODIC]
+PERIODIC: list[Periodic] = [*offline_tasks.PERIODIC, *tasks_tasks.PERIODIC, *tracking_tasks.PERIODIC]
 # The domains' queue handlers (push delivery, ...), run by every `groundwork worker`.
 QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers, jobs_tasks.handlers]
 
@@ -71,6 +73,7 @@ ROUTES: list[ControllerRouterHandler] = [
     sync_controller(SYNC_REGISTRY),
     TenantController,
     DeviceController,
+    TrackingController,
     *HEALTH_ROUTES,
 ]
 
