@@ -77,13 +77,14 @@ def _text(value: Any, limit: int) -> str | None:
 
 
 def parse_time(value: Any, received_at: datetime) -> datetime:
-    """`timestamp` in seconds, milliseconds or ISO-8601 (Traccar's rule: numbers past 10^10 are milliseconds)."""
+    """`timestamp` in seconds, milliseconds or ISO-8601 / `yyyy-MM-dd HH:mm:ss` (Traccar's rule: an integer below
+    2^31 - 1 is seconds, above it milliseconds)."""
     if value is None or value == "":
         return received_at
     moment: datetime
     if isinstance(value, int | float) or str(value).strip().lstrip("-").replace(".", "", 1).isdigit():
         number = _number(value, "timestamp")
-        seconds = number / 1000.0 if abs(number) > 1e10 else number
+        seconds = number if abs(number) < 2**31 - 1 else number / 1000.0
         try:
             moment = datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError):
