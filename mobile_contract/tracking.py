@@ -18,7 +18,10 @@ MAX_BATCH = 1_000  # fixes per POST /v1/tracking/positions
 DeviceId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=SINGLE_LINE)]
 Word = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.:-]+$")]
 EventName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-ClockTime = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, local")]
+ClockTime = Annotated[
+    str,
+    msgspec.Meta(min_length=5, max_length=5, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, local"),
+]
 TimeZoneName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$")]
 
 

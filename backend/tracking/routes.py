@@ -103,6 +103,9 @@ class TrackingController(Controller):
     @post(
         "/keys",
         operation_id="createTrackingKey",
+        # 200, not 201: every 201 of the contract is an idempotent create on a client id, and a key is issued
+        # anew by each call (a lost answer means: revoke it and issue another).
+        status_code=200,
         responses=problems(401, 403, 404, 422),
         summary="Issue a tracking key for a user's device (shown once)",
     )
