@@ -80,3 +80,39 @@ async def test_the_loader_orders_by_trusted_time_and_flags_a_spike(factory: Fact
     assert [fix.reasons for fix in trail] == [(), ("impossible_speed",), ()]
     other_tenant = await queries.fixes_between(database.hot, uuid.uuid4(), user.id, start, start + timedelta(hours=1))
     assert other_tenant == []
+
+
+async def test_partitions_are_made_ahead_and_old_trail_is_dropped_per_tenant_retention(
+    factory: Factory, database: Database
+) -> None:
+    from backend.tracking import tasks
+
+    now = datetime(2031, 1, 10, 12, tzinfo=UTC)  # a clock of its own: no other test writes these days
+    await tasks.create_partitions(database, now)
+    days = await queries.partition_days(database.hot)
+    assert {now.date() + timedelta(days=n) for n in range(3)} <= set(days)
+    # A second run creates nothing and fails nothing.
+    assert (await tasks.create_partitions(database, now))["created"] == []
+    short = await factory.tenant()
+    user = await factory.user(short, Role.BD, login=False)
+    async with database.sessions() as session:
+        from sqlalchemy import text
+
+        await session.execute(
+            text("INSERT INTO tracking_settings (tenant_id, retention_days) VALUES (:t, 3)"), {"t": short}
+        )
+        await session.commit()
+    old, recent = uuid.uuid4(), uuid.uuid4()
+    await queries.insert_fixes(
+        database.hot,
+        tenant_id=short,
+        user_id=user.id,
+        device_id="d",
+        received_at=now,
+        source="app",
+        rows=_rows([(old, now - timedelta(days=5), 31.2, 121.4), (recent, now - timedelta(days=1), 31.2, 121.4)]),
+    )
+    await tasks.enforce_retention(database, now)
+    trail = await queries.fixes_between(database.hot, short, user.id, now - timedelta(days=30), now)
+    assert [fix.fix_id for fix in trail] == [recent]
+    assert await factory.count("SELECT count(*) FROM tracking_fix_ids WHERE tenant_id = :t", t=short) == 1
