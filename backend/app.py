@@ -48,6 +48,8 @@ from backend.tasks import sync as tasks_sync
 from backend.tasks import tasks as tasks_tasks
 from backend.tasks.routes import CampaignController, WorkItemController
 from backend.tenants.routes import TenantController
+from backend.tracking import tasks as tracking_tasks
+from backend.tracking.routes import TrackingController
 from backend.visits import sync as visits_sync
 from backend.visits.routes import VisitController
 from sync.cursor import CursorCodec
@@ -58,7 +60,7 @@ SYNC_REGISTRY = build_registry([pois_sync, visits_sync, tasks_sync, jobs_sync])
 PULL_PAGES = PullPages(SYNC_REGISTRY)
 
 # The domains' periodic work, run by every `groundwork worker` at most once per period (backend/queue/scheduler.py).
-PERIODIC: list[Periodic] = [*offline_tasks.PERIODIC, *tasks_tasks.PERIODIC]
+PERIODIC: list[Periodic] = [*offline_tasks.PERIODIC, *tasks_tasks.PERIODIC, *tracking_tasks.PERIODIC]
 # The domains' queue handlers (push delivery, ...), run by every `groundwork worker`.
 QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers, jobs_tasks.handlers]
 
@@ -74,6 +76,7 @@ ROUTES: list[ControllerRouterHandler] = [
     sync_controller(SYNC_REGISTRY, PULL_PAGES),
     TenantController,
     DeviceController,
+    TrackingController,
     *HEALTH_ROUTES,
 ]
 

@@ -12,6 +12,15 @@ from backend.pois.models import Poi, PoiContact
 from backend.push.models import Device
 from backend.queue.models import BackgroundJob, ScheduledRun
 from backend.tasks.models import Campaign, WorkItem, WorkItemEdit, WorkItemVisit
+from backend.tracking.models import (
+    FixId,
+    LatestPosition,
+    RefusedFix,
+    TrackingKey,
+    TrackingSettings,
+    TrackingWindow,
+    positions,
+)
 from backend.visits.models import Visit
 from sync.tables import metadata as sync_metadata
 
@@ -20,19 +29,25 @@ __all__ = [
     "Base",
     "Campaign",
     "Device",
+    "FixId",
     "Job",
     "JobCode",
     "JobEvent",
     "JobType",
+    "LatestPosition",
     "LoginThrottle",
     "Photo",
     "Poi",
     "PoiContact",
     "RefreshToken",
+    "RefusedFix",
     "ScheduledRun",
     "Team",
     "TechnicianProfile",
     "Tenant",
+    "TrackingKey",
+    "TrackingSettings",
+    "TrackingWindow",
     "User",
     "Visit",
     "WatermelonPull",
@@ -40,5 +55,6 @@ __all__ = [
     "WorkItem",
     "WorkItemEdit",
     "WorkItemVisit",
+    "positions",
     "sync_metadata",
 ]

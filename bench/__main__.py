@@ -13,6 +13,7 @@ from typing import Any
 from backend.settings import get_settings
 from bench import dispatch, logins, nearby, photos, report
 from bench import sync as sync_bench
+from bench import tracking as tracking_bench
 from bench.progress import BenchError, say
 
 QUICK_DURATION_S = 5.0
@@ -243,12 +244,40 @@ def run_logins(args: argparse.Namespace) -> list[report.SummaryRow]:
     return summary
 
 
+def run_tracking(args: argparse.Namespace) -> list[report.SummaryRow]:
+    """bench/tracking.py: position ingest in batches of 500 against pgbench running the same INSERT."""
+    started = report.utc_now()
+    config = tracking_bench.TrackingConfig(
+        duration=args.duration, connections=args.connections, port=args.port, warmup=args.warmup
+    )
+    payload = tracking_bench.run(get_settings(), config)
+    _write("tracking", args, started, payload)
+    http, sql = payload["http"], payload["pgbench"]
+    met = http["fixes_per_s"] >= tracking_bench.TARGET_FIXES_PER_S
+    print()
+    print(f"## tracking ingest: batches of {payload['batch']}, {args.connections} connections, {args.duration:.0f} s")
+    print()
+    print(f"pgbench (same INSERT): {sql['fixes_per_s']:,.0f} fixes/s ({sql['batches_per_s']:,.1f} batches/s)")
+    print(
+        f"HTTP: {http['fixes_per_s']:,.0f} fixes/s, batch p99 {http['batch_latency_ms']['p99']:.1f} ms; "
+        f"ratio {payload['ratio']:.1%}; target >= {tracking_bench.TARGET_FIXES_PER_S:,}: {'met' if met else 'MISSED'}"
+    )
+    return [
+        report.SummaryRow(
+            "tracking",
+            f"ingest, batches of {payload['batch']}",
+            f"{http['fixes_per_s']:,.0f} fixes/s vs pgbench {sql['fixes_per_s']:,.0f} ({payload['ratio']:.0%})",
+        )
+    ]
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[report.SummaryRow]]] = {
     "nearby": run_nearby,
     "sync": run_sync,
     "dispatch": run_dispatch,
     "photos": run_photos,
     "logins": run_logins,
+    "tracking": run_tracking,
 }
 
 

@@ -59,6 +59,10 @@ class ErrorCode(enum.StrEnum):
     # 413: more pixels (width, height or total) than we decode; see `max_width`, `max_height`, `max_pixels`.
     # Send the photo at the camera's normal resolution, or scale it down.
     IMAGE_TOO_LARGE = "image_too_large"
+    # tracking (stock tracker apps on /v1/tracking/osmand): no `id`/`deviceid` and no bearer key: configure the app
+    TRACKING_ID_MISSING = "tracking_id_missing"
+    # unknown or revoked tracking key: ask a supervisor for a new key; retrying the same key never helps
+    TRACKING_KEY_INVALID = "tracking_key_invalid"
     INTERNAL_ERROR = "internal_error"  # a bug on our side; retry later
     # capacity: nothing was done; retry the same request (same ids) after `Retry-After` seconds
     SERVICE_UNAVAILABLE = "service_unavailable"  # the database is busy or restarting; retry after Retry-After
@@ -101,6 +105,8 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.CORRUPT_IMAGE: 422,
     ErrorCode.IMAGE_TOO_LARGE: 413,
+    ErrorCode.TRACKING_ID_MISSING: 400,
+    ErrorCode.TRACKING_KEY_INVALID: 401,
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
     ErrorCode.SERVER_BUSY: 503,

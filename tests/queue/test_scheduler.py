@@ -306,7 +306,13 @@ async def test_declarations_are_checked() -> None:
 
 def test_every_domain_task_is_declared_once() -> None:
     names = [p.name for p in PERIODIC]
-    assert sorted(names) == ["offline.prune_watermelon_pulls", "sync.tombstones", "tasks.expire_work_items"]
+    assert sorted(names) == [
+        "offline.prune_watermelon_pulls",
+        "sync.tombstones",
+        "tasks.expire_work_items",
+        "tracking.partitions",
+        "tracking.retention",
+    ]
 
 
 async def pull_cursor(client: Client, user: FieldUser) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from alembic import context
 from geoalchemy2 import alembic_helpers
@@ -10,6 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from backend.tables import Base, sync_metadata
+from backend.tracking.models import PARTITION_NAME
 
 config = context.config
 target_metadata = [Base.metadata, sync_metadata]
@@ -20,11 +22,23 @@ def _database_url() -> str:
     return url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
+def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """GeoAlchemy2's filter, and no day partitions of the trail: they are made at run time, not by migrations
+    (backend/tracking/models.py)."""
+    if type_ == "table" and reflected and name is not None and PARTITION_NAME.match(name):
+        return False
+    table_name = getattr(getattr(obj, "table", None), "name", None)
+    if type_ == "index" and reflected and table_name is not None and PARTITION_NAME.match(table_name):
+        return False
+    included: bool = alembic_helpers.include_object(obj, name, type_, reflected, compare_to)  # type: ignore[no-untyped-call]
+    return included
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        include_object=alembic_helpers.include_object,
+        include_object=_include_object,
         process_revision_directives=alembic_helpers.writer,
         render_item=alembic_helpers.render_item,
         compare_type=True,
