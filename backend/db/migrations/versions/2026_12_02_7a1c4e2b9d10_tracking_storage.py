@@ -2,7 +2,7 @@
 fixes, tracking keys of stock tracker apps, tracking settings and windows
 
 Revision ID: 7a1c4e2b9d10
-Revises: 6c2e9d41a7b5
+Revises: 8d4a7c2e1f90
 Create Date: 2026-12-02 08:40:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "7a1c4e2b9d10"
-down_revision: str | None = "6c2e9d41a7b5"
+down_revision: str | None = "8d4a7c2e1f90"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
