@@ -397,13 +397,18 @@ async def revoke_key(session: AsyncSession, principal: Principal, key_id: UUID, 
         raise not_found("tracking key")
     await _check_manages(session, principal, key.user_id)
     if key.revoked_at is None:
-        await session.execute(update(TrackingKey).where(TrackingKey.id == key_id).values(revoked_at=now))
+        await session.execute(
+            update(TrackingKey)
+            .where(TrackingKey.tenant_id == principal.tenant_id, TrackingKey.id == key_id)
+            .values(revoked_at=now)
+        )
 
 
 _KEY_SQL = """
-UPDATE tracking_keys k SET last_used_at = $2
+UPDATE /* all-tenants: a stock tracker app sends only its key, and the key's hash names the tenant */
+tracking_keys k SET last_used_at = $2
 FROM users u
-WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.id = k.user_id AND u.is_active
+WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.tenant_id = k.tenant_id AND u.id = k.user_id AND u.is_active
 RETURNING k.tenant_id, k.user_id, k.device_id, u.team_id
 """
 

@@ -28,7 +28,8 @@ async def create_partitions(database: Database, now: datetime) -> dict[str, Any]
 
 
 _RETENTIONS_SQL = """
-SELECT t.id AS tenant_id, COALESCE(s.retention_days, $1) AS days
+SELECT /* all-tenants: retention is a sweep over every tenant's setting */
+    t.id AS tenant_id, COALESCE(s.retention_days, $1) AS days
 FROM tenants t LEFT JOIN tracking_settings s ON s.tenant_id = t.id
 """
 _DELETE_TENANT_SQL = """
