@@ -22,6 +22,7 @@ from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.db.hotpool import HotPool
 from backend.errors import DomainError, forbidden, not_found
+from backend.intake.names import search_terms
 from backend.paging import decode_cursor, encode_cursor
 from backend.pois.models import Poi, PoiContact
 from backend.pois.queries import NearbyVariant, nearby_params, nearby_query
@@ -304,6 +305,7 @@ async def create(session: AsyncSession, principal: Principal, data: PoiCreate) -
             name=data.name.strip(),
             category=data.category,
             address=data.address.strip(),
+            search_terms=search_terms(data.name, data.address),
             phone=data.phone,
             location=point_ewkt(data.location.lat, data.location.lon),
             holder_id=principal.user_id,  # whoever finds a merchant holds it as their lead
