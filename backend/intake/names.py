@@ -33,6 +33,7 @@ _NOT_A_KEY_CHAR = re.compile(r"[\W_]+")
 _HOTLINE = re.compile(r"^(400|800|95\d{3})")
 
 
+@lru_cache(maxsize=65536)
 def fold(text: str) -> str:
     """The one form names are compared in: NFKC (full-width to half-width), simplified characters, case folded."""
     folded = unicodedata.normalize("NFKC", text)
@@ -40,6 +41,7 @@ def fold(text: str) -> str:
     return " ".join(folded.casefold().split())
 
 
+@lru_cache(maxsize=65536)
 def key(text: str) -> str:
     """A folded text without spaces and punctuation: `Luckin  Coffee!` and `luckincoffee` are one key."""
     return _NOT_A_KEY_CHAR.sub("", fold(text))
@@ -63,6 +65,7 @@ class NameParts:
     branch: str | None  # folded, without its "店" suffix; None when the name does not say
 
 
+@lru_cache(maxsize=65536)
 def split_name(name: str) -> NameParts:
     """`瑞幸咖啡(南京西路店)` -> brand `瑞幸咖啡`, branch `南京西路`; `Luckin Coffee` -> no branch."""
     folded = fold(name)

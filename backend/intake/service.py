@@ -327,18 +327,20 @@ async def _save_progress(
 _CANDIDATES_SQL = text(
     """
     WITH staged AS (
-        SELECT s.line, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326)::geography AS g, s.terms, s.phone
+        SELECT s.line, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326)::geography AS g, s.name, s.phone
         FROM unnest(CAST(:lines AS int[]), CAST(:lats AS float8[]), CAST(:lons AS float8[]),
-                    CAST(:terms AS text[]), CAST(:phones AS text[])) AS s(line, lat, lon, terms, phone)
+                    CAST(:names AS text[]), CAST(:phones AS text[])) AS s(line, lat, lon, name, phone)
     )
+    -- Nearest first through the (tenant_id, location) GiST index, whatever the statistics of a tenant that is
+    -- importing right now say: anything next door, or a similar name or the same phone within a short walk.
     SELECT staged.line, c.id, c.name, c.phone, c.address, c.distance_m
     FROM staged CROSS JOIN LATERAL (
         SELECT p.id, p.name, p.phone, p.address, ST_Distance(p.location, staged.g, false) AS distance_m
         FROM pois p
         WHERE p.tenant_id = :tenant_id
           AND ST_DWithin(p.location, staged.g, :radius, false)
-          AND (ST_DWithin(p.location, staged.g, :near, false) OR p.search_terms % staged.terms
-               OR (p.phone IS NOT NULL AND p.phone = staged.phone))
+          AND (ST_DWithin(p.location, staged.g, :near, false) OR p.name % staged.name
+               OR (staged.phone IS NOT NULL AND p.phone = staged.phone))
           AND NOT (p.id = ANY(CAST(:ids AS uuid[])))
         ORDER BY p.location <-> staged.g
         LIMIT 10
@@ -403,7 +405,7 @@ async def _import_chunk(
             "lines": [s.line for s in staged],
             "lats": [s.lat for s in staged],
             "lons": [s.lon for s in staged],
-            "terms": [s.terms for s in staged],
+            "names": [s.row.name.strip() for s in staged],
             "phones": [s.row.phone for s in staged],
             "ids": [s.id for s in staged],  # a retried chunk: its own rows are no candidates of themselves
             "tenant_id": tenant_id,
@@ -416,6 +418,7 @@ async def _import_chunk(
         stored.setdefault(r.line, []).append(r)
 
     keep: list[_Staged] = []
+    cells: dict[tuple[int, int], list[_Staged]] = {}
     reviews: list[tuple[_Staged, UUID, Judgement, float]] = []
     for s in staged:
         record = MerchantRecord(s.row.name, s.row.phone, s.row.address)
@@ -423,17 +426,18 @@ async def _import_chunk(
         for c in stored.get(s.line, []):
             judged = judge(record, MerchantRecord(c.name, c.phone, c.address), c.distance_m)
             best = _better(best, (c.id, judged, c.distance_m))
-        for earlier in keep:  # rows of this file judged against the ones before them
+        for earlier in _near(cells, s):  # rows of this file judged against the ones before them
+            if abs(earlier.lat - s.lat) > _DEG_LAT_1KM or abs(earlier.lon - s.lon) > _DEG_LON_1KM:
+                continue  # cheaper than the distance, and most neighbours of a cell are further than that
             distance = _metres(s, earlier)
             if distance <= CHAIN_SPACING_M:
-                judged = judge(
-                    record, MerchantRecord(earlier.row.name, earlier.row.phone, earlier.row.address), distance
-                )
-                best = _better(best, (earlier.id, judged, distance))
+                before = MerchantRecord(earlier.row.name, earlier.row.phone, earlier.row.address)
+                best = _better(best, (earlier.id, judge(record, before, distance), distance))
         if best is not None and best[1].verdict is Verdict.SAME:
             progress.skip(s.line, best[0], best[1].reasons)
             continue
         keep.append(s)
+        cells.setdefault(_cell(s.lat, s.lon), []).append(s)
         if best is not None and best[1].verdict is Verdict.LIKELY:
             reviews.append((s, best[0], best[1], best[2]))
     if not keep:
@@ -512,6 +516,24 @@ def _better(
     if rank_other > rank_best or (rank_other == rank_best and other[2] < best[2]):
         return other
     return best
+
+
+_CELL_DEG = 0.02  # >= 1.2 km up to 53 N (China): a row's neighbours within CHAIN_SPACING_M are in its 9 cells
+
+
+_DEG_LAT_1KM = CHAIN_SPACING_M / 111_000
+_DEG_LON_1KM = CHAIN_SPACING_M / (111_000 * 0.6)  # cos(53 N) = 0.6: never skips a row within 1 km in China
+
+
+def _cell(lat: float, lon: float) -> tuple[int, int]:
+    return int(lat // _CELL_DEG), int(lon // _CELL_DEG)
+
+
+def _near(cells: dict[tuple[int, int], list[_Staged]], s: _Staged) -> Iterator[_Staged]:
+    row, col = _cell(s.lat, s.lon)
+    for d_row in (-1, 0, 1):
+        for d_col in (-1, 0, 1):
+            yield from cells.get((row + d_row, col + d_col), ())
 
 
 def _metres(a: _Staged, b: _Staged) -> float:

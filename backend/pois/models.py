@@ -28,6 +28,7 @@ class Poi(Base):
             postgresql_ops={"search_terms": "gin_trgm_ops"},
         ),
         Index("ix_pois_tenant_holder", "tenant_id", "holder_id"),
+        Index("ix_pois_tenant_phone", "tenant_id", "phone"),  # duplicates by phone number (intake)
         CheckConstraint("source IN ('import', 'field')", name="source"),
     )
 

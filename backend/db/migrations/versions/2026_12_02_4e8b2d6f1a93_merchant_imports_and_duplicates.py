@@ -1,4 +1,4 @@
-"""Lead intake: merchant imports (file, progress, report) and the review queue of likely duplicates
+"""Lead intake: merchant imports (file, progress, report), the review queue of likely duplicates, pois by phone
 
 Revision ID: 4e8b2d6f1a93
 Revises: 3c9a1f5e7b24
@@ -18,6 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_index("ix_pois_tenant_phone", "pois", ["tenant_id", "phone"], unique=False)
     op.create_table(
         "merchant_imports",
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
@@ -92,6 +93,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_pois_tenant_phone", table_name="pois")
     op.drop_index("ix_merchant_duplicates_pending", table_name="merchant_duplicates")
     op.drop_table("merchant_duplicates")
     op.drop_table("merchant_imports")
