@@ -39,7 +39,8 @@ from sync.tables import sync_changes
 
 POIS = "pois"  # the merchants' sync collection
 
-# The merchant as a lead: who holds it and since when (pois.models.Poi's columns of the same names).
+# The merchant as a lead: its name, who holds it and since when (pois.models.Poi's columns of the same names);
+# tasks reads a target's name through it, so tasks imports nothing of pois.
 MERCHANTS = table(
     "pois",
     column("tenant_id", Uuid),

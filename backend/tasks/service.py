@@ -38,9 +38,8 @@ from backend.auth.models import User
 from backend.auth.scopes import effective_scope, scope_params, users_in_scope, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
-from backend.leads.service import POIS, bump_merchants, holders_of, poi_in_scope
+from backend.leads.service import MERCHANTS, POIS, bump_merchants, holders_of, poi_in_scope
 from backend.paging import decode_cursor, encode_cursor
-from backend.pois.models import Poi
 from backend.push.service import notify_users
 from backend.tasks.models import Campaign, WorkItem, WorkItemEdit, WorkItemVisit
 from mobile_contract import tasks as wire
@@ -214,9 +213,9 @@ async def load_wire(session: AsyncSession, tenant_id: UUID, ids: Sequence[UUID])
     if not ids:
         return {}
     rows = await session.execute(
-        select(WorkItem, Campaign, Poi.name, User.display_name)
+        select(WorkItem, Campaign, MERCHANTS.c.name, User.display_name)
         .join(Campaign, (Campaign.tenant_id == WorkItem.tenant_id) & (Campaign.id == WorkItem.campaign_id))
-        .join(Poi, (Poi.tenant_id == WorkItem.tenant_id) & (Poi.id == WorkItem.poi_id))
+        .join(MERCHANTS, (MERCHANTS.c.tenant_id == WorkItem.tenant_id) & (MERCHANTS.c.id == WorkItem.poi_id))
         .join(User, User.id == WorkItem.assignee_id)
         .where(WorkItem.tenant_id == tenant_id, WorkItem.id.in_(ids))
     )
@@ -326,14 +325,14 @@ async def list_work_items(
 async def progress(session: AsyncSession, principal: Principal, campaign_id: UUID, by: str) -> wire.Progress:
     """Counts per status, by target merchant or by assignee, over the work items in the caller's scope."""
     await _campaign_in_tenant(session, principal, campaign_id)
-    key, name = (Poi.id, Poi.name) if by == "target" else (User.id, User.display_name)
+    key, name = (MERCHANTS.c.id, MERCHANTS.c.name) if by == "target" else (User.id, User.display_name)
     counts = [
         func.count().filter(WorkItem.status == status.value).label(status.value) for status in wire.WorkItemStatus
     ]
     rows = await session.execute(
         select(key.label("key"), name.label("name"), func.count().label("total"), *counts)
         .select_from(WorkItem)
-        .join(Poi, (Poi.tenant_id == WorkItem.tenant_id) & (Poi.id == WorkItem.poi_id))
+        .join(MERCHANTS, (MERCHANTS.c.tenant_id == WorkItem.tenant_id) & (MERCHANTS.c.id == WorkItem.poi_id))
         .join(User, User.id == WorkItem.assignee_id)
         .where(
             WorkItem.tenant_id == principal.tenant_id,
