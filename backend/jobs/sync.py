@@ -14,7 +14,7 @@ from backend.coordinates import request_in_wgs84
 from backend.jobs import service
 from backend.offline.registry import SyncRegistry
 from backend.settings import Settings
-from mobile_contract.jobs import CodeEntry, Job, JobCommandArgs, JobVerifyArgs, Transition
+from mobile_contract.jobs import CodeEntry, Job, JobAction, JobCommandArgs, JobVerifyArgs, Transition
 from sync.registry import MutationMeta, MutationSpec, touching
 
 JOBS = service.JOBS
@@ -69,5 +69,5 @@ def register(registry: SyncRegistry) -> None:
     registry.collection_of(JOBS, Job, _fetch)
     for step in JOB_STEPS:
         registry.mutation(MutationSpec(f"job.{step}", JobCommandArgs, _step(step), touches=_touches))
-    registry.mutation(MutationSpec("job.verify", JobVerifyArgs, _verify, touches=_touches))
-    registry.mutation(MutationSpec("job.grab", JobCommandArgs, _grab, touches=_touches))
+    registry.mutation(MutationSpec(f"job.{JobAction.VERIFY.value}", JobVerifyArgs, _verify, touches=_touches))
+    registry.mutation(MutationSpec(f"job.{JobAction.GRAB.value}", JobCommandArgs, _grab, touches=_touches))
