@@ -44,6 +44,7 @@ from backend.push.routes import DeviceController
 from backend.queue.scheduler import Periodic
 from backend.queue.worker import HandlerProvider
 from backend.settings import Settings, get_settings
+from backend.tarpit import Holds, Tarpit
 from backend.tasks import sync as tasks_sync
 from backend.tasks import tasks as tasks_tasks
 from backend.tasks.routes import CampaignController, WorkItemController
@@ -132,6 +133,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # A phone's poll of the pull is answered in front of the router (backend/offline/fastpull.py); anything else
     # goes through. install() then wraps both in the request id and metrics layer.
     app.asgi_handler = FastPull(app.asgi_handler, PULL_PAGES)
+    # Abuse refusals (locked, too many at once) wait there before they are answered, holding no connection.
+    app.asgi_handler = Tarpit(app.asgi_handler, app.state.holds)
     return install(app)
 
 
@@ -146,6 +149,7 @@ def _initial_state(settings: Settings) -> Any:
             "limits": UserConcurrency(settings.user_concurrency, settings.retry_after_s),
             "passwords": Passwords.from_settings(settings),
             "login_locks": KnownLocks(),
+            "holds": Holds(settings.refusal_delay_s),
         }
     )
 

@@ -54,7 +54,9 @@ class Settings:
     login_max_failures_per_source: int = 50  # per source address and window
     login_window_s: int = 900
     login_lockout_s: int = 900
-    login_locked_delay_s: float = 1.0  # a locked login waits this long before its 429 (slows closed-loop guessers)
+    # An abuse refusal (locked login or code, too many at once, too often) is held this long (jittered 0.5x-1.5x)
+    # before it is answered, holding no connection (backend/tarpit.py): closed-loop guessers slow to a crawl.
+    refusal_delay_s: float = 1.0
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -138,7 +140,7 @@ def get_settings() -> Settings:
         login_max_failures_per_source=int(env.get("GROUNDWORK_LOGIN_MAX_FAILURES_PER_SOURCE", "50")),
         login_window_s=int(env.get("GROUNDWORK_LOGIN_WINDOW_S", "900")),
         login_lockout_s=int(env.get("GROUNDWORK_LOGIN_LOCKOUT_S", "900")),
-        login_locked_delay_s=float(env.get("GROUNDWORK_LOGIN_LOCKED_DELAY_S", "1")),
+        refusal_delay_s=float(env.get("GROUNDWORK_REFUSAL_DELAY_S", "1")),
     )
 
 

@@ -219,12 +219,20 @@ class JobController(Controller):
         limits: NamedDependency[UserConcurrency],
         crs: Crs = CrsName.WGS84,
     ) -> wire.JobDetail:
-        with limits.hold(Call.JOB_CODE, principal.user_id):
-            async with keeping_effects(session):
-                job = await service.enter_code(
-                    session, principal, job_id, data, code_key=settings.code_key, received_at=datetime.now(UTC)
-                )
-            await session.commit()
+        # One at a time per job, waiting without a connection: forty parallel entries use one connection and are
+        # each counted in order (backend/limits.py); then the per-user cap across a technician's jobs.
+        async with limits.in_turn(Call.JOB_CODE, (principal.tenant_id, job_id)):
+            with limits.hold(Call.JOB_CODE, principal.user_id):
+                try:
+                    async with keeping_effects(session):
+                        job = await service.enter_code(
+                            session, principal, job_id, data, code_key=settings.code_key, received_at=datetime.now(UTC)
+                        )
+                    await session.commit()
+                finally:
+                    # Within the turn: the row locks and the connection are given back before the next entry
+                    # starts (a no-op after the commit; a refusal that keeps nothing rolls back here).
+                    await session.rollback()
         return answer_in(job, crs)
 
     @post(
