@@ -28,6 +28,7 @@ from backend.errors import EXCEPTION_HANDLERS
 from backend.health import ROUTES as HEALTH_ROUTES
 from backend.jobs import sync as jobs_sync
 from backend.jobs import tasks as jobs_tasks
+from backend.jobs.codelocks import KnownCodeLocks
 from backend.jobs.routes import JobController, TechnicianController
 from backend.limits import UserConcurrency
 from backend.media.routes import PhotoController
@@ -150,6 +151,7 @@ def _initial_state(settings: Settings) -> Any:
             "passwords": Passwords.from_settings(settings),
             "login_locks": KnownLocks(),
             "holds": Holds(settings.refusal_delay_s),
+            "code_locks": KnownCodeLocks(),
         }
     )
 
