@@ -23,6 +23,7 @@ from backend.auth.tokens import TokenCodec
 from backend.auth.userstate import UserState, UserStates, hot_loader
 from backend.bodies import BoundedRequest
 from backend.db.engine import Database
+from backend.db.shares import RequestScope
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
 from backend.health import ROUTES as HEALTH_ROUTES
@@ -136,6 +137,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.asgi_handler = FastPull(app.asgi_handler, PULL_PAGES)
     # Abuse refusals (locked, too many at once) wait there before they are answered, holding no connection.
     app.asgi_handler = Tarpit(app.asgi_handler, app.state.holds)
+    # Each request's state is bound to its task: the ORM pool reads the tenant's share from it (db/shares.py).
+    app.asgi_handler = RequestScope(app.asgi_handler)
     return install(app)
 
 
