@@ -58,6 +58,7 @@ class Settings:
     # An abuse refusal (locked login or code, too many at once, too often) is held this long (jittered 0.5x-1.5x)
     # before it is answered, holding no connection (backend/tarpit.py): closed-loop guessers slow to a crawl.
     refusal_delay_s: float = 1.0
+    gc_freeze: bool = True  # freeze the start-up objects out of the cyclic GC (app.py); tests turn it off
 
     def tenant_share_of(self, overflow: int) -> int:
         """A tenant's share of the ORM pool of `orm_pool_size` + `overflow` connections."""
@@ -147,6 +148,7 @@ def get_settings() -> Settings:
         login_window_s=int(env.get("GROUNDWORK_LOGIN_WINDOW_S", "900")),
         login_lockout_s=int(env.get("GROUNDWORK_LOGIN_LOCKOUT_S", "900")),
         refusal_delay_s=float(env.get("GROUNDWORK_REFUSAL_DELAY_S", "1")),
+        gc_freeze=env.get("GROUNDWORK_GC_FREEZE", "1") != "0",
     )
 
 

@@ -345,3 +345,16 @@ async def test_a_resend_forgets_the_lock_and_the_new_code_is_judged_by_the_table
     fresh = await sent_code(factory.database, tech.tenant_id)
     entered = await client.post(f"/v1/jobs/{job_id}/code", json={"code": fresh}, headers=tech.headers)
     assert entered.status_code == 200, entered.text
+
+
+async def test_the_start_up_objects_are_frozen_out_of_the_cyclic_gc(settings: Settings) -> None:
+    import gc
+
+    assert gc.get_freeze_count() == 0  # the suite runs with GROUNDWORK_GC_FREEZE=0
+    app = create_app(replace(settings, gc_freeze=True))
+    try:
+        async with served_in_loop(app) as client:
+            assert gc.get_freeze_count() > 10_000  # routes, schemas, mappers: out of every full collection
+            assert (await client.get("/healthz")).status_code == 200
+    finally:
+        gc.unfreeze()
