@@ -15,6 +15,7 @@ from backend.auth.tokens import Principal, TokenCodec
 from backend.auth.userstate import UserStates
 from backend.bearer import bearer_token
 from backend.db.engine import Database
+from backend.db.shares import note_tenant
 from backend.errors import DomainError
 from backend.limits import UserConcurrency
 from backend.settings import Settings
@@ -36,6 +37,7 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     The hot routes (nearby, sync pull) call this directly instead of through dependency injection; its cost on
     them is a dict lookup per request: the user's state is read at most once per few seconds (userstate.py)."""
     principal = token_principal(request)
+    note_tenant(request.scope["state"], principal.tenant_id)  # its checkouts count against its tenant's share
     user_states: UserStates = request.app.state.user_states
     await user_states.check(principal)
     return principal

@@ -21,6 +21,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolCheckoutTimeout
 
+from backend import tarpit
 from backend.bearer import bearer_token
 from backend.db.engine import database_unavailable
 from backend.db.hotpool import PoolTimeout
@@ -108,7 +109,8 @@ def problem_response(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers or None)
 
 
-def handle_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
+def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
+    tarpit.hold(request, exc.code)  # a locked or too-frequent caller's answer waits, holding no connection
     response = problem_response(exc.status, exc.code, exc.detail, headers=exc.headers, **exc.extra)
     if isinstance(exc, RetryLater):
         response.headers["Retry-After"] = str(exc.retry_after_s)
