@@ -6,6 +6,7 @@ imports none of them."""
 from backend.auth.models import LoginThrottle, RefreshToken, Team, Tenant, User
 from backend.db.base import Base
 from backend.jobs.models import Job, JobCode, JobEvent, JobType, TechnicianProfile
+from backend.leads.pool_tables import LeadEvent, LeadPolicyRecord, LeadRecord
 from backend.media.models import Photo
 from backend.offline.models import WatermelonPull, WatermelonRemoval
 from backend.pois.models import Poi, PoiContact
@@ -35,6 +36,9 @@ __all__ = [
     "JobEvent",
     "JobType",
     "LatestPosition",
+    "LeadEvent",
+    "LeadPolicyRecord",
+    "LeadRecord",
     "LoginThrottle",
     "Photo",
     "Poi",
