@@ -22,6 +22,7 @@ from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.db.hotpool import HotPool
 from backend.errors import DomainError, forbidden, not_found
+from backend.leads.privacy import contacts_visible
 from backend.paging import decode_cursor, encode_cursor
 from backend.pois.models import Poi, PoiContact
 from backend.pois.queries import NearbyVariant, nearby_params, nearby_query
@@ -161,6 +162,10 @@ async def load_details(session: AsyncSession, principal: Principal, poi_ids: Seq
         .order_by(PoiContact.created_at, PoiContact.id)
     ):
         contacts.setdefault(c.poi_id, []).append(Contact(id=c.id, name=c.name, role=c.role, phone=c.phone))
+    # A private lead's key people's numbers: its holder's and their managers' only (backend/leads/privacy.py).
+    private = set(found) - await contacts_visible(session, principal, {row[0].id: row[0].holder_id for row in rows})
+    for poi_id in private & contacts.keys():
+        contacts[poi_id] = [msgspec.structs.replace(c, phone=None) for c in contacts[poi_id]]
     visits = await _recent_visits(session, principal, found)
     work = await tasks_service.open_on_poi(session, principal.tenant_id, found)
     policy = await load_policy(session, principal.tenant_id)
