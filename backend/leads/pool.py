@@ -26,8 +26,8 @@ from backend.errors import DomainError, forbidden, not_found
 from backend.leads import policy as lead_policy
 from backend.leads.pool_tables import LeadEvent, LeadRecord
 from backend.leads.release import dates_of
+from backend.leads.service import bump_merchants, poi_in_scope
 from backend.pois.models import Poi
-from backend.tasks.service import bump_merchants, poi_in_scope
 from mobile_contract.auth import Role
 from mobile_contract.errors import ErrorCode
 from mobile_contract.leads import (

@@ -153,7 +153,7 @@ history AS (
 ),
 feed AS (
     -- The former holder's phone: the merchant leaves their scope (removed), unless a work item of theirs still
-    -- targets it (then it stays, and shows its new holder). The rule of backend/tasks merchants_on_phone.
+    -- targets it (then it stays, and shows its new holder): leads/service.py's _on_phones, the holder gone.
     INSERT INTO sync_changes (user_id, collection, record_id, tenant_id, op)
     SELECT r.holder_id, 'pois', r.poi_id, r.tenant_id,
            CASE WHEN EXISTS (
