@@ -275,7 +275,7 @@ def run_tracking(args: argparse.Namespace) -> list[report.SummaryRow]:
 def run_leads(args: argparse.Namespace) -> list[report.SummaryRow]:
     """bench/leads.py: the release sweep over 1,000,000 private leads, and claim contention over HTTP."""
     started = report.utc_now()
-    payload = leads_bench.run(get_settings(), args.port)
+    payload = leads_bench.run(get_settings(), args.port, args.pois)
     _write("leads", args, started, payload)
     release, contention = payload["release"], payload["contention"]
     latency = contention["latency_ms"]

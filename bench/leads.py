@@ -51,14 +51,14 @@ FROM generate_series($2::int, $3::int) AS n
 """
 
 
-async def _ensure(url: str) -> None:
+async def _ensure(url: str, leads: int) -> None:
     conn: asyncpg.Connection = await asyncpg.connect(url)
     try:
         await conn.execute("SELECT pg_advisory_lock(11011)")
-        if await conn.fetchval("SELECT count(*) FROM pois WHERE tenant_id = $1", TENANT) == LEADS:
-            say(f"reusing {LEADS:,} leads in {DATABASE}")
+        if await conn.fetchval("SELECT count(*) FROM pois WHERE tenant_id = $1", TENANT) == leads:
+            say(f"reusing {leads:,} leads")
             return
-        say(f"loading {BDS:,} BDs and {LEADS:,} held merchants into {DATABASE} (once)")
+        say(f"loading {BDS:,} BDs and {leads:,} held merchants (once)")
         started = time.perf_counter()
         await conn.execute("SET synchronous_commit = off")
         await conn.execute("TRUNCATE tenants CASCADE")
@@ -80,9 +80,9 @@ async def _ensure(url: str) -> None:
             NOW,
         )
         await conn.execute("SELECT setseed(0.11)")
-        for first in range(1, LEADS + 1, CHUNK):
-            await conn.execute(_LOAD, TENANT, first, min(first + CHUNK - 1, LEADS), BDS, NOW)
-            say(f"  {min(first + CHUNK - 1, LEADS):,} / {LEADS:,}")
+        for first in range(1, leads + 1, CHUNK):
+            await conn.execute(_LOAD, TENANT, first, min(first + CHUNK - 1, leads), BDS, NOW)
+            say(f"  {min(first + CHUNK - 1, leads):,} / {leads:,}")
         await conn.execute("DROP TABLE IF EXISTS bench_leads")
         await conn.execute(
             "CREATE TABLE bench_leads AS SELECT id, holder_id, claimed_at FROM pois WHERE tenant_id = $1", TENANT
@@ -110,7 +110,7 @@ async def _reset(url: str) -> None:
         await conn.close()
 
 
-async def _release(url: str, settings: Settings) -> dict[str, Any]:
+async def _release(url: str, settings: Settings, leads: int) -> dict[str, Any]:
     await _reset(url)
     db = await Database.connect(settings.with_database(url))
     try:
@@ -130,7 +130,7 @@ async def _release(url: str, settings: Settings) -> dict[str, Any]:
         f"again: {again.released} in {again_s:.1f} s"
     )
     return {
-        "leads": LEADS,
+        "leads": leads,
         "bds": BDS,
         "batch": RELEASE_BATCH,
         "released": first.released,
@@ -216,11 +216,12 @@ async def _contention(url: str, settings: Settings, port: int) -> dict[str, Any]
     }
 
 
-def run(settings: Settings, port: int) -> dict[str, Any]:
-    url = database.create_and_migrate(settings, DATABASE)
-    asyncio.run(_ensure(url))
+def run(settings: Settings, port: int, leads: int = LEADS) -> dict[str, Any]:
+    """`leads`: the bench's size (`--pois`; --quick: 100,000), each size in a database of its own."""
+    url = database.create_and_migrate(settings, DATABASE if leads == LEADS else f"{DATABASE}_{leads}")
+    asyncio.run(_ensure(url, leads))
     load_before = os.getloadavg()
-    release = asyncio.run(_release(url, settings))
+    release = asyncio.run(_release(url, settings, leads))
     contention = asyncio.run(_contention(url, settings, port))
     return {
         "release": release,

@@ -63,6 +63,7 @@ held AS (
     JOIN pois p ON p.tenant_id = pol.tenant_id
     LEFT JOIN leads l ON l.tenant_id = p.tenant_id AND l.poi_id = p.id
     WHERE p.holder_id IS NOT NULL AND coalesce(l.state, 'private') = 'private' {held_filter}
+    {held_tail}
 ),
 dated AS (
     SELECT h.*, v.last_visit_at,
@@ -87,11 +88,14 @@ due AS (
 )"""
 
 
-def dates_sql(*, every_tenant: bool, held_filter: str = "") -> str:
-    """`WITH policy, held, dated, due`: append a SELECT (or more CTEs) over `due`."""
+def dates_sql(*, every_tenant: bool, held_filter: str = "", held_tail: str = "") -> str:
+    """`WITH policy, held, dated, due`: append a SELECT (or more CTEs) over `due`. `held_filter` narrows the
+    held leads (AND ...), `held_tail` orders and limits them (a window of the sweep)."""
     policy = _POLICY_OF_EVERY_TENANT if every_tenant else _POLICY_GIVEN
     visit_tenant = "h.tenant_id" if every_tenant else "CAST(:tenant_id AS uuid)"
-    return "WITH " + policy + "," + _DATES.format(held_filter=held_filter, visit_tenant=visit_tenant)
+    return (
+        "WITH " + policy + "," + _DATES.format(held_filter=held_filter, held_tail=held_tail, visit_tenant=visit_tenant)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,18 +130,24 @@ async def dates_of(
 
 # -- the sweep ------------------------------------------------------------------------------------------------
 
+# A window of the next :batch held leads in key order after (:after_tenant, :after_id): every pass reads each held
+# lead once, whatever share of them is due (a LIMIT over the due ones would recompute them all for every batch).
 _RELEASE = (
     "/* all-tenants: the lead pool's release sweep, every tenant's due private leads in one pass */ "  # noqa: S608
-    + dates_sql(every_tenant=True)
+    + dates_sql(
+        every_tenant=True,
+        held_filter="AND (p.tenant_id, p.id) > (CAST(:after_tenant AS uuid), CAST(:after_id AS uuid))",
+        held_tail="ORDER BY p.tenant_id, p.id LIMIT :batch",
+    )
     + """,
-picked AS (
-    SELECT tenant_id, poi_id, holder_id, cause FROM due WHERE release_at <= :now
-    ORDER BY tenant_id, poi_id LIMIT :batch
+window_end AS (
+    SELECT tenant_id, poi_id FROM held ORDER BY tenant_id DESC, poi_id DESC LIMIT 1
 ),
 released AS (
     UPDATE pois p SET holder_id = NULL, claimed_at = NULL, updated_at = :now
-    FROM picked d
-    WHERE p.tenant_id = d.tenant_id AND p.id = d.poi_id AND p.holder_id = d.holder_id
+    FROM due d
+    WHERE d.release_at <= :now
+      AND p.tenant_id = d.tenant_id AND p.id = d.poi_id AND p.holder_id = d.holder_id
     RETURNING p.tenant_id, p.id AS poi_id, d.holder_id, d.cause
 ),
 state AS (
@@ -166,7 +176,9 @@ feed AS (
     ON CONFLICT (user_id, collection, record_id) DO UPDATE
     SET op = EXCLUDED.op, xid = pg_current_xact_id(), changed_at = now()
 )
-SELECT tenant_id, holder_id, count(*) AS n FROM released GROUP BY tenant_id, holder_id"""
+SELECT 'end' AS kind, tenant_id, poi_id AS user_id, 0 AS n FROM window_end
+UNION ALL
+SELECT 'released', tenant_id, holder_id, count(*) FROM released GROUP BY tenant_id, holder_id"""
 )
 
 RELEASE_BATCH = 50_000  # rows per transaction: short enough not to hold the sync cursors back for long
@@ -182,27 +194,33 @@ class SweepResult:
 async def release_due(
     database: Database, now: datetime, *, only_tenant: UUID | None = None, batch: int = RELEASE_BATCH
 ) -> SweepResult:
-    """Release every private lead whose protection ended by `now`, in batches of `batch`, each its own short
-    transaction; the former holders get a "sync now" push (through the queue). Safe to run twice, or on two
-    workers at once: a released lead has no holder, so it is not due again, and the UPDATE re-checks the holder."""
+    """Release every private lead whose protection ended by `now`, window by window of `batch` held leads, each
+    its own short transaction; the former holders get a "sync now" push (through the queue). Safe to run twice,
+    or on two workers at once: a released lead has no holder, so it is not due again, and the UPDATE re-checks the
+    holder."""
     released = batches = 0
     holders: set[tuple[UUID, UUID]] = set()
-    params = {"now": now, "only_tenant": only_tenant, "batch": batch, **policy_params(DEFAULTS)}
+    after = (UUID(int=0), UUID(int=0))
+    params: dict[str, Any] = {"now": now, "only_tenant": only_tenant, "batch": batch, **policy_params(DEFAULTS)}
     while True:
         async with database.sessions() as session:
-            rows = (await session.execute(text(_RELEASE), params)).all()
+            rows = (
+                await session.execute(text(_RELEASE), {**params, "after_tenant": after[0], "after_id": after[1]})
+            ).all()
             by_tenant: dict[UUID, set[UUID]] = defaultdict(set)
-            for tenant_id, holder_id, _ in rows:
-                by_tenant[tenant_id].add(holder_id)
+            for kind, tenant_id, user_id, _ in rows:
+                if kind == "released":
+                    by_tenant[tenant_id].add(user_id)
             for tenant_id, users in by_tenant.items():
                 await notify_users(session, tenant_id, users, reason="removed", collection="pois")
             await session.commit()
-        count = sum(row[2] for row in rows)
-        released += count
-        batches += 1
-        holders |= {(row[0], row[1]) for row in rows}
-        if count < batch:
+        ends = [(row[1], row[2]) for row in rows if row[0] == "end"]
+        if not ends:
             return SweepResult(released=released, holders=len(holders), batches=batches)
+        batches += 1
+        after = ends[0]
+        released += sum(row[3] for row in rows if row[0] == "released")
+        holders |= {(row[1], row[2]) for row in rows if row[0] == "released"}
 
 
 _WARN = (
