@@ -43,8 +43,16 @@ async def current(session: AsyncSession, tenant_id: UUID) -> LeadPolicyVersion:
     )
 
 
+# session.info key of the policies this session has read: a claim reads the policy for its caps and again for the
+# answer's dates, a push of 200 claims once per claim; adopt() drops it.
+_CACHE = "groundwork.lead_policies"
+
+
 async def load(session: AsyncSession, tenant_id: UUID) -> LeadPolicy:
-    return (await current(session, tenant_id)).policy
+    cache: dict[UUID, LeadPolicy] = session.info.setdefault(_CACHE, {})
+    if tenant_id not in cache:
+        cache[tenant_id] = (await current(session, tenant_id)).policy
+    return cache[tenant_id]
 
 
 async def adopt(session: AsyncSession, principal: Principal, policy: LeadPolicy, now: datetime) -> LeadPolicyVersion:
@@ -66,6 +74,7 @@ async def adopt(session: AsyncSession, principal: Principal, policy: LeadPolicy,
     )
     session.add(record)
     await session.flush()
+    session.info.pop(_CACHE, None)
     return LeadPolicyVersion(version=record.version, adopted_at=now, adopted_by=principal.user_id, policy=policy)
 
 

@@ -254,30 +254,43 @@ async def claim(session: AsyncSession, principal: Principal, poi_id: UUID, now: 
         return await get_lead(session, principal, poi_id, now)
     if holder_id is not None or (record is not None and record.state == LeadState.WON):
         raise _taken(holder_id, record)
-    if policy.cooldown_days:
-        lost_at = await session.scalar(
-            select(func.max(LeadEvent.at)).where(
-                LeadEvent.tenant_id == tenant_id, LeadEvent.from_user_id == me, LeadEvent.poi_id == poi_id
+    # The cooldown and both caps in one round trip: when the caller last lost this lead, how many leads they
+    # hold (won ones do not count), how many they claimed in the last 24 hours.
+    lost_at, held, today = (
+        await session.execute(
+            select(
+                select(func.max(LeadEvent.at))
+                .where(LeadEvent.tenant_id == tenant_id, LeadEvent.from_user_id == me, LeadEvent.poi_id == poi_id)
+                .scalar_subquery(),
+                select(func.count())
+                .select_from(Poi)
+                .outerjoin(LeadRecord, (LeadRecord.tenant_id == Poi.tenant_id) & (LeadRecord.poi_id == Poi.id))
+                .where(
+                    Poi.tenant_id == tenant_id,
+                    Poi.holder_id == me,
+                    func.coalesce(LeadRecord.state, LeadState.PRIVATE.value) != LeadState.WON.value,
+                )
+                .scalar_subquery(),
+                select(func.count())
+                .select_from(LeadEvent)
+                .where(
+                    LeadEvent.tenant_id == tenant_id,
+                    LeadEvent.actor_id == me,
+                    LeadEvent.action == "claim",
+                    LeadEvent.at > now - CLAIM_WINDOW,
+                )
+                .scalar_subquery(),
             )
         )
-        if lost_at is not None and now < lost_at + timedelta(days=policy.cooldown_days):
-            until = lost_at + timedelta(days=policy.cooldown_days)
-            raise DomainError(
-                ErrorCode.LEAD_COOLDOWN,
-                f"You held this lead until {lost_at.isoformat()}; you may claim it again from {until.isoformat()}.",
-                until=until.isoformat(),
-            )
-    held = await session.scalar(
-        select(func.count())
-        .select_from(Poi)
-        .outerjoin(LeadRecord, (LeadRecord.tenant_id == Poi.tenant_id) & (LeadRecord.poi_id == Poi.id))
-        .where(
-            Poi.tenant_id == tenant_id,
-            Poi.holder_id == me,
-            func.coalesce(LeadRecord.state, LeadState.PRIVATE.value) != LeadState.WON.value,
+    ).one()
+    if policy.cooldown_days and lost_at is not None and now < lost_at + timedelta(days=policy.cooldown_days):
+        until = lost_at + timedelta(days=policy.cooldown_days)
+        raise DomainError(
+            ErrorCode.LEAD_COOLDOWN,
+            f"You held this lead until {lost_at.isoformat()}; you may claim it again from {until.isoformat()}.",
+            until=until.isoformat(),
         )
-    )
-    if (held or 0) >= max_held:
+    if held >= max_held:
         raise DomainError(
             ErrorCode.CLAIM_LIMIT_REACHED,
             f"You hold {held} leads, the most your role may hold ({max_held}); won leads do not count.",
@@ -285,15 +298,7 @@ async def claim(session: AsyncSession, principal: Principal, poi_id: UUID, now: 
             count=held,
             cap=max_held,
         )
-    today = await session.scalar(
-        select(func.count()).where(
-            LeadEvent.tenant_id == tenant_id,
-            LeadEvent.actor_id == me,
-            LeadEvent.action == "claim",
-            LeadEvent.at > now - CLAIM_WINDOW,
-        )
-    )
-    if (today or 0) >= max_per_day:
+    if today >= max_per_day:
         raise DomainError(
             ErrorCode.CLAIM_LIMIT_REACHED,
             f"You claimed {today} leads in the last 24 hours, the most your role may ({max_per_day}).",
@@ -318,7 +323,8 @@ async def claim(session: AsyncSession, principal: Principal, poi_id: UUID, now: 
         warned_release_at=None,
     )
     await _event(session, tenant_id, poi_id, "claim", now, actor=me, to_user=me)
-    await record_changes(session, tenant_id, [Change(me, POIS, poi_id), Change(me, LEADS, poi_id)])
+    # The merchant reaches every phone that has it (the claimer's now among them), the lead the claimer's.
+    await record_changes(session, tenant_id, [Change(me, LEADS, poi_id)])
     await bump_merchants(session, tenant_id, [poi_id])
     return await get_lead(session, principal, poi_id, now)
 
