@@ -536,6 +536,14 @@ async def handover(
     return HandoverResult(released=0, reassigned=moved)
 
 
+async def found_in_the_field(session: AsyncSession, tenant_id: UUID, poi_id: UUID, user_id: UUID, at: datetime) -> None:
+    """A BD added this merchant from the field and holds it from now: the start of its lead's history. No caps:
+    finding a merchant is not taking one from the pool."""
+    await _set_state(session, tenant_id, poi_id, at, state=LeadState.PRIVATE.value, how=LeadHow.CLAIMED.value, since=at)
+    await _event(session, tenant_id, poi_id, "claim", at, actor=user_id, to_user=user_id, reason="found in the field")
+    await record_changes(session, tenant_id, [Change(user_id, LEADS, poi_id)])
+
+
 async def on_signing(session: AsyncSession, tenant_id: UUID, poi_id: UUID, at: datetime) -> bool:
     """A signing (a business event) wins the lead: locked to its holder, out of the release, out of the caps.
     Idempotent: a second signing changes nothing. Returns whether the lead was won now. An unknown merchant is

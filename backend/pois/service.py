@@ -22,6 +22,7 @@ from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.db.hotpool import HotPool
 from backend.errors import DomainError, forbidden, not_found
+from backend.leads.pool import found_in_the_field
 from backend.leads.privacy import contacts_visible
 from backend.leads.service import claim, holder_view, merchants_on_phone
 from backend.paging import decode_cursor, encode_cursor
@@ -301,6 +302,7 @@ async def create(session: AsyncSession, principal: Principal, data: PoiCreate) -
                 "A merchant with a similar name is within 50 m. Open it instead, or resend with confirm_new=true.",
                 candidates=[msgspec.to_builtins(c) for c in candidates],
             )
+    found_at = datetime.now(UTC)
     inserted = await session.scalar(
         insert(Poi)
         .values(
@@ -311,7 +313,7 @@ async def create(session: AsyncSession, principal: Principal, data: PoiCreate) -
             address=data.address.strip(),
             phone=data.phone,
             location=point_ewkt(data.location.lat, data.location.lon),
-            **claim(principal.user_id, datetime.now(UTC)),  # whoever finds a merchant holds it as their lead
+            **claim(principal.user_id, found_at),  # whoever finds a merchant holds it as their lead
             source="field",
             created_by=principal.user_id,
             create_request_hash=request_hash,
@@ -337,6 +339,7 @@ async def create(session: AsyncSession, principal: Principal, data: PoiCreate) -
                 phone=contact.phone,
             )
         )
+    await found_in_the_field(session, principal.tenant_id, data.id, principal.user_id, found_at)
     await record_changes(session, principal.tenant_id, [Change(principal.user_id, "pois", data.id)])
     await session.flush()
     return await get_detail(session, principal, data.id), True
