@@ -249,3 +249,31 @@ async def test_the_release_sweep_is_idempotent_and_the_policy_is_versioned(facto
     assert (await release_due(factory.database, t0 + timedelta(days=41), only_tenant=tenant)).released == 0
     history = (await client.get(f"/v1/leads/{pois[0]}/history", headers=bd.headers)).json()["items"]
     assert [(h["action"], h["actor_id"], h["reason"]) for h in history][-1] == ("release", None, "no_visit")
+
+
+async def test_managers_cannot_reach_another_tenant_s_people_or_merchants(factory: Factory, client: Client) -> None:
+    tenant, other_tenant = await factory.tenant(), await factory.tenant()
+    team = await factory.team(tenant)
+    sup = await factory.user(tenant, Role.SUPERVISOR, team_id=team)
+    mine = await factory.user(tenant, team_id=team)
+    foreigner = await factory.user(other_tenant)
+    poi = await factory.poi(tenant, *SHOP)
+    foreign_poi = await factory.poi(other_tenant, *SHOP)
+    assign_foreigner = await client.post(
+        f"/v1/leads/{poi}/assign", json={"user_id": str(foreigner.id)}, headers=sup.headers
+    )
+    assert assign_foreigner.status_code == 404
+    assign_foreign_poi = await client.post(
+        f"/v1/leads/{foreign_poi}/assign", json={"user_id": str(mine.id)}, headers=sup.headers
+    )
+    assert assign_foreign_poi.status_code == 404
+    for body in (
+        {"from_user_id": str(foreigner.id), "reason": "x"},
+        {"from_user_id": str(mine.id), "to_user_id": str(foreigner.id), "reason": "x"},
+    ):
+        assert (await client.post("/v1/leads/handover", json=body, headers=sup.headers)).status_code == 404
+    assert (await client.post("/v1/leads/handover", json={"reason": "x"}, headers=sup.headers)).status_code == 422
+    bd_handover = await client.post(
+        "/v1/leads/handover", json={"from_user_id": str(mine.id), "reason": "x"}, headers=mine.headers
+    )
+    assert bd_handover.status_code == 403
