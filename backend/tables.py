@@ -8,6 +8,7 @@ from backend.auth.models import LoginThrottle, RefreshToken, Team, Tenant, User
 from backend.db.base import Base
 from backend.intake.models import MerchantDuplicate, MerchantImport
 from backend.jobs.models import Job, JobCode, JobEvent, JobType
+from backend.leads.pool_tables import LeadEvent, LeadPolicyRecord, LeadRecord
 from backend.media.models import Photo
 from backend.offline.models import WatermelonPull, WatermelonRemoval
 from backend.pois.models import Poi, PoiContact
@@ -37,6 +38,9 @@ __all__ = [
     "JobEvent",
     "JobType",
     "LatestPosition",
+    "LeadEvent",
+    "LeadPolicyRecord",
+    "LeadRecord",
     "LoginThrottle",
     "MerchantDuplicate",
     "MerchantImport",
