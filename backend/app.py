@@ -25,6 +25,8 @@ from backend.bodies import BoundedRequest
 from backend.db.engine import Database
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
+from backend.events import tasks as events_tasks
+from backend.events.routes import EventController
 from backend.health import ROUTES as HEALTH_ROUTES
 from backend.jobs import sync as jobs_sync
 from backend.jobs import tasks as jobs_tasks
@@ -62,7 +64,7 @@ PULL_PAGES = PullPages(SYNC_REGISTRY)
 # The domains' periodic work, run by every `groundwork worker` at most once per period (backend/queue/scheduler.py).
 PERIODIC: list[Periodic] = [*offline_tasks.PERIODIC, *tasks_tasks.PERIODIC, *tracking_tasks.PERIODIC]
 # The domains' queue handlers (push delivery, ...), run by every `groundwork worker`.
-QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers, jobs_tasks.handlers]
+QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers, jobs_tasks.handlers, events_tasks.handlers]
 
 ROUTES: list[ControllerRouterHandler] = [
     AuthController,
@@ -77,6 +79,7 @@ ROUTES: list[ControllerRouterHandler] = [
     TenantController,
     DeviceController,
     TrackingController,
+    EventController,
     *HEALTH_ROUTES,
 ]
 

@@ -5,6 +5,15 @@ imports none of them."""
 
 from backend.auth.models import LoginThrottle, RefreshToken, Team, Tenant, User
 from backend.db.base import Base
+from backend.events.models import (
+    BusinessEvent,
+    EventAttribution,
+    EventSettings,
+    IntegrationKey,
+    MerchantCode,
+    MerchantSigning,
+    RefusedEvent,
+)
 from backend.jobs.models import Job, JobCode, JobEvent, JobType, TechnicianProfile
 from backend.media.models import Photo
 from backend.offline.models import WatermelonPull, WatermelonRemoval
@@ -27,19 +36,26 @@ from sync.tables import metadata as sync_metadata
 __all__ = [
     "BackgroundJob",
     "Base",
+    "BusinessEvent",
     "Campaign",
     "Device",
+    "EventAttribution",
+    "EventSettings",
     "FixId",
+    "IntegrationKey",
     "Job",
     "JobCode",
     "JobEvent",
     "JobType",
     "LatestPosition",
     "LoginThrottle",
+    "MerchantCode",
+    "MerchantSigning",
     "Photo",
     "Poi",
     "PoiContact",
     "RefreshToken",
+    "RefusedEvent",
     "RefusedFix",
     "ScheduledRun",
     "Team",
