@@ -24,8 +24,6 @@ SIGNATURE_HEADER: Final = "X-Groundwork-Signature"
 SIGNATURE_SCHEME: Final = "v1"
 TIMESTAMP_TOLERANCE_S: Final = 300  # either way: a captured request replays for at most 5 minutes
 
-MAX_AMOUNT: Final = Decimal("1000000000000")  # 10^12 in the currency's major unit
-MAX_AMOUNT_DECIMALS: Final = 4  # never more than the currency's minor unit either (CNY 2, JPY 0, BHD 3)
 FUTURE_SKEW_S: Final = 300  # how far ahead of the server's clock `occurred_at` may be (the sender's clock drift)
 
 Source = Annotated[
@@ -49,7 +47,20 @@ ExternalCode = Annotated[
         description="The merchant's code in the tenant's own systems (unique within the tenant)",
     ),
 ]
-Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 alphabetic code, e.g. CNY")]
+Currency = Annotated[
+    str, msgspec.Meta(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. CNY")
+]
+# A decimal string, never a JSON number (a float would lose cents on the way): 0 up to 10^13 - 1, 4 decimals at most
+# (and no more than the currency's minor unit: checked by the server against ISO 4217).
+Amount = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=18,
+        pattern=r"^(0|[1-9][0-9]{0,12})(\.[0-9]{1,4})?$",
+        description='A decimal string in the currency\'s major unit, e.g. "199.00"',
+        examples=["199.00"],
+    ),
+]
 WindowDays = Annotated[int, msgspec.Meta(ge=1, le=365)]
 
 
@@ -76,21 +87,19 @@ class EventIn(Request):
     kind: EventKind
     merchant: MerchantRef
     occurred_at: AwareDatetime
-    amount: Decimal | None = None  # a JSON string ("199.00") or number; required for a recharge
+    amount: Amount | None = None  # required for a recharge
     currency: Currency | None = None  # required with amount
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.amount is not None:
-            if not self.amount.is_finite() or not (0 <= self.amount <= MAX_AMOUNT):
-                raise ValueError(f"`amount`: between 0 and {MAX_AMOUNT}")
-            exponent = self.amount.as_tuple().exponent
-            if isinstance(exponent, int) and -exponent > MAX_AMOUNT_DECIMALS:
-                raise ValueError(f"`amount`: at most {MAX_AMOUNT_DECIMALS} decimals")
-            if self.currency is None:
-                raise ValueError("`currency`: required with `amount`")
-        elif self.kind is EventKind.RECHARGE:
+        if (self.amount is None) != (self.currency is None):
+            raise ValueError("`amount` and `currency` go together")
+        if self.amount is None and self.kind is EventKind.RECHARGE:
             raise ValueError("`amount`: a recharge needs an amount")
+
+    @property
+    def decimal_amount(self) -> Decimal | None:
+        return None if self.amount is None else Decimal(self.amount)
 
 
 class EventStatus(enum.StrEnum):

@@ -143,7 +143,7 @@ def request_hash(data: wire.EventIn) -> str:
         "external_id": data.external_id,
         "kind": data.kind.value,
         "merchant": msgspec.to_builtins(data.merchant),
-        "amount": None if data.amount is None else format(data.amount.normalize(), "f"),
+        "amount": None if data.decimal_amount is None else format(data.decimal_amount.normalize(), "f"),
         "currency": data.currency,
         "occurred_at": data.occurred_at.timestamp(),
     }
@@ -156,7 +156,8 @@ def _problem_of(data: wire.EventIn, now: datetime) -> tuple[ErrorCode, str] | No
         if currency is None:
             return ErrorCode.UNKNOWN_CURRENCY, f"{data.currency} is not an ISO 4217 currency code."
         minor = currency.exponent or 0
-        if data.amount is not None and data.amount != data.amount.quantize(Decimal(1).scaleb(-minor)):
+        amount = data.decimal_amount
+        if amount is not None and amount != amount.quantize(Decimal(1).scaleb(-minor)):
             return ErrorCode.UNKNOWN_CURRENCY, f"{data.currency} has {minor} decimals; the amount has more."
     if data.occurred_at > now + timedelta(seconds=wire.FUTURE_SKEW_S):
         return ErrorCode.OCCURRED_IN_FUTURE, "occurred_at is in the future (beyond 5 minutes of clock drift)."
@@ -215,7 +216,7 @@ async def ingest(
             session, sender, data, ErrorCode.UNKNOWN_MERCHANT, "No merchant of this tenant has this id or code.", now
         )
     event_id = uuid.uuid4()
-    amount = None if data.amount is None else data.amount
+    amount = data.decimal_amount
     answer = wire.Event(
         id=event_id,
         source=data.source,

@@ -282,6 +282,8 @@ async def test_another_tenants_merchant_never_matches(factory: Factory, client: 
     [
         ({"amount": "-1", "currency": "CNY"}, "validation_failed"),
         ({"amount": "1e13", "currency": "CNY"}, "validation_failed"),
+        ({"amount": "10000000000000", "currency": "CNY"}, "validation_failed"),
+        ({"amount": 199.5, "currency": "CNY"}, "validation_failed"),  # a decimal string, never a float
         ({"amount": "1.00001", "currency": "CNY"}, "validation_failed"),
         ({"amount": "NaN", "currency": "CNY"}, "validation_failed"),
         ({"amount": "10"}, "validation_failed"),
