@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, problems
 from backend.events import keys, service
+from backend.openapi import replayed
 from backend.paging import decode_cursor, encode_cursor
 from backend.settings import Settings
 from mobile_contract import events as wire
@@ -42,7 +43,7 @@ _INGEST_DESCRIPTION = f"""For integrations (order, contract and recharge systems
 `merchant` (`{{"id": ...}}` or `{{"external_code": ...}}`), `amount` (decimal string) and `currency` (ISO 4217),
 `occurred_at`. Signed: `{wire.KEY_ID_HEADER}`, `{wire.TIMESTAMP_HEADER}` (unix seconds, within
 {wire.TIMESTAMP_TOLERANCE_S} s) and `{wire.SIGNATURE_HEADER}: v1=<hex HMAC-SHA256 of "<timestamp>." + body>`.
-Idempotent on (source, external_id): a resend answers the first answer (with `Idempotent-Replayed: true`); the
+Idempotent on (source, external_id): a resend answers the first answer (200, `Idempotent-Replayed: true`); the
 same id with another body is 409 `idempotency_conflict`."""
 
 
@@ -55,11 +56,16 @@ class EventController(Controller):
         operation_id="ingestEvent",
         status_code=201,
         security=[],
-        responses=problems(401, 409, 413, 415, 422),
+        responses={
+            **replayed(wire.Event, "A resend of the same event (same source, external id and body): the first answer"),
+            **problems(401, 409, 413, 415, 422),
+        },
         summary="A business event from an integration, signed with an integration key",
         description=_INGEST_DESCRIPTION,
     )
-    async def ingest(self, request: Request[Any, Any, State], session: NamedDependency[AsyncSession]) -> Response[Any]:
+    async def ingest(
+        self, request: Request[Any, Any, State], session: NamedDependency[AsyncSession]
+    ) -> Response[wire.Event]:
         now = clock_of(request.app.state)()
         body = await request.body()
         settings: Settings = request.app.state.settings
@@ -85,7 +91,7 @@ class EventController(Controller):
             raise
         await session.commit()
         headers = {} if created else {"Idempotent-Replayed": "true"}
-        return Response(msgspec.to_builtins(answer), status_code=201, headers=headers)
+        return Response(answer, status_code=201 if created else 200, headers=headers)
 
     @get(
         "/{event_id:uuid}/attribution",

@@ -127,7 +127,7 @@ async def test_a_signed_request_is_refused_once_the_clock_passes_the_tolerance(
         assert first.status_code == 201
         clock.move(seconds=299)
         again = await client.post("/v1/events", content=body, headers=headers)
-        assert again.status_code == 201
+        assert again.status_code == 200
         assert again.headers["Idempotent-Replayed"] == "true"
         clock.move(seconds=2)
         late = await client.post("/v1/events", content=body, headers=headers)
@@ -182,7 +182,7 @@ async def test_a_replay_answers_the_stored_result_and_another_body_is_409(factor
             "occurred_at": at.astimezone(UTC).replace(tzinfo=UTC).isoformat().replace("+00:00", "Z"),
         }
         again = await sender.send(same)
-        assert again.status_code == 201
+        assert again.status_code == 200
         assert again.headers["Idempotent-Replayed"] == "true"
         assert again.json() == first.json()
         changed = await sender.send({**body, "amount": "200.00"})
@@ -198,7 +198,7 @@ async def test_concurrent_duplicates_store_one_event_and_answer_it_to_all(factor
         tenant, sender, poi = await _setup(factory, client, clock)
         body = json.dumps(event_body(poi, occurred_at=clock(), kind="order")).encode()
         answers = await asyncio.gather(*[sender.send_raw(body) for _ in range(8)])
-        assert {a.status_code for a in answers} == {201}
+        assert sorted(a.status_code for a in answers) == [200] * 7 + [201]
         assert len({a.json()["id"] for a in answers}) == 1
         assert sum(a.headers.get("Idempotent-Replayed") != "true" for a in answers) == 1
         assert await factory.count("SELECT count(*) FROM business_events WHERE tenant_id = :t", t=tenant) == 1
@@ -221,7 +221,7 @@ async def test_any_sequence_of_replays_stores_each_event_once(
                 assert answer.status_code == 201
                 first_answer[index] = (variant, answer.json())
             elif variant == first_answer[index][0]:
-                assert answer.status_code == 201
+                assert answer.status_code == 200
                 assert answer.json() == first_answer[index][1]
             else:
                 assert (answer.status_code, answer.json()["code"]) == (409, "idempotency_conflict")
