@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 from uuid import UUID
 
 import msgspec
@@ -120,6 +120,23 @@ class Event(Response):
     occurred_at: datetime
     received_at: datetime
     status: EventStatus = EventStatus.ACCEPTED
+
+
+class RefusedEvent(Response):
+    """A signed event that was refused, kept as evidence (what was sent, and why)."""
+
+    id: int
+    source: str
+    external_id: str
+    code: str
+    detail: str
+    body: dict[str, Any]
+    received_at: datetime
+
+
+class RefusedEventList(Response):
+    items: list[RefusedEvent]
+    next_cursor: str | None
 
 
 # -- attribution -------------------------------------------------------------------------------------------------

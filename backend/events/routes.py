@@ -126,6 +126,23 @@ class EventController(Controller):
         return wire.AttributionList(items=items, next_cursor=encode_cursor(last) if last is not None else None)
 
     @get(
+        "/refused",
+        operation_id="listRefusedEvents",
+        responses=problems(400, 401, 403, 422),
+        summary="Signed events that were refused (unknown merchant, currency, in the future), newest first (ops)",
+    )
+    async def refused(
+        self,
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200, pattern=SINGLE_LINE)] = None,
+    ) -> wire.RefusedEventList:
+        after = decode_cursor(cursor, tuple[int])[0] if cursor else None
+        items, last = await service.refused_events(session, principal, after=after, limit=limit)
+        return wire.RefusedEventList(items=items, next_cursor=encode_cursor(last) if last is not None else None)
+
+    @get(
         "/campaigns/{campaign_id:uuid}/progress",
         operation_id="getCampaignEventProgress",
         responses=problems(401, 403, 404, 422),

@@ -581,6 +581,32 @@ async def event_attribution(session: AsyncSession, principal: Principal, event_i
     return wire.EventAttribution(event=_event_wire(event), attributions=[_attribution_wire(row) for row in rows])
 
 
+async def refused_events(
+    session: AsyncSession, principal: Principal, *, after: int | None, limit: int
+) -> tuple[list[wire.RefusedEvent], int | None]:
+    """The tenant's refused events, newest first: what an integration sent that could not be taken, and why."""
+    _check_ops(principal)
+    statement = select(RefusedEvent).where(RefusedEvent.tenant_id == principal.tenant_id)
+    if after is not None:
+        statement = statement.where(RefusedEvent.id < after)
+    rows = list(await session.scalars(statement.order_by(RefusedEvent.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [
+        wire.RefusedEvent(
+            id=row.id,
+            source=row.source,
+            external_id=row.external_id,
+            code=row.code,
+            detail=row.detail,
+            body=row.body,
+            received_at=row.received_at,
+        )
+        for row in rows
+    ]
+    return items, (rows[-1].id if more else None)
+
+
 async def _campaign(session: AsyncSession, principal: Principal, campaign_id: UUID) -> Campaign:
     _check_ops(principal)
     campaign = await session.get(Campaign, (principal.tenant_id, campaign_id))

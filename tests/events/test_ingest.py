@@ -243,6 +243,13 @@ async def test_merchant_by_external_code_and_unknown_merchants_are_refused_and_k
         assert (unknown.status_code, unknown.json()["code"]) == (422, "unknown_merchant")
         kept = "SELECT count(*) FROM refused_events WHERE tenant_id = :t AND code = 'unknown_merchant'"
         assert await factory.count(kept, t=tenant) == 1
+        [refusal] = (await client.get("/v1/events/refused", headers=ops.headers)).json()["items"]
+        assert (refusal["code"], refusal["external_id"]) == ("unknown_merchant", body["external_id"])
+        assert refusal["body"]["merchant"] == {"external_code": "M-1001", "id": None}
+        other_ops = await factory.user(await factory.tenant(), Role.OPS)
+        assert (await client.get("/v1/events/refused", headers=other_ops.headers)).json()["items"] == []
+        bd = await factory.user(tenant)
+        assert (await client.get("/v1/events/refused", headers=bd.headers)).status_code == 403
         coded = await client.put(
             f"/v1/events/merchants/{poi}/external-code", json={"external_code": "M-1001"}, headers=ops.headers
         )
