@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlalchemy import (
     BigInteger,
@@ -46,7 +46,7 @@ class IntegrationKey(Base):
     __tablename__ = "integration_keys"
     __table_args__ = (Index("ix_integration_keys_tenant", "tenant_id", "created_at"),)
 
-    id: Mapped[UUID] = mapped_column(primary_key=True)  # server-made; the X-Groundwork-Key-Id header
+    id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)  # server-made; the X-Groundwork-Key-Id header
     tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     label: Mapped[str] = mapped_column(String(200))
     hint: Mapped[str] = mapped_column(String(16))  # the secret's first characters, to tell keys apart
