@@ -207,6 +207,28 @@ async def test_concurrent_duplicates_store_one_event_and_answer_it_to_all(factor
         assert await factory.count("SELECT count(*) FROM business_events WHERE tenant_id = :t", t=tenant) == 1
 
 
+@given(variants=st.lists(st.sampled_from(["order", "signing"]), min_size=2, max_size=6))
+@hypothesis_settings(max_examples=8, deadline=None, suppress_health_check=NO_FIXTURE_RESET)
+async def test_concurrent_sends_of_one_id_with_mixed_bodies_store_one_and_refuse_the_others(
+    factory: Factory, client: Client, variants: list[str]
+) -> None:
+    """Whichever body wins the race is the event; every send of that body answers it, every other body is 409."""
+    with held_clock(client) as clock:
+        tenant, sender, poi = await _setup(factory, client, clock)
+        at = clock()
+        bodies = [event_body(poi, occurred_at=at, kind=kind, external_id="race") for kind in variants]
+        answers = await asyncio.gather(*[sender.send(body) for body in bodies])
+        assert sum(a.status_code == 201 for a in answers) == 1
+        winner = next(a.json() for a in answers if a.status_code == 201)
+        for kind, answer in zip(variants, answers, strict=True):
+            if kind == winner["kind"]:
+                assert answer.status_code in (200, 201)
+                assert answer.json() == winner
+            else:
+                assert (answer.status_code, answer.json()["code"]) == (409, "idempotency_conflict")
+        assert await factory.count("SELECT count(*) FROM business_events WHERE tenant_id = :t", t=tenant) == 1
+
+
 @given(plan=st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["same", "changed"])), min_size=1, max_size=12))
 @hypothesis_settings(max_examples=15, deadline=None, suppress_health_check=NO_FIXTURE_RESET)
 async def test_any_sequence_of_replays_stores_each_event_once(
