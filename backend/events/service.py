@@ -29,7 +29,7 @@ from uuid import UUID
 
 import iso4217
 import msgspec
-from sqlalchemy import delete, exists, func, insert, literal, select, text, update
+from sqlalchemy import Text, delete, exists, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -85,8 +85,10 @@ async def get_settings(session: AsyncSession, principal: Principal) -> wire.Even
 
 
 async def put_settings(session: AsyncSession, principal: Principal, data: wire.EventSettingsIn) -> wire.EventSettings:
-    """The window applies to attributions computed from now on (new events, and re-attributions after late facts)."""
+    """A new window re-attributes every stored event of the tenant: a job per merchant with events, after the
+    commit (the same handler as late visits use)."""
     _check_ops(principal)
+    before = await window_days(session, principal.tenant_id)
     await session.execute(
         pg_insert(EventSettings)
         .values(tenant_id=principal.tenant_id, attribution_window_days=data.attribution_window_days)
@@ -95,7 +97,26 @@ async def put_settings(session: AsyncSession, principal: Principal, data: wire.E
             set_={"attribution_window_days": data.attribution_window_days},
         )
     )
+    if before != data.attribution_window_days:
+        await _reattribute_all(session, principal.tenant_id)
     return wire.EventSettings(attribution_window_days=data.attribution_window_days)
+
+
+async def _reattribute_all(session: AsyncSession, tenant_id: UUID) -> None:
+    merchants = (
+        select(BusinessEvent.poi_id).where(BusinessEvent.tenant_id == tenant_id).distinct().subquery("merchants")
+    )
+    await session.execute(
+        insert(BackgroundJob).from_select(
+            ["tenant_id", "kind", "payload", "max_attempts"],
+            select(
+                literal(tenant_id),
+                literal(REATTRIBUTE),
+                func.jsonb_build_object("tenant_id", str(tenant_id), "poi_id", func.cast(merchants.c.poi_id, Text)),
+                literal(12),
+            ),
+        )
+    )
 
 
 # -- merchant codes ----------------------------------------------------------------------------------------------

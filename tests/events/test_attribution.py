@@ -254,6 +254,15 @@ async def test_the_tenants_window_decides(factory: Factory, client: Client) -> N
         assert [r["reason"] for r in await world.attribution(inside["id"])] == ["visited"]
         [row] = await world.attribution(outside["id"])
         assert (row["reason"], row["window_days"]) == ("follow_up_too_old", 7)
+        # A wider window re-attributes the stored events (after the commit, by the queue).
+        put = await client.put("/v1/events/settings", json={"attribution_window_days": 8}, headers=world.ops.headers)
+        assert put.status_code == 200
+        assert await drain_events(factory.database, world.tenant) == 1  # one merchant with events
+        [row] = await world.attribution(outside["id"])
+        assert (row["reason"], row["window_days"]) == ("visited", 8)
+        same = await client.put("/v1/events/settings", json={"attribution_window_days": 8}, headers=world.ops.headers)
+        assert same.status_code == 200
+        assert await drain_events(factory.database, world.tenant) == 0  # unchanged: nothing to redo
 
 
 async def test_signings_are_recorded_per_merchant_whatever_their_order(factory: Factory, client: Client) -> None:
