@@ -27,6 +27,8 @@ from backend.db.engine import Database
 from backend.db.shares import RequestScope
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
+from backend.events import tasks as events_tasks
+from backend.events.routes import EventController
 from backend.health import ROUTES as HEALTH_ROUTES
 from backend.intake import tasks as intake_tasks
 from backend.intake.routes import IntakeController
@@ -76,7 +78,12 @@ PERIODIC: list[Periodic] = [
     *leads_tasks.PERIODIC,
 ]
 # The domains' queue handlers (push delivery, ...), run by every `groundwork worker`.
-QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers, jobs_tasks.handlers, intake_tasks.handlers]
+QUEUE_HANDLERS: list[HandlerProvider] = [
+    push_tasks.handlers,
+    jobs_tasks.handlers,
+    intake_tasks.handlers,
+    events_tasks.handlers,
+]
 
 ROUTES: list[ControllerRouterHandler] = [
     AuthController,
@@ -93,6 +100,7 @@ ROUTES: list[ControllerRouterHandler] = [
     TenantController,
     DeviceController,
     TrackingController,
+    EventController,
     *HEALTH_ROUTES,
 ]
 

@@ -6,6 +6,15 @@ imports none of them."""
 from backend.assignment.models import TechnicianProfile
 from backend.auth.models import LoginThrottle, RefreshToken, Team, Tenant, User
 from backend.db.base import Base
+from backend.events.models import (
+    BusinessEvent,
+    EventAttribution,
+    EventSettings,
+    IntegrationKey,
+    MerchantCode,
+    MerchantSigning,
+    RefusedEvent,
+)
 from backend.intake.models import MerchantDuplicate, MerchantImport
 from backend.jobs.models import Job, JobCode, JobEvent, JobType
 from backend.leads.pool_tables import LeadEvent, LeadPolicyRecord, LeadRecord
@@ -30,9 +39,13 @@ from sync.tables import metadata as sync_metadata
 __all__ = [
     "BackgroundJob",
     "Base",
+    "BusinessEvent",
     "Campaign",
     "Device",
+    "EventAttribution",
+    "EventSettings",
     "FixId",
+    "IntegrationKey",
     "Job",
     "JobCode",
     "JobEvent",
@@ -42,12 +55,15 @@ __all__ = [
     "LeadPolicyRecord",
     "LeadRecord",
     "LoginThrottle",
+    "MerchantCode",
     "MerchantDuplicate",
     "MerchantImport",
+    "MerchantSigning",
     "Photo",
     "Poi",
     "PoiContact",
     "RefreshToken",
+    "RefusedEvent",
     "RefusedFix",
     "ScheduledRun",
     "Team",

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, not_found
+from backend.events import service as events_service
 from backend.evidence.positions import PRIOR_FIX_SQL, UNTRUSTWORTHY_REASONS
 from backend.evidence.service import (
     action_time,
@@ -158,6 +159,9 @@ async def check_in(
     if inserted is None:
         # A concurrent request with the same id won the race: answer as a replay of it.
         return await _replay_of_taken(session, principal, data.id, request_hash)
+    # A late visit may change the credit of the merchant's business events stored since (rejected ones too: they
+    # are the reason given for a non-credit). Queued only when such events exist.
+    await events_service.follow_up_recorded(session, principal.tenant_id, data.poi_id, acted_at)
     return to_wire(inserted), True
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from backend.tables import Base
 from mobile_contract.auth import Role
+from tests.events.helpers import Clock, event_body, integration
 from tests.factories import Factory, FieldUser, fix
 from tests.jobs.helpers import job_body
 from tests.media.helpers import make_job, site_photo
@@ -245,6 +246,14 @@ async def two_tenants_with_everything(factory: Factory, keyed_client: Client) ->
             headers={**me.tech.headers, "Content-Type": "image/jpeg"},
         )
         assert photo.status_code == 201, photo.text
+        # A merchant code and a signing event (its attribution and the merchant's signing row come with it).
+        code = await client.put(
+            f"/v1/events/merchants/{me.poi}/external-code", json={"external_code": "M-1"}, headers=me.ops.headers
+        )
+        assert code.status_code == 200, code.text
+        sender = await integration(factory, client, Clock(), me.ops)
+        event = await sender.send(event_body(me.poi, occurred_at=datetime.now(UTC)))
+        assert event.status_code == 201, event.text
         async with factory.database.sessions() as session:  # a code, as an arrival would issue it
             await session.execute(
                 text(
@@ -252,6 +261,13 @@ async def two_tenants_with_everything(factory: Factory, keyed_client: Client) ->
                     " VALUES (:t, :job, 'x', now() + interval '1 hour')"
                 ),
                 {"t": me.tenant, "job": me.job},
+            )
+            await session.execute(  # a pair waiting in the duplicate review (intake)
+                text(
+                    "INSERT INTO merchant_duplicates (tenant_id, id, poi_id, candidate_id, verdict, similarity,"
+                    " distance_m, reasons) VALUES (:t, :id, :poi, :poi, 'likely', 0.9, 1, '[]')"
+                ),
+                {"t": me.tenant, "id": uuid.uuid4(), "poi": me.poi},
             )
             await session.commit()
         sides.append(me)
