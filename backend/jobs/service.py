@@ -32,18 +32,18 @@ from backend.auth.models import User
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
+from backend.evidence.service import action_time, evidence_record, judge_claim, record_verdict
 from backend.jobs.models import Job, JobCode, JobEvent, JobType, TechnicianProfile
 from backend.jobs.reads import DISPATCHERS, SITE_LAT, SITE_LAT_SQL, SITE_LON, SITE_LON_SQL, job_visible_to
 from backend.jobs.tasks import enqueue_sms
 from backend.push.service import notify_users
-from backend.visits.service import action_time, judge_claim
 from geo.fence import CircleFence
 from geo.postgis import KNN_WITHOUT_INDEX_ORDER, is_knn_order_error, point_ewkt
 from mobile_contract import jobs as wire
 from mobile_contract.auth import DataScope, Role
 from mobile_contract.errors import ErrorCode
 from mobile_contract.jobs import JobAction, JobStatus
-from mobile_contract.location import Point, Verdict, VerdictReason, VerdictStatus
+from mobile_contract.location import Point, Verdict
 from sync.feed import Change, record_changes
 
 JOBS = "jobs"
@@ -215,15 +215,7 @@ async def _event(
 
 
 def _arrival_verdict(job: Job) -> Verdict | None:
-    if not job.arrival_visit:
-        return None
-    verdict = job.arrival_visit["verdict"]
-    return Verdict(
-        status=VerdictStatus(verdict["status"]),
-        confidence=verdict["confidence"],
-        distance_m=verdict["distance_m"],
-        reasons=[VerdictReason(r) for r in verdict["reasons"]],
-    )
+    return record_verdict(job.arrival_visit) if job.arrival_visit else None
 
 
 async def load_wire(session: AsyncSession, tenant_id: UUID, ids: Sequence[UUID]) -> dict[UUID, wire.Job]:
@@ -580,17 +572,7 @@ async def _arrival(
     fence = CircleFence(lat=lat, lon=lon, radius_m=job.geofence_radius_m)
     acted = action_time(data.at, received_at, data.fix)
     verdict = await judge_claim(session, principal, fence, data.fix, received_at=received_at, action_at=acted)
-    evidence = {
-        "fix": msgspec.to_builtins(data.fix),
-        "received_at": received_at.isoformat(),
-        "trusted_at": verdict.trusted_captured_at.isoformat(),
-        "verdict": {
-            "status": verdict.status.value,
-            "confidence": verdict.confidence,
-            "distance_m": verdict.distance_m,
-            "reasons": [r.value for r in verdict.reasons],
-        },
-    }
+    evidence = evidence_record(data.fix, verdict, received_at)
     # A rejected arrival is still an arrival on record: evidence for the reviewer, never thrown away; the job's
     # location proof simply stays unmet.
     return {"arrival_visit": evidence, "arrival_status": verdict.status.value}
