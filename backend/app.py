@@ -51,6 +51,7 @@ from backend.tenants.routes import TenantController
 from backend.tracking import tasks as tracking_tasks
 from backend.tracking.routes import TrackingController
 from backend.visits import sync as visits_sync
+from backend.visits import tasks as visits_tasks
 from backend.visits.routes import VisitController
 from sync.cursor import CursorCodec
 
@@ -62,7 +63,7 @@ PULL_PAGES = PullPages(SYNC_REGISTRY)
 # The domains' periodic work, run by every `groundwork worker` at most once per period (backend/queue/scheduler.py).
 PERIODIC: list[Periodic] = [*offline_tasks.PERIODIC, *tasks_tasks.PERIODIC, *tracking_tasks.PERIODIC]
 # The domains' queue handlers (push delivery, ...), run by every `groundwork worker`.
-QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers, jobs_tasks.handlers]
+QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers, jobs_tasks.handlers, visits_tasks.handlers]
 
 ROUTES: list[ControllerRouterHandler] = [
     AuthController,
