@@ -9,7 +9,8 @@ three things a single fix cannot:
   away from it since. Each fix's accuracy radius is forgiven, and one fix alone never contradicts (one stray GPS
   jump is not a person): at least `min_contradicting` of them must.
 - `short_dwell`: the person left at once: within `short_dwell_s` after the check-in the trail is clearly outside
-  the fence (the whole accuracy disc and `leave_margin_m` beyond it), for two fixes in a row.
+  the fence (the whole accuracy disc and `leave_margin_m` beyond it), for two fixes in a row. Not said when the
+  trail contradicts the check-in (who was never there did not leave).
 - `playback`: the trail is a recording played back: a run of `repeat_min_fixes` fixes around the check-in repeats
   an earlier run of this person's trail coordinate for coordinate (to 1e-7 degrees) with the same time offsets,
   or `rigid_min_steps` steps in a row move by the very same vector at the same interval (a simulator's straight
@@ -178,9 +179,11 @@ def judge_trail(check_in: TrailCheckIn, fixes: Iterable[StoredFix], policy: Trai
     for fix in trail:
         validate_lat_lon(fix.lat, fix.lon)
     near = [fix for fix in trail if abs(fix.recorded_at - check_in.at) <= window]
+    contradicts = _contradicts(check_in, near, policy)
     return TrailSignals(
-        trail_contradicts=_contradicts(check_in, near, policy),
-        short_dwell=_short_dwell(check_in, near, policy),
+        trail_contradicts=contradicts,
+        # Someone the trail never places there did not leave at once: the contradiction says all.
+        short_dwell=not contradicts and _short_dwell(check_in, near, policy),
         playback=_repeats_earlier(check_in, trail, near, policy) or _rigid(near, policy),
     )
 
