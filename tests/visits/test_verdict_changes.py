@@ -11,19 +11,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from hypothesis import HealthCheck, event, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
 
+from backend.auth.tokens import Principal
 from backend.db.engine import Database
 from backend.evidence.trail import REJUDGE, request_rejudge
 from backend.queue.service import Registry, enqueue
 from backend.queue.worker import run_due
+from backend.visits import service
 from backend.visits.verdicts import rejudge, rejudge_handler
 from geo.distance import destination
 from geo.stored_fix import StoredFix
-from mobile_contract.auth import Role
+from mobile_contract.auth import DataScope, Role
+from mobile_contract.visits import CheckIn
 from tests.factories import Factory, FieldUser
 from tests.geo.test_geo_trail import _stay, _walk
 
@@ -312,3 +316,37 @@ async def test_a_bad_job_payload_fails_for_good(factory: Factory, database: Data
         k=REJUDGE,
     )
     assert failed == 1
+
+
+async def test_a_batch_committing_while_the_check_in_is_open_is_not_missed(
+    factory: Factory, client: Client, database: Database
+) -> None:
+    """The check-in reads the trail, a batch commits (and finds no committed check-in to re-judge), then the
+    check-in commits: the job the check-in queued for itself judges it against the batch."""
+    tenant = await factory.tenant()
+    poi = await factory.poi(tenant, *SHOP)
+    bd = await factory.user(tenant)
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    where, trail = _scenario("teleport", 4, at)
+    earlier = destination(*SHOP, 0.0, 50_000.0)  # the user tracks: a fix this morning, far from all this
+    await _send_fixes(
+        client,
+        bd,
+        [
+            StoredFix(
+                fix_id=uuid.uuid4(), recorded_at=at - timedelta(hours=5), lat=earlier[0], lon=earlier[1], accuracy_m=9.0
+            )
+        ],
+    )
+    principal = Principal(bd.id, tenant, bd.role, DataScope.SELF, None, "d", 1e12)
+    body = msgspec.convert(_check_in_body(uuid.uuid4(), poi, where, at), CheckIn)
+    async with database.sessions() as session:
+        visit, created = await service.check_in(session, principal, body, received_at=datetime.now(UTC))
+        assert created
+        assert visit.check_in.verdict.status.value == "verified"  # the trail it read had nothing near
+        await _send_fixes(client, bd, trail)  # commits now, while the check-in's transaction is open
+        await session.commit()
+    await run_due(database, _registry(), tenant_id=tenant)
+    final = await _verdict(client, bd, visit.id)
+    assert (final["status"], final["reasons"]) == ("rejected", ["trail_contradicts"])
+    assert len(await _history(client, bd, visit.id)) == 1
