@@ -44,6 +44,7 @@ from backend.demo.names import (
     District,
 )
 from backend.jobs.service import DEFAULT_JOB_TYPES
+from backend.leads.service import on_phones_sql
 
 __all__ = ["DEMO_PASSWORD", "DEMO_SLUG", "SEED", "DemoLogins", "DemoPoi", "generate_pois", "seed_demo"]
 
@@ -475,10 +476,11 @@ async def _load(conn: asyncpg.Connection, plan: _Plan) -> None:
     say(f"{len(plan.contacts):,} contacts in {time.perf_counter() - inserted:.1f} s; {held:,} merchants held by BDs")
     await _seed_campaign(conn, plan.tenant_id)
     await _seed_field_service(conn, plan.tenant_id)
-    # Every record in a user's scope has a row in their change feed: that is what a first sync sends.
+    # Every record in a user's scope has a row in their change feed: that is what a first sync sends (the
+    # merchants by leads' one rule of what belongs on a phone).
     await conn.execute(
-        "INSERT INTO sync_changes (user_id, collection, record_id, tenant_id, op)"
-        " SELECT holder_id, 'pois', id, tenant_id, 'upsert' FROM pois WHERE tenant_id = $1 AND holder_id IS NOT NULL"
+        "INSERT INTO sync_changes (user_id, collection, record_id, tenant_id, op)"  # noqa: S608 - leads' constant SQL
+        f" SELECT user_id, 'pois', poi_id, tenant_id, 'upsert' FROM ({on_phones_sql()}) AS on_phone"
         " UNION ALL"
         " SELECT assignee_id, 'work_items', id, tenant_id, 'upsert' FROM work_items WHERE tenant_id = $1",
         plan.tenant_id,

@@ -22,6 +22,7 @@ from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.db.hotpool import HotPool
 from backend.errors import DomainError, forbidden, not_found
+from backend.leads.service import claim, holder_view, merchants_on_phone
 from backend.paging import decode_cursor, encode_cursor
 from backend.pois.models import Poi, PoiContact
 from backend.pois.queries import NearbyVariant, nearby_params, nearby_query
@@ -36,7 +37,6 @@ from mobile_contract.pois import (
     Contact,
     DuplicateCandidate,
     Geofence,
-    Holder,
     NearbyPage,
     OpenWorkItem,
     PoiCreate,
@@ -112,7 +112,7 @@ async def nearby(pool: HotPool, principal: Principal, search: NearbySearch) -> N
             address=row[3],
             location=Point(lat=row[4], lon=row[5]),
             distance_m=round(row[6], 1),
-            holder=Holder(user_id=row[7], display_name=row[8]) if row[7] is not None else None,
+            holder=holder_view(row[7], row[8]),
         )
         for row in rows[: search.limit]
     ]
@@ -177,7 +177,7 @@ async def load_details(session: AsyncSession, principal: Principal, poi_ids: Seq
             phone=poi.phone,
             location=Point(lat=mapping["lat"], lon=mapping["lon"]),
             geofence=Geofence(radius_m=radius, polygon=_polygon_points(mapping["geofence_json"])),
-            holder=Holder(user_id=poi.holder_id, display_name=row[1] or "") if poi.holder_id else None,
+            holder=holder_view(poi.holder_id, row[1]),
             claimed_at=poi.claimed_at,
             created_at=poi.created_at,
             updated_at=poi.updated_at,
@@ -258,7 +258,7 @@ async def _recent_visits(
 
 async def fetch_for_sync(session: AsyncSession, principal: Principal, poi_ids: list[UUID]) -> dict[UUID, PoiDetail]:
     """The sync collection: merchants the user holds as leads or is targeted at by a work item of theirs."""
-    on_phone = tasks_service.merchants_on_phone(principal.tenant_id, principal.user_id)
+    on_phone = merchants_on_phone(principal.tenant_id, principal.user_id)
     in_scope = list(
         await session.scalars(
             select(Poi.id).where(Poi.tenant_id == principal.tenant_id, Poi.id.in_(poi_ids), Poi.id.in_(on_phone))
@@ -306,8 +306,7 @@ async def create(session: AsyncSession, principal: Principal, data: PoiCreate) -
             address=data.address.strip(),
             phone=data.phone,
             location=point_ewkt(data.location.lat, data.location.lon),
-            holder_id=principal.user_id,  # whoever finds a merchant holds it as their lead
-            claimed_at=datetime.now(UTC),
+            **claim(principal.user_id, datetime.now(UTC)),  # whoever finds a merchant holds it as their lead
             source="field",
             created_by=principal.user_id,
             create_request_hash=request_hash,

@@ -30,6 +30,7 @@ from backend.evidence.service import (
     to_geo_fix,
 )
 from backend.evidence.trail import with_trail_of
+from backend.leads.service import bump_merchants, merchant_bump_from
 from backend.paging import decode_cursor, encode_cursor
 from backend.tasks import service as tasks_service
 from backend.tenants.service import load_policy
@@ -232,9 +233,9 @@ def _insert_check_in(*, link: bool = False) -> Any:
         )
         .cte("feed")
     )
-    # Every phone that has the merchant gets it again (its recent visits changed): tasks_service.bump_merchants,
+    # Every phone that has the merchant gets it again (its recent visits changed): leads' bump_merchants,
     # nested here, so only when the visit is new and without a statement of its own.
-    bumped = tasks_service.merchant_bump_from(new.c.tenant_id, new.c.poi_id).cte("bumped")
+    bumped = merchant_bump_from(new.c.tenant_id, new.c.poi_id).cte("bumped")
     statement = select(new).add_cte(feed).add_cte(bumped)
     # `link`: the check-in also counts for the user's open work items there (tasks_service.link_visit, nested).
     return statement.add_cte(*tasks_service.link_visit_ctes(new)) if link else statement
@@ -309,7 +310,7 @@ async def check_out(
     if data.note is not None:
         visit.note = data.note
     await record_changes(session, principal.tenant_id, [Change(principal.user_id, VISITS, visit.id)])
-    await tasks_service.bump_merchants(session, principal.tenant_id, [visit.poi_id])
+    await bump_merchants(session, principal.tenant_id, [visit.poi_id])
     await session.flush()
     await session.refresh(visit)
     return to_wire(visit)
