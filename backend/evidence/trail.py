@@ -13,19 +13,45 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from backend.queue.service import DEFAULT_MAX_ATTEMPTS
 from backend.tenants.service import TenantPolicy
-from backend.tracking.models import POSITIONS
-from backend.tracking.queries import Conn, Fetcher, _fetch
 from geo.fence import Fence
 from geo.stored_fix import StoredFix
 from geo.trail import TrailCheckIn, TrailPolicy, TrailSignals, judge_trail, with_trail
 from geo.verdict import Verdict as GeoVerdict
 
 REJUDGE = "visits.rejudge"
+
+# The trail's table (backend/tracking/models.py's POSITIONS), named here as this layer names the tables it reads
+# (evidence sits below the field domains and imports none of them).
+_POSITIONS = "tracking_positions"
+
+
+class Fetcher(Protocol):
+    """asyncpg's Connection and backend.db.hotpool.HotPool: `fetch(sql, *args)`."""
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]: ...
+
+
+Conn = Fetcher | AsyncSession | AsyncConnection
+
+
+async def _fetch(conn: Conn, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Run asyncpg SQL ($n parameters) on a hot connection or inside an ORM session's transaction."""
+    if isinstance(conn, AsyncSession):
+        conn = await conn.connection()
+    if isinstance(conn, AsyncConnection):
+        raw = await conn.get_raw_connection()
+        driver: asyncpg.Connection = raw.driver_connection
+        rows: list[asyncpg.Record] = await driver.fetch(sql, *args)
+        return rows
+    return await conn.fetch(sql, *args)
 
 
 def trail_policy(policy: TenantPolicy) -> TrailPolicy:
@@ -117,7 +143,7 @@ _REQUEST_SQL = (
 )
 
 # What geo.trail reads of a fix: $1 tenant, $2 user, $3 from (inclusive), $4 to (exclusive), by trusted time.
-_TRAIL_COLUMNS = "SELECT fix_id, recorded_at, lat, lon, accuracy_m, mock FROM " + POSITIONS  # noqa: S608
+_TRAIL_COLUMNS = "SELECT fix_id, recorded_at, lat, lon, accuracy_m, mock FROM " + _POSITIONS  # noqa: S608
 _TRAIL_SQL = _TRAIL_COLUMNS + " WHERE tenant_id = $1 AND user_id = $2 AND recorded_at >= $3 AND recorded_at < $4"
 
 # A new check-in's trail read, which also asks for the check-in ($5, its trusted time) to be judged again after it

@@ -25,8 +25,8 @@ from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import not_found
 from backend.evidence.trail import REJUDGE, trail_policy, trail_signals
+from backend.leads.service import bump_merchants
 from backend.queue.service import Handler, Job, PermanentFailure
-from backend.tasks import service as tasks_service
 from backend.tenants.service import load_policy
 from backend.visits.models import Visit, VisitVerdictChange
 from backend.visits.service import VISITS, _fence_of
@@ -105,7 +105,7 @@ async def rejudge(
         changed.append(row)
     if changed:
         await record_changes(session, tenant_id, [Change(user_id, VISITS, row.id) for row in changed])
-        await tasks_service.bump_merchants(session, tenant_id, {row.poi_id for row in changed})
+        await bump_merchants(session, tenant_id, {row.poi_id for row in changed})
     return len(changed)
 
 
