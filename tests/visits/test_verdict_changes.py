@@ -350,3 +350,16 @@ async def test_a_batch_committing_while_the_check_in_is_open_is_not_missed(
     final = await _verdict(client, bd, visit.id)
     assert (final["status"], final["reasons"]) == ("rejected", ["trail_contradicts"])
     assert len(await _history(client, bd, visit.id)) == 1
+
+
+def test_the_trail_read_names_the_tracking_table_and_columns() -> None:
+    """evidence sits below tracking and names its table in SQL: tie the names to tracking's metadata."""
+    from backend.evidence import trail
+    from backend.tables import Base
+    from backend.tracking.models import POSITIONS
+
+    assert trail._POSITIONS == POSITIONS
+    columns = set(Base.metadata.tables[POSITIONS].c.keys())
+    assert {"tenant_id", "user_id", "fix_id", "recorded_at", "lat", "lon", "accuracy_m", "mock"} <= columns
+    assert {"tenant_id", "user_id", "received_at"} <= set(Base.metadata.tables["tracking_latest"].c.keys())
+    assert {"tenant_id", "user_id", "check_in_trusted_at"} <= set(Base.metadata.tables["visits"].c.keys())
