@@ -62,6 +62,7 @@ from backend.tenants.routes import TenantController
 from backend.tracking import tasks as tracking_tasks
 from backend.tracking.routes import TrackingController
 from backend.visits import sync as visits_sync
+from backend.visits import tasks as visits_tasks
 from backend.visits.routes import VisitController
 from sync.cursor import CursorCodec
 
@@ -83,6 +84,7 @@ QUEUE_HANDLERS: list[HandlerProvider] = [
     jobs_tasks.handlers,
     intake_tasks.handlers,
     events_tasks.handlers,
+    visits_tasks.handlers,
 ]
 
 ROUTES: list[ControllerRouterHandler] = [

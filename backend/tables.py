@@ -33,7 +33,7 @@ from backend.tracking.models import (
     TrackingWindow,
     positions,
 )
-from backend.visits.models import Visit
+from backend.visits.models import Visit, VisitVerdictChange
 from sync.tables import metadata as sync_metadata
 
 __all__ = [
@@ -74,6 +74,7 @@ __all__ = [
     "TrackingWindow",
     "User",
     "Visit",
+    "VisitVerdictChange",
     "WatermelonPull",
     "WatermelonRemoval",
     "WorkItem",

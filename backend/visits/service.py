@@ -30,6 +30,7 @@ from backend.evidence.service import (
     judge_claim,
     to_geo_fix,
 )
+from backend.evidence.trail import with_trail_of
 from backend.leads.service import bump_merchants, merchant_bump_from
 from backend.paging import decode_cursor, encode_cursor
 from backend.tasks import service as tasks_service
@@ -131,6 +132,9 @@ async def check_in(
     if found.prior_at is not None:
         prior = PriorFix(lat=found.prior_lat, lon=found.prior_lon, accuracy_m=found.prior_accuracy_m, at=found.prior_at)
     verdict = judge(geo_fix, fence, received_at=received_at, policy=policy.verdict, prior=prior, action_at=acted_at)
+    # The trail stored so far speaks at once (a check-in synced after its fixes); fixes that come later judge it
+    # again (backend/visits/verdicts.py). One more round trip: a range read of the trail.
+    verdict = await with_trail_of(session, principal.tenant_id, principal.user_id, fence, verdict, policy)
     # A check-in the server rejects (800 m away, mocked) is kept as evidence but is no visit of the merchant: only
     # the others count for the user's open work items there (linked in the same statement).
     linked = verdict.status is not VerdictStatus.REJECTED

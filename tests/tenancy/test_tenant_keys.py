@@ -226,7 +226,8 @@ REFERENCES = _composite_references()
 @pytest.fixture
 async def two_tenants_with_everything(factory: Factory, keyed_client: Client) -> tuple[Side, Side]:
     """A and B, each with a merchant with contacts, a campaign targeting it, a BD's check-in there (which links
-    the work item and writes its history), a job with its audit trail and a code, and a photo."""
+    the work item and writes its history; a change of its verdict), a job with its audit trail and a code, and a
+    photo."""
     client = keyed_client
     sides = []
     for _ in range(2):
@@ -268,6 +269,14 @@ async def two_tenants_with_everything(factory: Factory, keyed_client: Client) ->
                     " distance_m, reasons) VALUES (:t, :id, :poi, :poi, 'likely', 0.9, 1, '[]')"
                 ),
                 {"t": me.tenant, "id": uuid.uuid4(), "poi": me.poi},
+            )
+            await session.execute(  # a change of the check-in's verdict, as a re-judge would record it
+                text(
+                    "INSERT INTO visit_verdict_history (tenant_id, visit_id, claim, old_status, old_reasons,"
+                    " new_status, new_reasons, why, changed_at) VALUES (:t, :visit, 'check_in', 'verified', '{}',"
+                    " 'uncertain', '{short_dwell}', 'late_fixes', now())"
+                ),
+                {"t": me.tenant, "visit": UUID(visit.json()["id"])},
             )
             await session.commit()
         sides.append(me)
@@ -322,6 +331,7 @@ def test_the_references_cover_every_link_between_tenant_records() -> None:
         ("job_events", "job_id", "jobs"),
         ("photos", "job_id", "jobs"),
         ("poi_contacts", "poi_id", "pois"),
+        ("visit_verdict_history", "visit_id", "visits"),
         ("visits", "poi_id", "pois"),
         ("work_item_history", "work_item_id", "work_items"),
         ("work_item_visits", "visit_id", "visits"),
