@@ -49,6 +49,7 @@ from backend.tasks import tasks as tasks_tasks
 from backend.tasks.routes import CampaignController, WorkItemController
 from backend.tenants.routes import TenantController
 from backend.tracking import tasks as tracking_tasks
+from backend.tracking.live_routes import LiveController
 from backend.tracking.routes import TrackingController
 from backend.visits import sync as visits_sync
 from backend.visits.routes import VisitController
@@ -77,6 +78,7 @@ ROUTES: list[ControllerRouterHandler] = [
     TenantController,
     DeviceController,
     TrackingController,
+    LiveController,
     *HEALTH_ROUTES,
 ]
 
