@@ -51,6 +51,7 @@ from backend.tenants.routes import TenantController
 from backend.tracking import tasks as tracking_tasks
 from backend.tracking.live_routes import LiveController
 from backend.tracking.routes import TrackingController
+from backend.tracking.stream import LiveHub
 from backend.visits import sync as visits_sync
 from backend.visits.routes import VisitController
 from sync.cursor import CursorCodec
@@ -103,9 +104,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.database = await Database.connect(settings, observe_wait=observe_pool_wait)
+        app.state.live_hub = LiveHub(settings.database_url)
         try:
             yield
         finally:
+            await app.state.live_hub.close()
             app.state.passwords.close()
             await app.state.database.close()
 
@@ -122,7 +125,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # A first sync is megabytes of JSON that gzip shrinks ten-fold (bench/); small answers are sent as they
         # are, and the hottest route is left out so it pays nothing for the check.
         compression_config=CompressionConfig(
-            backend="gzip", minimum_size=16 * 1024, gzip_compress_level=5, exclude=["/v1/pois/nearby", "/healthz"]
+            backend="gzip",
+            minimum_size=16 * 1024,
+            gzip_compress_level=5,
+            exclude=["/v1/pois/nearby", "/healthz", "/v1/tracking/live/stream"],
         ),
         debug=False,
         # Our own log handler (observability.py) writes every line, with its request id; Litestar's would add a
