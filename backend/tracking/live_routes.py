@@ -19,7 +19,7 @@ from backend.auth.tokens import Principal
 from backend.auth.userstate import UserStates
 from backend.deps import provide_principal
 from backend.errors import DomainError, problems
-from backend.tracking import live, service, stream
+from backend.tracking import exceptions, live, service, stream
 from mobile_contract import tracking as wire
 from mobile_contract.location import CrsName
 
@@ -43,6 +43,35 @@ class LiveController(Controller):
         # A hot read: the principal without dependency injection, one statement on the hot pool.
         principal = await provide_principal(request)
         return await live.live_view(request.app.state.database.hot, principal, now=service.utc_now(), crs=crs)
+
+    @get(
+        "/exceptions",
+        operation_id="getTrackingExceptions",
+        responses=problems(401, 422),
+        summary="The day's exceptions in the caller's scope, most serious first: flagged check-ins, short dwells, "
+        "long gaps, reused photos",
+    )
+    async def exceptions(
+        self,
+        request: Request[Any, Any, State],
+        date: Annotated[
+            str | None,
+            Parameter(
+                description="The local day, YYYY-MM-DD (default: today in `tz`)",
+                pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+                max_length=10,
+            ),
+        ] = None,
+        tz: Annotated[
+            str,
+            Parameter(description="IANA time zone of the day", pattern=r"^[A-Za-z0-9_+\-/]+$", max_length=64),
+        ] = "UTC",
+        crs: CrsAnswer = CrsName.WGS84,
+    ) -> wire.ExceptionList:
+        principal = await provide_principal(request)
+        return await exceptions.exceptions(
+            request.app.state.database.hot, principal, day=date, tz=tz, now=service.utc_now(), crs=crs
+        )
 
     @get(
         "/live/stream",
