@@ -76,6 +76,7 @@ class LiveController(Controller):
     @get(
         "/live/stream",
         operation_id="streamLiveView",
+        media_type="text/event-stream",
         responses=problems(401, 422, 503),
         summary="Live updates of GET /v1/tracking/live as Server-Sent Events, in the same scope",
         description=(
