@@ -64,7 +64,7 @@ PULL_PAGES = PullPages(SYNC_REGISTRY)
 # The domains' periodic work, run by every `groundwork worker` at most once per period (backend/queue/scheduler.py).
 PERIODIC: list[Periodic] = [*offline_tasks.PERIODIC, *tasks_tasks.PERIODIC, *tracking_tasks.PERIODIC]
 # The domains' queue handlers (push delivery, ...), run by every `groundwork worker`.
-QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers, jobs_tasks.handlers]
+QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers, jobs_tasks.handlers, tracking_tasks.handlers]
 
 ROUTES: list[ControllerRouterHandler] = [
     AuthController,

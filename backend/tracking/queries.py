@@ -64,6 +64,11 @@ async def _fetch(conn: Conn, sql: str, *args: Any) -> list[asyncpg.Record]:
     return await conn.fetch(sql, *args)
 
 
+async def run(conn: Conn, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Run prebuilt asyncpg SQL on the hot pool, a connection, or inside an ORM session's transaction."""
+    return await _fetch(conn, sql, *args)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Partitions
 
