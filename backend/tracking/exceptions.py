@@ -4,12 +4,13 @@
   "Verdicts"): `rejected` is severity 1, `uncertain` 2;
 - short dwells: a check-in whose verdict carries the reason `short_dwell` (they checked in and left at once; the
   trail judgment of check-ins adds it). Listed as its own kind rather than as a flagged check-in;
-- long gaps: the trail silent for at least `LONG_GAP_S` (30 min) between two usable fixes of the day, from the
-  movement derivation's gaps (geo.movement), with the cause the phone gave;
+- long gaps: the trail silent for at least `LONG_GAP_S` (30 min) between two usable fixes, from the derived gaps
+  (`tracking_gaps`, kept by the derivation after each ingest: backend/tracking/derived.py), with the cause the
+  phone gave and where the trail fell silent;
 - reused photos: a job photo flagged `reused_photo` (backend/media/similar.py: first seen with another job).
 
-Visits, arrivals and photos come from one prebuilt statement per scope kind (the scope's Core predicate,
-compiled once, as in live.py); the gaps from each tracked person's trail of the day.
+All four come from one prebuilt statement per scope kind (the scope's Core predicate, compiled once, as in
+live.py), run on the hot pool.
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ from backend.auth.tokens import Principal
 from backend.coordinates import point_out
 from backend.errors import DomainError
 from backend.pois.queries import CompiledQuery, compile_once
-from backend.tracking import queries
+from backend.tracking.models import POSITIONS, Gap
 from backend.tracking.queries import Fetcher
-from geo import movement
 from mobile_contract import tracking as wire
 from mobile_contract.auth import DataScope
 from mobile_contract.errors import ErrorCode, FieldError
@@ -71,7 +71,7 @@ WITH people AS ({people.sql})
 SELECT 'visit' AS source, p.id AS user_id, p.display_name, v.checked_in_at AS at, v.check_in_status AS status,
        v.check_in_reasons AS reasons, ST_Y(v.check_in_location::geometry) AS lat,
        ST_X(v.check_in_location::geometry) AS lon, v.id AS visit_id, NULL::uuid AS job_id, NULL::uuid AS photo_id,
-       po.name AS title
+       po.name AS title, NULL::timestamptz AS ends_at
 FROM people p
 JOIN visits v ON v.tenant_id = ${t} AND v.user_id = p.id
 JOIN pois po ON po.tenant_id = ${t} AND po.id = v.poi_id
@@ -81,7 +81,7 @@ UNION ALL
 SELECT 'arrival', p.id, p.display_name, (j.arrival_visit->>'trusted_at')::timestamptz, j.arrival_status,
        ARRAY(SELECT jsonb_array_elements_text(j.arrival_visit->'verdict'->'reasons')),
        (j.arrival_visit->'fix'->>'lat')::float8, (j.arrival_visit->'fix'->>'lon')::float8, NULL::uuid, j.id,
-       NULL::uuid, j.customer_name
+       NULL::uuid, j.customer_name, NULL::timestamptz
 FROM people p
 JOIN jobs j ON j.tenant_id = ${t} AND j.assignee_id = p.id
 WHERE j.arrival_status IS NOT NULL AND j.arrival_status <> 'verified'
@@ -89,17 +89,26 @@ WHERE j.arrival_status IS NOT NULL AND j.arrival_status <> 'verified'
   AND (j.arrival_visit->>'trusted_at')::timestamptz < ${end}
 UNION ALL
 SELECT 'photo', p.id, p.display_name, ph.received_at, 'uncertain', ph.flags,
-       ST_Y(jb.location::geometry), ST_X(jb.location::geometry), NULL::uuid, ph.job_id, ph.id, jb.customer_name
+       ST_Y(jb.location::geometry), ST_X(jb.location::geometry), NULL::uuid, ph.job_id, ph.id, jb.customer_name,
+       NULL::timestamptz
 FROM people p
 JOIN photos ph ON ph.tenant_id = ${t} AND ph.user_id = p.id
 JOIN jobs jb ON jb.tenant_id = ${t} AND jb.id = ph.job_id
 WHERE ph.received_at >= ${start} AND ph.received_at < ${end} AND '{REUSED_PHOTO_FLAG}' = ANY(ph.flags)
+UNION ALL
+SELECT 'gap', p.id, p.display_name, g.started_at, 'uncertain', ARRAY[g.cause]::text[], last.lat, last.lon,
+       NULL::uuid, NULL::uuid, NULL::uuid, '', g.ended_at
+FROM people p
+JOIN {Gap.__tablename__} g ON g.tenant_id = ${t} AND g.user_id = p.id
+LEFT JOIN LATERAL (
+    SELECT tp.lat, tp.lon FROM {POSITIONS} tp
+    WHERE tp.tenant_id = ${t} AND tp.user_id = p.id AND tp.recorded_at = g.started_at AND NOT tp.mock
+    LIMIT 1
+) last ON true
+WHERE g.started_at >= ${start} AND g.started_at < ${end}
+  AND g.ended_at - g.started_at >= interval '{int(LONG_GAP_S)} seconds'
 """  # noqa: S608 - compiled from our own Core statement and this module's constants; no input in the text
     return ExceptionsQuery(sql=sql, param_names=people.param_names)
-
-
-# Who in the scope has ever been tracked: only their trails can have gaps.
-_TRACKED_SQL = "SELECT user_id FROM tracking_latest WHERE tenant_id = $1 AND user_id = ANY($2::uuid[])"
 
 
 def day_bounds(day: str | None, tz: str, now: datetime) -> tuple[date, ZoneInfo, datetime, datetime]:
@@ -135,7 +144,6 @@ async def exceptions(
     args = [params[name] for name in query.param_names]
     rows = await conn.fetch(query.sql, *args, start, end)
     items = [_from_row(row, crs) for row in rows]
-    items.extend(await _long_gaps(conn, principal, start, min(end, now), crs))
     items.sort(key=lambda item: (item.severity, -item.at.timestamp(), str(item.user_id)))
     return wire.ExceptionList(date=local.isoformat(), tz=tz, items=items)
 
@@ -153,6 +161,15 @@ def _from_row(row: Any, crs: CrsName) -> wire.TrackingException:
         "job_id": row["job_id"],
         "photo_id": row["photo_id"],
     }
+    if row["source"] == "gap":
+        minutes = round((row["ends_at"] - row["at"]).total_seconds() / 60)
+        return wire.TrackingException(
+            kind=wire.ExceptionKind.LONG_GAP,
+            severity=2,
+            title=f"No position for {minutes} min",
+            ends_at=row["ends_at"],
+            **common,
+        )
     if row["source"] == "photo":
         return wire.TrackingException(
             kind=wire.ExceptionKind.REUSED_PHOTO, severity=1, title=f"Reused photo on {row['title']}", **common
@@ -168,40 +185,3 @@ def _from_row(row: Any, crs: CrsName) -> wire.TrackingException:
         title=f"{what} {row['title']}: {row['status']}",
         **common,
     )
-
-
-async def _long_gaps(
-    conn: Fetcher, principal: Principal, start: datetime, end: datetime, crs: CrsName
-) -> list[wire.TrackingException]:
-    if end <= start:
-        return []
-    people = people_query(effective_scope(principal))
-    names = {
-        row["id"]: row["display_name"] for row in await conn.fetch(people.sql, *people.args(scope_params(principal)))
-    }
-    if not names:
-        return []
-    tracked = [row["user_id"] for row in await conn.fetch(_TRACKED_SQL, principal.tenant_id, list(names))]
-    found: list[wire.TrackingException] = []
-    for user_id in sorted(tracked):
-        trail = await queries.fixes_between(conn, principal.tenant_id, user_id, start, end)
-        by_time = {fix.recorded_at: fix for fix in trail}
-        for gap in movement.derive(trail).gaps:
-            seconds = (gap.ended_at - gap.started_at).total_seconds()
-            if seconds < LONG_GAP_S:
-                continue
-            before = by_time.get(gap.started_at)
-            found.append(
-                wire.TrackingException(
-                    kind=wire.ExceptionKind.LONG_GAP,
-                    user_id=user_id,
-                    display_name=names[user_id],
-                    at=gap.started_at,
-                    ends_at=gap.ended_at,
-                    severity=2,
-                    title=f"No position for {round(seconds / 60)} min",
-                    reasons=[gap.cause],
-                    point=point_out(before.lat, before.lon, crs) if before is not None else None,
-                )
-            )
-    return found

@@ -11,7 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
 
-from backend.tracking import exceptions
+from backend.queue.service import Registry
+from backend.queue.worker import run_due
+from backend.tracking import derived, exceptions
 from mobile_contract.auth import Role
 from tests.factories import Factory, FieldUser, fix
 from tests.media.helpers import make_job, reencoded, site_photo, upload
@@ -81,6 +83,9 @@ async def test_the_days_exceptions_in_scope_most_serious_first(client: Client, f
         "/v1/tracking/positions", json={"device_id": "p", "positions": trail}, headers=bd.headers
     )
     assert posted.json()["accepted"] == 4, posted.text
+    derive = Registry()
+    derive.register(derived.DERIVE_DAY, derived.handle_derive_day)
+    assert await run_due(factory.database, derive, tenant_id=tenant) == 1  # the day's stops, trips and gaps
 
     today = await client.get(URL, headers=boss.headers)
     assert today.status_code == 200, today.text
@@ -105,6 +110,7 @@ async def test_the_days_exceptions_in_scope_most_serious_first(client: Client, f
     assert gaps[0]["at"].startswith(f"{yesterday.date().isoformat()}T10:05")
     assert gaps[0]["ends_at"].startswith(f"{yesterday.date().isoformat()}T11:20")
     assert gaps[0]["reasons"] == ["unknown"]
+    assert gaps[0]["point"] == {"lat": SHOP[0], "lon": SHOP[1]}  # where the trail fell silent
 
     # The BD sees their own exceptions only; another tenant's supervisor sees none of these.
     own = await client.get(URL, headers=bd.headers)
