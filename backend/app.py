@@ -49,7 +49,7 @@ from backend.tasks import tasks as tasks_tasks
 from backend.tasks.routes import CampaignController, WorkItemController
 from backend.tenants.routes import TenantController
 from backend.tracking import tasks as tracking_tasks
-from backend.tracking.routes import TrackingController
+from backend.tracking.routes import TrackingController, TrackingDayController
 from backend.visits import sync as visits_sync
 from backend.visits.routes import VisitController
 from sync.cursor import CursorCodec
@@ -77,6 +77,7 @@ ROUTES: list[ControllerRouterHandler] = [
     TenantController,
     DeviceController,
     TrackingController,
+    TrackingDayController,
     *HEALTH_ROUTES,
 ]
 
