@@ -50,7 +50,7 @@ from backend.tasks.routes import CampaignController, WorkItemController
 from backend.tenants.routes import TenantController
 from backend.tracking import tasks as tracking_tasks
 from backend.tracking.live_routes import LiveController
-from backend.tracking.routes import TrackingController
+from backend.tracking.routes import TrackingController, TrackingDayController
 from backend.tracking.stream import LiveHub
 from backend.visits import sync as visits_sync
 from backend.visits.routes import VisitController
@@ -80,6 +80,7 @@ ROUTES: list[ControllerRouterHandler] = [
     DeviceController,
     TrackingController,
     LiveController,
+    TrackingDayController,
     *HEALTH_ROUTES,
 ]
 
