@@ -22,6 +22,7 @@ from backend.auth.throttle import KnownLocks
 from backend.auth.tokens import TokenCodec
 from backend.auth.userstate import UserState, UserStates, hot_loader
 from backend.bodies import BoundedRequest
+from backend.console.routes import CONSOLE_ROUTES
 from backend.db.engine import Database
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
@@ -114,7 +115,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await app.state.database.close()
 
     app = Litestar(
-        route_handlers=[*ROUTES, metrics, *DOCS_ROUTES],
+        route_handlers=[*ROUTES, metrics, *DOCS_ROUTES, CONSOLE_ROUTES],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=BoundedRequest,
