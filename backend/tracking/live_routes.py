@@ -24,6 +24,9 @@ from mobile_contract import tracking as wire
 from mobile_contract.location import CrsName
 
 KEEPALIVE_S = 15.0  # a comment line this often: proxies close idle streams, and it notices a deactivated user
+# A stream ends after this long (event `reconnect`); the client reconnects at once and reloads the view. Bounds how
+# long a graceful restart of the server waits for open streams (uvicorn waits for every open response).
+MAX_STREAM_S = 300.0
 
 CrsAnswer = Annotated[CrsName, Parameter(description="Coordinate system of the positions in the answer")]
 
@@ -82,7 +85,8 @@ class LiveController(Controller):
         description=(
             "`text/event-stream`. Events: `ready` (subscribed: load GET /v1/tracking/live now, nothing later is "
             "missed), `position` (a LiveUpdate: someone's newest fix moved), `resync` (updates were lost: reload "
-            "GET /v1/tracking/live), `expired` (the access token expired: reconnect with a fresh one). A comment "
+            "GET /v1/tracking/live), `expired` (the access token expired: reconnect with a fresh one), `reconnect` "
+            "(the stream ends, as each does after 5 minutes: reconnect at once). A comment "
             "line every 15 s keeps proxies from closing the stream. Send the token as `Authorization: Bearer` "
             "(read the stream with fetch(); EventSource cannot send headers, and a token in a URL ends up in logs)."
         ),
@@ -106,12 +110,17 @@ async def _events(
     encoder = msgspec.json.Encoder()
     try:
         yield ServerSentEventMessage(event="ready", data="{}")
+        ends = time.monotonic() + MAX_STREAM_S
         while True:
             left = principal.expires_at - time.time()
             if left <= 0:
                 yield ServerSentEventMessage(event="expired", data="{}")
                 return
-            item = await subscription.next(min(KEEPALIVE_S, left))
+            lifetime = ends - time.monotonic()
+            if lifetime <= 0:
+                yield ServerSentEventMessage(event="reconnect", data="{}")
+                return
+            item = await subscription.next(min(KEEPALIVE_S, left, lifetime))
             if item is None:
                 try:
                     await user_states.check(principal)  # deactivated or signed out everywhere: the stream ends

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import httpx
 import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
@@ -172,3 +173,18 @@ async def test_a_subscriber_that_falls_behind_is_told_to_resync() -> None:
     assert await subscription.next(1.0) == stream.RESYNC
     subscription.offer("after")
     assert await subscription.next(1.0) == "after"
+
+
+async def test_a_stream_ends_after_its_lifetime_and_lets_go_of_its_subscription(
+    client: Client, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backend.tracking import live_routes
+
+    monkeypatch.setattr(live_routes, "MAX_STREAM_S", 0.0)  # the lifetime is up at once
+    tenant = await factory.tenant()
+    boss = await factory.user(tenant, Role.SUPERVISOR, team_id=await factory.team(tenant))
+    answer = await client.get("/v1/tracking/live/stream", headers=boss.headers)
+    assert answer.status_code == 200
+    events = [line for line in answer.text.splitlines() if line.startswith("event:")]
+    assert events == ["event: ready", "event: reconnect"]
+    assert client.app.state.live_hub.subscribers == 0

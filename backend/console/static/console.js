@@ -258,6 +258,7 @@
           continue;
         }
         if (!answer.ok || !answer.body) throw new Error("stream " + answer.status);
+        badge.textContent = "connecting";
         const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = "";
         for (;;) {
@@ -271,6 +272,7 @@
             await onEvent(block, badge);
           }
         }
+        continue; // the server ended the stream (it does every few minutes): reconnect at once
       } catch (error) {
         if (abort.signal.aborted) return;
       }
