@@ -16,6 +16,7 @@ from backend.queue.worker import run_due
 from backend.tracking import derived, exceptions
 from mobile_contract.auth import Role
 from tests.factories import Factory, FieldUser, fix
+from tests.jobs.helpers import SITE, create_job, step, technician
 from tests.media.helpers import make_job, reencoded, site_photo, upload
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -137,3 +138,35 @@ def test_a_day_is_local_midnight_to_midnight(day: Any, zone: str) -> None:
     assert start.astimezone(tz).date() == day
     assert start.astimezone(tz).hour == 0
     assert 23 * 3600 <= (end - start).total_seconds() <= 25 * 3600
+
+
+async def test_a_rejected_arrival_is_an_exception_and_the_job_is_open_in_the_live_view(
+    client: Client, factory: Factory
+) -> None:
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    tech = await technician(factory, client, ops, tenant, name="Tom")
+    job = await create_job(client, ops)
+    assigned = await client.post(
+        f"/v1/jobs/{job['id']}/assign", json={"technician_id": str(tech.id)}, headers=ops.headers
+    )
+    assert assigned.status_code == 200, assigned.text
+    assert (await step(client, tech, job["id"], "accept")).status_code == 200
+    arrived = await step(client, tech, job["id"], "arrive", fix=fix(*SITE, is_mock=True))
+    assert arrived.status_code == 200, arrived.text
+
+    items = (await client.get(URL, headers=ops.headers)).json()["items"]
+    assert [(item["kind"], item["severity"], item["job_id"], item["title"]) for item in items] == [
+        ("flagged_check_in", 1, job["id"], "Arrival at Chen Hui: rejected")
+    ]
+    assert "mock_location" in items[0]["reasons"]
+    assert items[0]["point"] == {"lat": SITE[0], "lon": SITE[1]}
+
+    people = (await client.get("/v1/tracking/live", headers=ops.headers)).json()["items"]
+    on_site = next(person for person in people if person["user_id"] == str(tech.id))
+    assert on_site["open_job"] == {
+        "id": job["id"],
+        "status": "arrived",
+        "customer_name": "Chen Hui",
+        "address": "88 Huaihai Middle Rd, Huangpu",
+    }
