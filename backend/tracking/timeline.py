@@ -62,7 +62,7 @@ def parse_day(text: str) -> date:
 def parse_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise _invalid("tz", f"Unknown time zone {name!r}: use an IANA name such as Asia/Shanghai.") from None
 
 
