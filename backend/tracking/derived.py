@@ -63,7 +63,7 @@ def local_days(moments: Iterable[datetime], zone: ZoneInfo) -> list[date]:
 def zone_of(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return ZoneInfo("UTC")
 
 

@@ -3,6 +3,7 @@ keys and tracking settings. Thin: parse, call the service, commit."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 from uuid import UUID
@@ -11,6 +12,7 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put, route
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -174,6 +176,19 @@ class TrackingController(Controller):
         return answer
 
 
+@dataclass
+class _TrailFileOperation(Operation):
+    """The trail's 200 in each format it is served in (the handler's own media type can name only one)."""
+
+    def __post_init__(self) -> None:
+        answer = (self.responses or {}).get("200")
+        if isinstance(answer, OpenAPIResponse):
+            answer.content = {
+                media_type.split(";")[0]: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+                for media_type in timeline.MEDIA_TYPES.values()
+            }
+
+
 class TrackingDayController(Controller):
     """A person's day and trail: a BD reads their own, a supervisor their team's (the caller's data scope)."""
 
@@ -209,6 +224,7 @@ class TrackingDayController(Controller):
             "segments split at gaps; GeoJSON and CSV every fix with its flags (`mock`, `reasons`)."
         ),
         media_type="application/octet-stream",
+        operation_class=_TrailFileOperation,
     )
     async def trail(
         self,

@@ -22,6 +22,14 @@ from backend.tracking import derived, queries
 from backend.tracking.models import POSITIONS
 from backend.tracking.service import DEFAULT_RETENTION_DAYS
 
+DERIVED_TABLES = (
+    "tracking_stops",
+    "tracking_trips",
+    "tracking_gaps",
+    "tracking_presence",
+    "tracking_fence_events",
+    "tracking_days",
+)
 AHEAD_DAYS = 2  # today and the next two days always have a partition
 BATCH = 5_000
 
@@ -79,6 +87,13 @@ async def enforce_retention(database: Database, now: datetime) -> dict[str, Any]
         await hot.fetch(
             "DELETE FROM tracking_refused WHERE tenant_id = $1 AND received_at < $2", row["tenant_id"], cutoff
         )
+        # What was derived from the dropped trail goes with it (a day is kept while any of its hours is).
+        for table in DERIVED_TABLES:
+            await hot.fetch(
+                f"DELETE FROM {table} WHERE tenant_id = $1 AND day < $2",  # noqa: S608 - names of this module
+                row["tenant_id"],
+                cutoff.date() - timedelta(days=1),
+            )
     return {"dropped": dropped, "keys_deleted": deleted}
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.scopes import users_in_scope
 from backend.auth.tokens import Principal
-from backend.coordinates import answer_in
+from backend.coordinates import answer_in, stored_degrees
 from backend.errors import DomainError, not_found
 from backend.tracking import queries
 from backend.tracking.derived import POLICY
@@ -62,7 +62,7 @@ def parse_day(text: str) -> date:
 def parse_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise _invalid("tz", f"Unknown time zone {name!r}: use an IANA name such as Asia/Shanghai.") from None
 
 
@@ -186,17 +186,22 @@ def _verdict(status: str, confidence: float, distance_m: float, reasons: Sequenc
     )
 
 
+def _real(value: float) -> float:
+    """A REAL column's value as it was sent: 11.5, not 11.509345054626465 (float4 widened to float8)."""
+    return float(f"{value:.6g}")
+
+
 def trail_points(fixes: Sequence[StoredFix]) -> list[wire.TrailPoint]:
     return [
         wire.TrailPoint(
             id=fix.fix_id,
-            lat=fix.lat,
-            lon=fix.lon,
+            lat=stored_degrees(fix.lat),
+            lon=stored_degrees(fix.lon),
             recorded_at=fix.recorded_at,
-            accuracy_m=fix.accuracy_m,
-            speed_mps=fix.speed_mps,
-            bearing_deg=fix.bearing_deg,
-            battery=fix.battery,
+            accuracy_m=_real(fix.accuracy_m),
+            speed_mps=None if fix.speed_mps is None else _real(fix.speed_mps),
+            bearing_deg=None if fix.bearing_deg is None else _real(fix.bearing_deg),
+            battery=None if fix.battery is None else _real(fix.battery),
             activity=fix.activity,
             event=fix.event,
             mock=fix.mock,
@@ -237,7 +242,7 @@ async def day(
             started_at=row["started_at"],
             ended_at=row["ended_at"],
             dwell_s=_seconds(row["started_at"], row["ended_at"]),
-            location=Point(lat=row["lat"], lon=row["lon"]),
+            location=Point(lat=stored_degrees(row["lat"]), lon=stored_degrees(row["lon"])),
             radius_m=round(float(row["radius_m"]), 1),
             fixes=row["fixes"],
             place=places[0] if places else None,

@@ -3,6 +3,7 @@ generated trails, and the cases a supervisor reads the day for."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -193,3 +194,62 @@ def test_trail_order_keeps_one_copy_of_each_fix() -> None:
 def test_no_usable_fix_is_an_empty_day() -> None:
     day = derive([_fix(0, T0, *SHOP, mock=True)])
     assert (day.stops, day.trips, day.gaps) == ([], [], [])
+
+
+@st.composite
+def _days(draw: st.DrawFn) -> list[StoredFix]:
+    """A random day: stays (jitter of up to 25 m) and walks or drives in any direction, some silences, some
+    mocked fixes and some poor ones."""
+    rng = random.Random(draw(st.integers(0, 2**32 - 1)))
+    here = SHOP
+    at = T0
+    fixes: list[StoredFix] = []
+    for _ in range(draw(st.integers(1, 6))):
+        if draw(st.booleans()):
+            for _ in range(draw(st.integers(1, 40))):
+                lat, lon = destination(*here, rng.uniform(0, 360), rng.uniform(0, 25))
+                fixes.append(_fix(len(fixes), at, lat, lon, rng.uniform(3, 40), mock=rng.random() < 0.05))
+                at += timedelta(seconds=rng.choice([5, 15, 30, 60]))
+        else:
+            bearing, speed = rng.uniform(0, 360), rng.choice([1.4, 4.0, 12.0])
+            for _ in range(draw(st.integers(1, 40))):
+                here = destination(*here, bearing, speed * 10)
+                fixes.append(_fix(len(fixes), at, *here, accuracy_m=rng.choice([5.0, 10.0, 300.0])))
+                at += timedelta(seconds=10)
+        if draw(st.booleans()):
+            at += timedelta(minutes=draw(st.integers(1, 40)))
+    return fixes
+
+
+@settings(max_examples=60, deadline=None)
+@given(fixes=_days())
+def test_what_any_day_derives_is_consistent(fixes: list[StoredFix]) -> None:
+    shop = Place("merchant", UUID(int=7), CircleFence(*SHOP, 40.0))
+    day = derive(fixes, [shop])
+    for stop in day.stops:
+        assert stop.dwell_s >= POLICY.min_dwell_s
+    for before, after in zip(day.stops, day.stops[1:], strict=False):
+        assert before.ended_at < after.started_at  # in time order, never overlapping
+    for trip in day.trips:
+        assert trip.distance_m >= 0.0
+        assert trip.started_at <= trip.ended_at
+        if trip.from_stop is not None:
+            assert trip.started_at == day.stops[trip.from_stop].ended_at
+        if trip.to_stop is not None:
+            assert trip.ended_at == day.stops[trip.to_stop].started_at
+    usable = [f for f in trail_order(fixes) if not f.mock and f.accuracy_m <= POLICY.max_accuracy_m]
+    silences = [
+        (a.recorded_at, b.recorded_at)
+        for a, b in itertools.pairwise(usable)
+        if (b.recorded_at - a.recorded_at).total_seconds() > POLICY.gap_s
+    ]
+    assert [(g.started_at, g.ended_at) for g in day.gaps] == silences
+    for presence in day.presence:
+        assert 0 <= presence.stop < len(day.stops)
+        assert presence.confidence >= POLICY.presence_share
+    kinds = [e.kind for e in day.events]
+    inside = False
+    for kind in kinds:  # enter, (dwell), exit, enter, ...
+        assert kind != "enter" or not inside
+        assert kind == "enter" or inside
+        inside = kind != "exit"

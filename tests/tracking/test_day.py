@@ -236,3 +236,51 @@ async def test_bad_trail_input_is_a_4xx(
     assert answer.json()["code"] == code
     if code == "range_too_long":
         assert answer.json()["max_days"] == 7
+
+
+async def test_a_technicians_job_and_its_site_are_on_the_timeline(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    factory: Factory,
+) -> None:
+    from tests.jobs.helpers import SITE, create_job, step, technician
+
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    tech = await technician(factory, client, ops, tenant)
+    job = await create_job(client, ops)
+    assigned = await client.post(
+        f"/v1/jobs/{job['id']}/assign", json={"technician_id": str(tech.id)}, headers=ops.headers
+    )
+    assert assigned.status_code == 200, assigned.text
+    assert (await step(client, tech, job["id"], "accept")).status_code == 200
+    arrived = await step(client, tech, job["id"], "arrive", fix=fix_at(*SITE))
+    assert arrived.status_code == 200, arrived.text
+    # Ten minutes at the site, just now.
+    now = datetime.now(UTC)
+    trail = [
+        {
+            "id": str(uuid.uuid4()),
+            "lat": SITE[0],
+            "lon": SITE[1] + 0.00001 * (k % 3),
+            "accuracy_m": 8.0,
+            "captured_at": (now - timedelta(seconds=600 - 20 * k)).isoformat(),
+        }
+        for k in range(30)
+    ]
+    await send(client, tech, trail)
+    await run_due(factory.database, registry(), tenant_id=tenant)
+    today = now.date().isoformat()
+    body = (await client.get(DAY_URL.format(tech.id), params={"date": today}, headers=ops.headers)).json()
+    (entry,) = [e for e in body["timeline"] if e["type"] == "job"]
+    assert entry["job_id"] == job["id"]
+    assert entry["place"]["kind"] == "job_site"
+    assert [s["action"] for s in entry["steps"]] == ["accept", "arrive"]
+    assert entry["arrival"] == "verified"
+    stops = [e for e in body["timeline"] if e["type"] == "stop" and e["started_at"] >= trail[0]["captured_at"][:19]]
+    assert any(place["kind"] == "job_site" and place["id"] == job["id"] for stop in stops for place in stop["at"])
+
+
+def fix_at(lat: float, lon: float) -> dict[str, Any]:
+    from tests.factories import fix
+
+    return fix(lat, lon)

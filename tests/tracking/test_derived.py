@@ -189,3 +189,36 @@ async def test_shuffled_split_duplicated_late_batches_derive_the_same_day(
     assert await derived_rows(factory.database, shuffled_user, day) == await derived_rows(
         factory.database, in_order, day
     )
+
+
+async def test_derived_days_go_with_the_trail_past_retention(factory: Factory) -> None:
+    from backend.tracking import tasks
+
+    now = datetime(2031, 1, 10, 12, tzinfo=UTC)  # the storage test's clock of its own
+    tenant = await factory.tenant()
+    bd = await factory.user(tenant, Role.BD, login=False)
+    hot = factory.database.hot
+    await hot.fetch("INSERT INTO tracking_settings (tenant_id, retention_days) VALUES ($1, 3)", tenant)
+    for day in (date(2031, 1, 1), date(2031, 1, 9)):
+        await hot.fetch(
+            "INSERT INTO tracking_days (tenant_id, user_id, day, timezone, fixes, derived_at)"
+            " VALUES ($1, $2, $3, 'UTC', 0, $4)",
+            tenant,
+            bd.id,
+            day,
+            now,
+        )
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        await hot.fetch(
+            "INSERT INTO tracking_gaps (tenant_id, user_id, day, seq, started_at, ended_at, cause)"
+            " VALUES ($1, $2, $3, 0, $4, $5, 'unknown')",
+            tenant,
+            bd.id,
+            day,
+            start,
+            start + timedelta(hours=1),
+        )
+    await tasks.enforce_retention(factory.database, now)
+    for table in ("tracking_days", "tracking_gaps"):
+        rows = await hot.fetch(f"SELECT day FROM {table} WHERE tenant_id = $1", tenant)  # noqa: S608
+        assert [row["day"] for row in rows] == [date(2031, 1, 9)], table

@@ -109,7 +109,7 @@ def upgrade() -> None:
         sa.Column("poi_id", sa.Uuid(), nullable=True),
         sa.Column("job_id", sa.Uuid(), nullable=True),
         sa.CheckConstraint(
-            "(place_kind = 'merchant' AND poi_id IS NOT NULL AND job_id IS NULL) OR (place_kind = 'job_site' AND job_id IS NOT NULL AND poi_id IS NULL)",
+            "place_kind IN ('merchant', 'job_site') AND (poi_id IS NOT NULL OR job_id IS NOT NULL)",
             name=op.f("ck_tracking_fence_events_one_place"),
         ),
         sa.CheckConstraint("kind IN ('enter', 'exit', 'dwell')", name=op.f("ck_tracking_fence_events_kind")),
@@ -161,7 +161,7 @@ def upgrade() -> None:
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("confidence", sa.REAL(), nullable=False),
         sa.CheckConstraint(
-            "(place_kind = 'merchant' AND poi_id IS NOT NULL AND job_id IS NULL) OR (place_kind = 'job_site' AND job_id IS NOT NULL AND poi_id IS NULL)",
+            "place_kind IN ('merchant', 'job_site') AND (poi_id IS NOT NULL OR job_id IS NOT NULL)",
             name=op.f("ck_tracking_presence_one_place"),
         ),
         sa.ForeignKeyConstraint(
