@@ -67,6 +67,12 @@ class Settings:
         """A tenant's share of the ORM pool of `orm_pool_size` + `overflow` connections."""
         return self.tenant_pool_share if self.tenant_pool_share > 0 else max(1, (self.orm_pool_size + overflow) // 2)
 
+    # The supervisor console (backend/console/): its base map. The default is the app's own grid tile, which needs
+    # no internet; a tile server's URL template ({z}/{x}/{y}, {s} for subdomains) replaces it.
+    console_tile_url: str = "/console/tiles/{z}/{x}/{y}.png"
+    console_tile_crs: str = "wgs84"  # the tiles' coordinate system: wgs84, gcj02 (AMap, Tencent) or bd09 (Baidu)
+    console_tile_attribution: str = "Groundwork grid (no base map)"
+
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
@@ -164,6 +170,9 @@ def get_settings() -> Settings:
         login_lockout_s=int(env.get("GROUNDWORK_LOGIN_LOCKOUT_S", "900")),
         refusal_delay_s=float(env.get("GROUNDWORK_REFUSAL_DELAY_S", "1")),
         gc_freeze=env.get("GROUNDWORK_GC_FREEZE", "1") != "0",
+        console_tile_url=env.get("GROUNDWORK_CONSOLE_TILE_URL", "/console/tiles/{z}/{x}/{y}.png"),
+        console_tile_crs=_choice(env, "GROUNDWORK_CONSOLE_TILE_CRS", "wgs84", ("wgs84", "gcj02", "bd09")),
+        console_tile_attribution=env.get("GROUNDWORK_CONSOLE_TILE_ATTRIBUTION", "Groundwork grid (no base map)"),
     )
 
 

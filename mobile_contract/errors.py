@@ -81,6 +81,8 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_CURRENCY = "unknown_currency"  # not an active ISO 4217 code, or more decimals than its minor unit
     OCCURRED_IN_FUTURE = "occurred_in_future"  # occurred_at is ahead of the server's clock by more than 5 minutes
     MERCHANT_CODE_TAKEN = "merchant_code_taken"  # another merchant of the tenant already has this external code
+    # a trail asked for a longer span than one answer covers (`max_days`): ask for it in parts
+    RANGE_TOO_LONG = "range_too_long"
     INTERNAL_ERROR = "internal_error"  # a bug on our side; retry later
     # capacity: nothing was done; retry the same request (same ids) after `Retry-After` seconds
     SERVICE_UNAVAILABLE = "service_unavailable"  # the database is busy or restarting; retry after Retry-After
@@ -134,6 +136,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNKNOWN_CURRENCY: 422,
     ErrorCode.OCCURRED_IN_FUTURE: 422,
     ErrorCode.MERCHANT_CODE_TAKEN: 409,
+    ErrorCode.RANGE_TOO_LONG: 422,
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
     ErrorCode.SERVER_BUSY: 503,

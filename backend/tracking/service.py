@@ -29,7 +29,7 @@ from backend.auth.scopes import users_in_scope
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
 from backend.evidence import trail
-from backend.tracking import queries
+from backend.tracking import derived, queries
 from backend.tracking.models import TrackingKey, TrackingSettings, TrackingWindow
 from backend.tracking.queries import Fetcher, IngestRows
 from geo.fence import CircleFence
@@ -39,6 +39,7 @@ from mobile_contract.auth import Role
 from mobile_contract.errors import ErrorCode
 
 DEFAULT_RETENTION_DAYS = 90
+_UTC = ZoneInfo("UTC")
 _SETTINGS_TTL_S = 5.0  # other processes see a settings change within this long
 # The verdict's reasons a trail fix carries as doubts (the others are about fences and actions, not trails).
 _KEPT_REASONS = (Reason.MOCK_LOCATION, Reason.CLOCK_SKEW)
@@ -99,6 +100,7 @@ class Window:
 class TenantTracking:
     retention_days: int
     windows: dict[UUID | None, tuple[Window, ...]]
+    zone: ZoneInfo = _UTC  # whose midnight a derived day starts at (derived.py)
 
     def tracked_at(self, team_id: UUID | None, moment: datetime) -> bool:
         windows = self.windows.get(team_id) if team_id in self.windows else self.windows.get(None)
@@ -128,6 +130,7 @@ SETTINGS = SettingsCache()
 
 _SETTINGS_SQL = """
 SELECT (SELECT retention_days FROM tracking_settings WHERE tenant_id = $1) AS retention_days,
+       (SELECT timezone FROM tracking_settings WHERE tenant_id = $1) AS timezone,
        COALESCE((SELECT jsonb_agg(jsonb_build_object('team_id', team_id, 'weekdays', weekdays,
                      'starts', to_char(starts, 'HH24:MI'), 'ends', to_char(ends, 'HH24:MI'), 'timezone', timezone))
                  FROM tracking_windows WHERE tenant_id = $1), '[]'::jsonb)::text AS windows
@@ -157,6 +160,7 @@ async def _load_tracking(conn: Fetcher, tenant_id: UUID) -> TenantTracking:
     return TenantTracking(
         retention_days=row["retention_days"] or DEFAULT_RETENTION_DAYS,
         windows={team: tuple(found) for team, found in windows.items()},
+        zone=derived.zone_of(row["timezone"]),
     )
 
 
@@ -259,6 +263,10 @@ async def ingest(
             if fix_id in new and not mock
         ]
         await trail.request_rejudge(conn, who.tenant_id, who.user_id, moved)
+        # After the trail's statement committed (the hot pool is autocommit): the days it changed are derived
+        # again, late fixes included. A crash between the two leaves the day to the next fix of that day.
+        changed = [at for fix_id, at in zip(rows.fix_id, rows.recorded_at, strict=True) if fix_id in new]
+        await derived.enqueue_days(conn, who.tenant_id, who.user_id, derived.local_days(changed, tracking.zone))
     return wire.BatchResult(
         accepted=len(new),
         duplicate=len(rows) - len(new) + repeats,
