@@ -44,7 +44,9 @@ log = logging.getLogger("groundwork.tracking")
 
 DERIVE_DAY = "tracking.derive_day"
 POLICY = MovementPolicy()
-_REACH_M = 250.0  # places this far from the trail (plus their radius) are watched
+# Merchants whose centre lies this far from the trail are watched. A constant, so that the (tenant_id, location)
+# GiST index answers it (a distance that depends on the row's radius would scan every merchant of the tenant).
+_REACH_M = 300.0
 _SAMPLE_M = 25.0  # the trail is thinned to points this far apart to find the places near it
 _MAX_PLACES = 2_000
 
@@ -108,7 +110,7 @@ WITH pts AS (
 SELECT p.id, ST_Y(p.location::geometry) AS lat, ST_X(p.location::geometry) AS lon,
        COALESCE(p.geofence_radius_m, $4) AS radius_m, ST_AsGeoJSON(p.geofence) AS polygon
 FROM pois p, pts
-WHERE p.tenant_id = $1 AND ST_DWithin(p.location, pts.g, $5 + COALESCE(p.geofence_radius_m, $4))
+WHERE p.tenant_id = $1 AND ST_DWithin(p.location, pts.g, $5)
 ORDER BY p.id
 LIMIT $6
 """
