@@ -222,3 +222,20 @@ async def test_derived_days_go_with_the_trail_past_retention(factory: Factory) -
     for table in ("tracking_days", "tracking_gaps"):
         rows = await hot.fetch(f"SELECT day FROM {table} WHERE tenant_id = $1", tenant)  # noqa: S608
         assert [row["day"] for row in rows] == [date(2031, 1, 9)], table
+
+
+async def test_a_merchants_polygon_is_its_fence(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    factory: Factory,
+) -> None:
+    tenant = await factory.tenant()
+    # A mall: a 200 m square around the shop's point, and a 1 m radius that alone would hold nothing.
+    corners = [destination(*SHOP, bearing, 141.0) for bearing in (45.0, 135.0, 225.0, 315.0)]
+    ring = ", ".join(f"{lon} {lat}" for lat, lon in [*corners, corners[0]])
+    mall = await factory.poi(tenant, *SHOP, radius_m=1.0, polygon_wkt=f"POLYGON(({ring}))")
+    bd = await factory.user(tenant, Role.BD)
+    day = datetime.now(UTC).date() - timedelta(days=2)
+    await send(client, bd, day_trail(day, 3))
+    await run_due(factory.database, registry(), tenant_id=tenant)
+    rows = await derived_rows(factory.database, bd, day)
+    assert [row[3] for row in rows["tracking_presence"]] == [mall]
