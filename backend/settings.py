@@ -45,6 +45,7 @@ class Settings:
     pool_timeout_s: float = 5.0  # longest wait for a database connection (both pools); then 503 + Retry-After
     retry_after_s: int = 2  # the Retry-After of a 503 (database busy or away) and of a 429 (per-user limit)
     user_concurrency: int = 3  # expensive calls (sync, photos, dispatch, codes, login) running at once per user
+    tenant_pool_share: int = 0  # ORM connections one tenant may hold at once (backend/db/shares.py); 0: half the pool
     # Accounts (backend/auth/): how long a user's version and active flag are trusted before they are read again,
     # the argon2 concurrency cap and its queue, and the login throttle.
     user_state_ttl_s: float = 5.0
@@ -54,7 +55,14 @@ class Settings:
     login_max_failures_per_source: int = 50  # per source address and window
     login_window_s: int = 900
     login_lockout_s: int = 900
-    login_locked_delay_s: float = 1.0  # a locked login waits this long before its 429 (slows closed-loop guessers)
+    # An abuse refusal (locked login or code, too many at once, too often) is held this long (jittered 0.5x-1.5x)
+    # before it is answered, holding no connection (backend/tarpit.py): closed-loop guessers slow to a crawl.
+    refusal_delay_s: float = 1.0
+    gc_freeze: bool = True  # freeze the start-up objects out of the cyclic GC (app.py); tests turn it off
+
+    def tenant_share_of(self, overflow: int) -> int:
+        """A tenant's share of the ORM pool of `orm_pool_size` + `overflow` connections."""
+        return self.tenant_pool_share if self.tenant_pool_share > 0 else max(1, (self.orm_pool_size + overflow) // 2)
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -129,6 +137,7 @@ def get_settings() -> Settings:
         pool_timeout_s=float(env.get("GROUNDWORK_POOL_TIMEOUT_S", "5")),
         retry_after_s=int(env.get("GROUNDWORK_RETRY_AFTER_S", "2")),
         user_concurrency=int(env.get("GROUNDWORK_USER_CONCURRENCY", "3")),
+        tenant_pool_share=int(env.get("GROUNDWORK_TENANT_POOL_SHARE", "0")),
         user_state_ttl_s=float(env.get("GROUNDWORK_USER_STATE_TTL_S", "5")),
         password_hash_concurrency=int(
             env.get("GROUNDWORK_PASSWORD_HASH_CONCURRENCY", str(max(1, (os.cpu_count() or 2) // 2)))
@@ -138,7 +147,8 @@ def get_settings() -> Settings:
         login_max_failures_per_source=int(env.get("GROUNDWORK_LOGIN_MAX_FAILURES_PER_SOURCE", "50")),
         login_window_s=int(env.get("GROUNDWORK_LOGIN_WINDOW_S", "900")),
         login_lockout_s=int(env.get("GROUNDWORK_LOGIN_LOCKOUT_S", "900")),
-        login_locked_delay_s=float(env.get("GROUNDWORK_LOGIN_LOCKED_DELAY_S", "1")),
+        refusal_delay_s=float(env.get("GROUNDWORK_REFUSAL_DELAY_S", "1")),
+        gc_freeze=env.get("GROUNDWORK_GC_FREEZE", "1") != "0",
     )
 
 

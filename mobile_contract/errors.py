@@ -63,6 +63,14 @@ class ErrorCode(enum.StrEnum):
     TRACKING_ID_MISSING = "tracking_id_missing"
     # unknown or revoked tracking key: ask a supervisor for a new key; retrying the same key never helps
     TRACKING_KEY_INVALID = "tracking_key_invalid"
+    IMPORT_UNREADABLE = "import_unreadable"  # the file as a whole is not CSV/JSON with a name column; fix and resend
+    # leads (the public/private pool)
+    LEAD_TAKEN = "lead_taken"  # another BD holds the lead (or it is won); see `holder`
+    CLAIM_LIMIT_REACHED = "claim_limit_reached"  # a cap of the tenant's lead policy; see `limit`, `count`, `cap`
+    LEAD_COOLDOWN = "lead_cooldown"  # you released this lead lately: you may claim it again from `until`
+    LEAD_NOT_HELD = "lead_not_held"  # the lead is not in your private pool (released, reassigned or never yours)
+    LEAD_WON = "lead_won"  # a won lead is locked: no release, no extension, no reassignment
+    EXTENSION_LIMIT_REACHED = "extension_limit_reached"  # no extensions left or too long; see `max_*`
     # a trail asked for a longer span than one answer covers (`max_days`): ask for it in parts
     RANGE_TOO_LONG = "range_too_long"
     INTERNAL_ERROR = "internal_error"  # a bug on our side; retry later
@@ -109,6 +117,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.IMAGE_TOO_LARGE: 413,
     ErrorCode.TRACKING_ID_MISSING: 400,
     ErrorCode.TRACKING_KEY_INVALID: 401,
+    ErrorCode.IMPORT_UNREADABLE: 422,
     ErrorCode.RANGE_TOO_LONG: 422,
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
@@ -117,6 +126,12 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.TOKEN_STALE: 401,
     ErrorCode.ACCOUNT_DISABLED: 401,
     ErrorCode.JSON_REQUIRED: 415,
+    ErrorCode.LEAD_TAKEN: 409,
+    ErrorCode.CLAIM_LIMIT_REACHED: 409,
+    ErrorCode.LEAD_COOLDOWN: 409,
+    ErrorCode.LEAD_NOT_HELD: 409,
+    ErrorCode.LEAD_WON: 409,
+    ErrorCode.EXTENSION_LIMIT_REACHED: 409,
     ErrorCode.TOO_MANY_CONCURRENT: 429,
 }
 """The HTTP status of each code: one mapping, so the status a phone sees never drifts from the code it reads (sync's

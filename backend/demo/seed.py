@@ -43,7 +43,9 @@ from backend.demo.names import (
     TRADES,
     District,
 )
+from backend.intake.names import search_terms
 from backend.jobs.service import DEFAULT_JOB_TYPES
+from backend.leads.service import on_phones_sql
 
 __all__ = ["DEMO_PASSWORD", "DEMO_SLUG", "SEED", "DemoLogins", "DemoPoi", "generate_pois", "seed_demo"]
 
@@ -64,6 +66,8 @@ MAX_RADIUS_KM = 36.0  # a draw beyond this (a Gaussian tail) is drawn again
 PHONE_SHARE = 0.70
 CUSTOM_GEOFENCE_SHARE = 0.05  # the rest use the tenant's default radius
 HELD_SHARE = 0.10  # merchants held as leads by a BD; the rest are in the open pool
+NEAR_EXPIRY_FROM = 0.9  # the last tenth of held leads are near their release (see _lead_age)
+RELEASED = 300  # open-pool merchants that a BD held until the policy released them (their history says so)
 HOLD_RADIUS_KM = 6.0  # a BD holds merchants within this distance of their team's patch
 CONTACT_SHARE = 0.20
 
@@ -73,6 +77,10 @@ _KM_PER_DEG_LON = 111.32 * math.cos(math.radians(CENTRE_LAT))
 
 _ADVISORY_LOCK_KEY = 0x6772_6E64_5345_4544  # "grndSEED": one seeder at a time per database
 _PROGRESS_EVERY = 20_000
+
+
+# id, name, category, address, phone, lat, lon, geofence radius, holder, claimed at, search terms
+_PoiRow = tuple[UUID, str, str, str, str | None, float, float, float | None, UUID | None, datetime | None, str]
 
 
 class DemoPoi(NamedTuple):
@@ -303,9 +311,19 @@ class _Plan(NamedTuple):
     tenant_id: UUID
     teams: list[tuple[UUID, UUID, UUID | None, str, str]]  # id, tenant_id, parent_id, name, path
     users: list[tuple[UUID, UUID, UUID | None, str, str, str | None, str, str, str]]
-    pois: list[tuple[UUID, str, str, str, str | None, float, float, float | None, UUID | None, datetime | None]]
+    pois: list[_PoiRow]
     contacts: list[tuple[UUID, UUID, UUID, str, str, str | None]]  # id, tenant_id, poi_id, name, role, phone
     logins: DemoLogins
+
+
+def _lead_age(drawn_s: float) -> timedelta:
+    """A held lead's age, from one draw in [600 s, 30 days] (the same draws as before the lead pool, so every other
+    seeded value stays the same): nine in ten claimed in the last 11 days, safe under the default policy (15 days
+    without a visit); one in ten 12.2 to 14.8 days ago, inside the 3-day warning window before its release."""
+    share = (drawn_s - 600) / (30 * 86_400 - 600)
+    if share < NEAR_EXPIRY_FROM:
+        return timedelta(seconds=600 + share / NEAR_EXPIRY_FROM * (11 * 86_400 - 600))
+    return timedelta(days=12.2 + (share - NEAR_EXPIRY_FROM) / (1 - NEAR_EXPIRY_FROM) * 2.6)
 
 
 def _plan(poi_count: int) -> _Plan:
@@ -373,15 +391,29 @@ def _plan(poi_count: int) -> _Plan:
         holders[index] = rng.choice(bds)
     now = datetime.now(UTC)
 
-    pois: list[tuple[UUID, str, str, str, str | None, float, float, float | None, UUID | None, datetime | None]] = []
+    pois: list[
+        tuple[UUID, str, str, str, str | None, float, float, float | None, UUID | None, datetime | None, str]
+    ] = []
     contacts: list[tuple[UUID, UUID, UUID, str, str, str | None]] = []
     for index, poi in enumerate(merchants):
         poi_id = _uuid(rng)
         radius = float(rng.randrange(30, 85, 5)) if rng.random() < CUSTOM_GEOFENCE_SHARE else None
         holder = holders.get(index)
-        claimed_at = now - timedelta(seconds=rng.uniform(600, 30 * 86_400)) if holder else None
+        claimed_at = now - _lead_age(rng.uniform(600, 30 * 86_400)) if holder else None
         pois.append(
-            (poi_id, poi.name, poi.category, poi.address, poi.phone, poi.lat, poi.lon, radius, holder, claimed_at)
+            (
+                poi_id,
+                poi.name,
+                poi.category,
+                poi.address,
+                poi.phone,
+                poi.lat,
+                poi.lon,
+                radius,
+                holder,
+                claimed_at,
+                search_terms(poi.name, poi.address),
+            )
         )
         if rng.random() < CONTACT_SHARE:
             for n in range(1 if rng.random() < 0.7 else 2):
@@ -453,17 +485,17 @@ async def _load(conn: asyncpg.Connection, plan: _Plan) -> None:
     await conn.execute(
         "CREATE TEMP TABLE demo_poi_staging (id uuid NOT NULL, name text NOT NULL, category text NOT NULL,"
         " address text NOT NULL, phone text, lat float8 NOT NULL, lon float8 NOT NULL, geofence_radius_m float8,"
-        " holder_id uuid, claimed_at timestamptz) ON COMMIT DROP"
+        " holder_id uuid, claimed_at timestamptz, search_terms text NOT NULL) ON COMMIT DROP"
     )
     await conn.copy_records_to_table("demo_poi_staging", records=plan.pois)
     copied = time.perf_counter()
     say(f"copied {len(plan.pois):,} merchants to staging in {copied - started:.1f} s")
     await conn.execute(
         "INSERT INTO pois (id, tenant_id, name, category, address, phone, location, geofence_radius_m, holder_id,"
-        " claimed_at, source)"
+        " claimed_at, source, search_terms)"
         " SELECT id, $1, name, category, address, phone,"
         " ST_SetSRID(ST_MakePoint(round(lon::numeric, 7)::float8, round(lat::numeric, 7)::float8), 4326)::geography,"
-        " geofence_radius_m, holder_id, claimed_at, 'import' FROM demo_poi_staging",
+        " geofence_radius_m, holder_id, claimed_at, 'import', search_terms FROM demo_poi_staging",
         plan.tenant_id,
     )
     inserted = time.perf_counter()
@@ -473,16 +505,43 @@ async def _load(conn: asyncpg.Connection, plan: _Plan) -> None:
     )
     held = sum(1 for poi in plan.pois if poi[8] is not None)
     say(f"{len(plan.contacts):,} contacts in {time.perf_counter() - inserted:.1f} s; {held:,} merchants held by BDs")
+    await _seed_released_leads(conn, plan.tenant_id)
     await _seed_campaign(conn, plan.tenant_id)
     await _seed_field_service(conn, plan.tenant_id)
-    # Every record in a user's scope has a row in their change feed: that is what a first sync sends.
+    # Every record in a user's scope has a row in their change feed: that is what a first sync sends (the
+    # merchants by leads' one rule of what belongs on a phone).
     await conn.execute(
-        "INSERT INTO sync_changes (user_id, collection, record_id, tenant_id, op)"
-        " SELECT holder_id, 'pois', id, tenant_id, 'upsert' FROM pois WHERE tenant_id = $1 AND holder_id IS NOT NULL"
+        "INSERT INTO sync_changes (user_id, collection, record_id, tenant_id, op)"  # noqa: S608 - leads' constant SQL
+        f" SELECT user_id, 'pois', poi_id, tenant_id, 'upsert' FROM ({on_phones_sql()}) AS on_phone"
         " UNION ALL"
         " SELECT assignee_id, 'work_items', id, tenant_id, 'upsert' FROM work_items WHERE tenant_id = $1",
         plan.tenant_id,
     )
+
+
+async def _seed_released_leads(conn: asyncpg.Connection, tenant_id: UUID) -> None:
+    """Leads the policy has released: merchants of the open pool that a BD claimed 25 days ago and lost 10 days
+    ago to 15 days without a visit, each with its two rows of history (the release by the scheduler: no actor)."""
+    await conn.execute(
+        "WITH bds AS ("
+        "   SELECT id, row_number() OVER (ORDER BY username) - 1 AS n, count(*) OVER () AS total"
+        "   FROM users WHERE tenant_id = $1 AND role = 'bd'),"
+        " released AS ("
+        "   SELECT p.id AS poi_id, row_number() OVER (ORDER BY p.id) - 1 AS n"
+        "   FROM pois p WHERE p.tenant_id = $1 AND p.holder_id IS NULL ORDER BY p.id LIMIT $2),"
+        " lost AS ("
+        "   SELECT r.poi_id, b.id AS bd_id FROM released r JOIN bds b ON b.n = r.n % b.total),"
+        " state AS ("
+        "   INSERT INTO leads (tenant_id, poi_id, state, updated_at)"
+        "   SELECT $1, poi_id, 'pool', now() - interval '10 days' FROM lost)"
+        " INSERT INTO lead_events (tenant_id, poi_id, at, action, actor_id, from_user_id, to_user_id, reason)"
+        " SELECT $1, poi_id, now() - interval '25 days', 'claim', bd_id, NULL, bd_id, NULL FROM lost"
+        " UNION ALL"
+        " SELECT $1, poi_id, now() - interval '10 days', 'release', NULL, bd_id, NULL, 'no_visit' FROM lost",
+        tenant_id,
+        RELEASED,
+    )
+    say(f"{RELEASED} leads released to the pool by the policy (with their history)")
 
 
 DEMO_CAMPAIGN_FORM = (

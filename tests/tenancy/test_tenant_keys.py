@@ -253,6 +253,14 @@ async def two_tenants_with_everything(factory: Factory, keyed_client: Client) ->
                 ),
                 {"t": me.tenant, "job": me.job},
             )
+            # A likely duplicate the intake found (merchant_duplicates references two merchants).
+            await session.execute(
+                text(
+                    "INSERT INTO merchant_duplicates (tenant_id, id, poi_id, candidate_id, verdict, similarity,"
+                    " distance_m, reasons) VALUES (:t, :id, :poi, :other, 'likely', 0.9, 5, '[]'::jsonb)"
+                ),
+                {"t": me.tenant, "id": uuid.uuid4(), "poi": me.poi, "other": await factory.poi(me.tenant)},
+            )
             # What the trail derived at the merchant and the job site (tracking's presence and geofence events).
             for seq, (kind, poi_id, job_id) in enumerate([("merchant", me.poi, None), ("job_site", None, me.job)]):
                 place = {"t": me.tenant, "u": me.bd.id, "seq": seq, "kind": kind, "poi": poi_id, "job": job_id}
