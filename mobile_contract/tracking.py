@@ -105,10 +105,12 @@ class TrackingWindowIn(Request, kw_only=True):
 
 
 class TrackingSettingsIn(Request):
-    """Replaces the tenant's tracking settings: trail retention, and every tracking window (none: always)."""
+    """Replaces the tenant's tracking settings: trail retention, every tracking window (none: always), and the
+    time zone whose midnights split a person's derived days (stops, trips, gaps; a change derives them again)."""
 
     retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 90
     windows: Annotated[list[TrackingWindowIn], msgspec.Meta(max_length=200)] = msgspec.field(default_factory=list)
+    timezone: TimeZoneName = "UTC"
 
 
 class TrackingWindow(Response):
@@ -122,6 +124,7 @@ class TrackingWindow(Response):
 class TrackingSettings(Response):
     retention_days: int
     windows: list[TrackingWindow]
+    timezone: str = "UTC"
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -43,8 +43,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("groundwork.tracking")
 
 DERIVE_DAY = "tracking.derive_day"
+REDERIVE_TENANT = "tracking.rederive_tenant"
 POLICY = MovementPolicy()
-_REACH_M = 250.0  # places this far from the trail (plus their radius) are watched
+# Merchants whose centre lies this far from the trail are watched. A constant, so that the (tenant_id, location)
+# GiST index answers it (a distance that depends on the row's radius would scan every merchant of the tenant).
+_REACH_M = 300.0
 _SAMPLE_M = 25.0  # the trail is thinned to points this far apart to find the places near it
 _MAX_PLACES = 2_000
 
@@ -108,7 +111,7 @@ WITH pts AS (
 SELECT p.id, ST_Y(p.location::geometry) AS lat, ST_X(p.location::geometry) AS lon,
        COALESCE(p.geofence_radius_m, $4) AS radius_m, ST_AsGeoJSON(p.geofence) AS polygon
 FROM pois p, pts
-WHERE p.tenant_id = $1 AND ST_DWithin(p.location, pts.g, $5 + COALESCE(p.geofence_radius_m, $4))
+WHERE p.tenant_id = $1 AND ST_DWithin(p.location, pts.g, $5)
 ORDER BY p.id
 LIMIT $6
 """
@@ -295,3 +298,36 @@ async def handle_derive_day(database: Database, job: Job) -> None:
         )
         await session.commit()
     log.debug("derived %s: %s", payload, derived)
+
+
+_TENANT_DAYS_SQL = """
+SELECT DISTINCT user_id, (recorded_at AT TIME ZONE $2)::date AS day
+FROM tracking_positions WHERE tenant_id = $1
+ORDER BY user_id, day
+"""
+DERIVED_TABLES = (
+    "tracking_stops",
+    "tracking_trips",
+    "tracking_gaps",
+    "tracking_presence",
+    "tracking_fence_events",
+    "tracking_days",
+)
+
+
+async def handle_rederive_tenant(database: Database, job: Job) -> None:
+    """The `tracking.rederive_tenant` handler, after the tenant's tracking time zone changed: the derived days
+    of the old zone go, and a `tracking.derive_day` is queued for every (person, day) of the trail in the new one,
+    in one transaction."""
+    tenant_id = UUID(job.payload["tenant_id"])
+    async with database.session() as session:
+        zone = await tracking_zone(session, tenant_id)
+        for table in DERIVED_TABLES:
+            await queries.run(session, f"DELETE FROM {table} WHERE tenant_id = $1", tenant_id)  # noqa: S608
+        rows = await queries.run(session, _TENANT_DAYS_SQL, tenant_id, zone.key)
+        by_user: dict[UUID, list[date]] = {}
+        for row in rows:
+            by_user.setdefault(row["user_id"], []).append(row["day"])
+        for user_id, days in by_user.items():
+            await enqueue_days(session, tenant_id, user_id, days)
+        await session.commit()

@@ -29,6 +29,7 @@ from backend.auth.scopes import users_in_scope
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
 from backend.evidence import trail
+from backend.queue.service import enqueue
 from backend.tracking import derived, queries
 from backend.tracking.models import TrackingKey, TrackingSettings, TrackingWindow
 from backend.tracking.queries import Fetcher, IngestRows
@@ -446,15 +447,21 @@ async def tracked_by_key(conn: Fetcher, key: str, *, now: datetime) -> Tracked:
 
 
 async def get_settings(session: AsyncSession, principal: Principal) -> wire.TrackingSettings:
-    retention = await session.scalar(
-        select(TrackingSettings.retention_days).where(TrackingSettings.tenant_id == principal.tenant_id)
-    )
+    stored = (
+        await session.execute(
+            select(TrackingSettings.retention_days, TrackingSettings.timezone).where(
+                TrackingSettings.tenant_id == principal.tenant_id
+            )
+        )
+    ).first()
+    retention = stored.retention_days if stored else None
     windows = await session.scalars(
         select(TrackingWindow)
         .where(TrackingWindow.tenant_id == principal.tenant_id)
         .order_by(TrackingWindow.created_at, TrackingWindow.id)
     )
     return wire.TrackingSettings(
+        timezone=stored.timezone if stored else "UTC",
         retention_days=retention or DEFAULT_RETENTION_DAYS,
         windows=[
             wire.TrackingWindow(
@@ -487,13 +494,24 @@ async def put_settings(
         _zone(window.timezone)
         if window.starts == window.ends:
             raise DomainError(ErrorCode.VALIDATION_FAILED, "A window's start and end must differ.", errors=[])
+    _zone(data.timezone)
     from sqlalchemy.dialects.postgresql import insert
 
+    before = await session.scalar(
+        select(TrackingSettings.timezone).where(TrackingSettings.tenant_id == principal.tenant_id)
+    )
     await session.execute(
         insert(TrackingSettings)
-        .values(tenant_id=principal.tenant_id, retention_days=data.retention_days)
-        .on_conflict_do_update(index_elements=["tenant_id"], set_={"retention_days": data.retention_days})
+        .values(tenant_id=principal.tenant_id, retention_days=data.retention_days, timezone=data.timezone)
+        .on_conflict_do_update(
+            index_elements=["tenant_id"], set_={"retention_days": data.retention_days, "timezone": data.timezone}
+        )
     )
+    if (before or "UTC") != data.timezone:
+        # Days end at other midnights now: every derived day is derived again, in the background.
+        await enqueue(
+            session, derived.REDERIVE_TENANT, {"tenant_id": str(principal.tenant_id)}, tenant_id=principal.tenant_id
+        )
     await session.execute(delete(TrackingWindow).where(TrackingWindow.tenant_id == principal.tenant_id))
     for window in data.windows:
         session.add(

@@ -22,14 +22,7 @@ from backend.tracking import derived, queries
 from backend.tracking.models import POSITIONS
 from backend.tracking.service import DEFAULT_RETENTION_DAYS
 
-DERIVED_TABLES = (
-    "tracking_stops",
-    "tracking_trips",
-    "tracking_gaps",
-    "tracking_presence",
-    "tracking_fence_events",
-    "tracking_days",
-)
+DERIVED_TABLES = derived.DERIVED_TABLES
 AHEAD_DAYS = 2  # today and the next two days always have a partition
 BATCH = 5_000
 
@@ -106,4 +99,4 @@ PERIODIC: list[Periodic] = [
 @asynccontextmanager
 async def handlers(settings: Settings) -> AsyncIterator[dict[str, Handler]]:
     """The queue handlers of tracking, for as long as a worker runs."""
-    yield {derived.DERIVE_DAY: derived.handle_derive_day}
+    yield {derived.DERIVE_DAY: derived.handle_derive_day, derived.REDERIVE_TENANT: derived.handle_rederive_tenant}

@@ -222,3 +222,63 @@ async def test_derived_days_go_with_the_trail_past_retention(factory: Factory) -
     for table in ("tracking_days", "tracking_gaps"):
         rows = await hot.fetch(f"SELECT day FROM {table} WHERE tenant_id = $1", tenant)  # noqa: S608
         assert [row["day"] for row in rows] == [date(2031, 1, 9)], table
+
+
+async def test_a_merchants_polygon_is_its_fence(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    factory: Factory,
+) -> None:
+    tenant = await factory.tenant()
+    # A mall: a 200 m square around the shop's point, and a 1 m radius that alone would hold nothing.
+    corners = [destination(*SHOP, bearing, 141.0) for bearing in (45.0, 135.0, 225.0, 315.0)]
+    ring = ", ".join(f"{lon} {lat}" for lat, lon in [*corners, corners[0]])
+    mall = await factory.poi(tenant, *SHOP, radius_m=1.0, polygon_wkt=f"POLYGON(({ring}))")
+    bd = await factory.user(tenant, Role.BD)
+    day = datetime.now(UTC).date() - timedelta(days=2)
+    await send(client, bd, day_trail(day, 3))
+    await run_due(factory.database, registry(), tenant_id=tenant)
+    rows = await derived_rows(factory.database, bd, day)
+    assert [row[3] for row in rows["tracking_presence"]] == [mall]
+
+
+async def test_a_new_tracking_time_zone_derives_the_days_again(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+    factory: Factory,
+) -> None:
+    tenant = await factory.tenant()
+    admin = await factory.user(tenant, Role.ADMIN)
+    bd = await factory.user(tenant, Role.BD)
+    day = datetime.now(UTC).date() - timedelta(days=2)
+    # 23:50 to 00:30 UTC: across UTC midnight, inside one Shanghai day (07:50 to 08:30).
+    start = datetime(day.year, day.month, day.day, 23, 50, tzinfo=UTC)
+    trail = [
+        {
+            "id": str(uuid.uuid4()),
+            "lat": SHOP[0],
+            "lon": SHOP[1] + 0.00001 * (k % 3),
+            "accuracy_m": 8.0,
+            "captured_at": (start + timedelta(seconds=30 * k)).isoformat(),
+        }
+        for k in range(80)
+    ]
+    await send(client, bd, trail)
+    await run_due(factory.database, registry(), tenant_id=tenant)
+    utc_days = await factory.count("SELECT count(*) FROM tracking_stops WHERE tenant_id = :t", t=tenant)
+    assert utc_days == 2  # the stop is cut at UTC midnight
+    put = await client.put(
+        "/v1/tracking/settings", json={"retention_days": 90, "timezone": "Asia/Shanghai"}, headers=admin.headers
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["timezone"] == "Asia/Shanghai"
+    found = registry()
+    found.register(derived.REDERIVE_TENANT, derived.handle_rederive_tenant)
+    await run_due(factory.database, found, tenant_id=tenant)  # the tenant's rederive
+    await run_due(factory.database, found, tenant_id=tenant)  # the days it queued
+    rows = await factory.database.hot.fetch(
+        "SELECT day, started_at, ended_at FROM tracking_stops WHERE tenant_id = $1", tenant
+    )
+    assert [(row["day"], row["started_at"], row["ended_at"]) for row in rows] == [
+        (day + timedelta(days=1), start, start + timedelta(seconds=30 * 79))
+    ]
+    bad = await client.put("/v1/tracking/settings", json={"timezone": "Mars/Olympus"}, headers=admin.headers)
+    assert bad.status_code == 422
