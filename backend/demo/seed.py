@@ -427,6 +427,7 @@ async def seed_demo(database_url: str, *, poi_count: int = 100_000) -> DemoLogin
         say(f"analyzed in {time.perf_counter() - analyzing:.1f} s")
     finally:
         await conn.close()
+    await _seed_movement(database_url, plan.tenant_id)
     say(f"demo data loaded in {time.perf_counter() - started:.1f} s")
     _say_logins(plan.logins)
     return plan.logins
@@ -482,6 +483,20 @@ async def _load(conn: asyncpg.Connection, plan: _Plan) -> None:
         " UNION ALL"
         " SELECT assignee_id, 'work_items', id, tenant_id, 'upsert' FROM work_items WHERE tenant_id = $1",
         plan.tenant_id,
+    )
+
+
+async def _seed_movement(database_url: str, tenant_id: UUID) -> None:
+    """A day of field movement ending now (backend/demo/movement.py), through the tracking and visits services:
+    after the tenant's transaction, as the apps would send it."""
+    from backend.demo.movement import seed_movement
+
+    started = time.perf_counter()
+    patches = {team.name: team.patch for team in _TEAMS if team.patch is not None}
+    seeded = await seed_movement(database_url, tenant_id, now=datetime.now(UTC), seed=SEED + 3, patches=patches)
+    say(
+        f"a day of movement: {seeded.fixes:,} fixes and {seeded.visits} visits of {seeded.people} people"
+        f" in {time.perf_counter() - started:.1f} s"
     )
 
 
