@@ -141,6 +141,38 @@ class _Day:
         self.here = to
 
 
+def _next_place(day: _Day, todo: list[tuple[UUID, float, float]]) -> None:
+    """Walk to the nearest place not yet seen and stay there (a visit, for a BD at a merchant); with none within
+    reach, wander the patch (a walk and a pause)."""
+    rng, walker = day.rng, day.plan.walker
+    todo.sort(key=lambda place: (_distance_m(day.here, (place[1], place[2])), place[0].int))
+    if not todo or _distance_m(day.here, (todo[0][1], todo[0][2])) > MAX_LEG_M:
+        day.walk(_nudge(walker.start, rng.uniform(-400.0, 400.0), rng.uniform(-400.0, 400.0)))
+        day.stand(rng.uniform(5.0, 15.0))
+        return
+    poi_id, lat, lon = todo.pop(0)
+    # Arrive at the door (a few metres off the merchant's point), stay 12 to 30 minutes.
+    day.walk(_nudge((lat, lon), rng.uniform(-8.0, 8.0), rng.uniform(-8.0, 8.0)))
+    dwell = rng.uniform(12.0, 30.0)
+    arrived = day.fix(day.here, speed=0.0, bearing=None, activity="still")
+    day.at += timedelta(seconds=STILL_EVERY_S)
+    day.stand(dwell - 2.0)
+    leaving = day.fix(day.here, speed=0.0, bearing=None, activity="still")
+    day.at += timedelta(seconds=STILL_EVERY_S)
+    if walker.role == "bd":
+        day.plan.visits.append(PlannedVisit(_uuid(rng), poi_id, arrived, leaving))
+
+
+def plan_ahead(rng: random.Random, walker: Walker, *, start: datetime, hours: float) -> list[IncomingFix]:
+    """Where someone goes from `start` on, for `hours` (no lunch, no gap): the path `groundwork simulate` plays."""
+    day = _Day(rng, walker, start)
+    end = start + timedelta(hours=hours)
+    todo = list(walker.places)
+    while day.at < end:
+        _next_place(day, todo)
+    return day.plan.fixes
+
+
 def plan_day(rng: random.Random, walker: Walker, *, now: datetime) -> PlannedDay:
     """One person's day, from `DAY_HOURS` before the seed time to a few minutes before it."""
     end = now - END_BEFORE
@@ -161,23 +193,7 @@ def plan_day(rng: random.Random, walker: Walker, *, now: datetime) -> PlannedDay
             quiet = lunch_start + (day.at - lunch_start) / 2
             day.plan.gap = (quiet, quiet + timedelta(minutes=rng.uniform(22.0, 32.0)))
             continue
-        todo.sort(key=lambda place: (_distance_m(day.here, (place[1], place[2])), place[0].int))
-        if not todo or _distance_m(day.here, (todo[0][1], todo[0][2])) > MAX_LEG_M:
-            # Nowhere left within reach: wander the patch (a walk and a pause) until the day ends.
-            day.walk(_nudge(walker.start, rng.uniform(-400.0, 400.0), rng.uniform(-400.0, 400.0)))
-            day.stand(rng.uniform(5.0, 15.0))
-            continue
-        poi_id, lat, lon = todo.pop(0)
-        # Arrive at the door (a few metres off the merchant's point), stay 12 to 30 minutes.
-        day.walk(_nudge((lat, lon), rng.uniform(-8.0, 8.0), rng.uniform(-8.0, 8.0)))
-        dwell = rng.uniform(12.0, 30.0)
-        arrived = day.fix(day.here, speed=0.0, bearing=None, activity="still")
-        day.at += timedelta(seconds=STILL_EVERY_S)
-        day.stand(dwell - 2.0)
-        leaving = day.fix(day.here, speed=0.0, bearing=None, activity="still")
-        day.at += timedelta(seconds=STILL_EVERY_S)
-        if walker.role == "bd":
-            day.plan.visits.append(PlannedVisit(_uuid(rng), poi_id, arrived, leaving))
+        _next_place(day, todo)
     while day.at < end:  # the last minutes: a short walk, then wherever that ends
         day.walk(_nudge(day.here, rng.uniform(-300.0, 300.0), rng.uniform(-300.0, 300.0)))
         day.stand((end - day.at).total_seconds() / 60.0 + 1.0)

@@ -252,6 +252,8 @@ _TEAMS: tuple[_TeamSpec, ...] = (
     _TeamSpec("Zhangjiang", "Pudong", (31.2040, 121.5900)),
     _TeamSpec("Field Service", None),
 )
+# Where each sales team's BDs start their day (backend/demo/movement.py).
+TEAM_PATCHES: dict[str, tuple[float, float]] = {team.name: team.patch for team in _TEAMS if team.patch is not None}
 _BDS_PER_TEAM = 3
 _ROLE_ORDER = ("admin", "ops", "supervisor", "bd", "technician")
 
@@ -492,8 +494,7 @@ async def _seed_movement(database_url: str, tenant_id: UUID) -> None:
     from backend.demo.movement import seed_movement
 
     started = time.perf_counter()
-    patches = {team.name: team.patch for team in _TEAMS if team.patch is not None}
-    seeded = await seed_movement(database_url, tenant_id, now=datetime.now(UTC), seed=SEED + 3, patches=patches)
+    seeded = await seed_movement(database_url, tenant_id, now=datetime.now(UTC), seed=SEED + 3, patches=TEAM_PATCHES)
     say(
         f"a day of movement: {seeded.fixes:,} fixes and {seeded.visits} visits of {seeded.people} people"
         f" in {time.perf_counter() - started:.1f} s"
