@@ -262,6 +262,14 @@ def run_tracking(args: argparse.Namespace) -> list[report.SummaryRow]:
         f"HTTP: {http['fixes_per_s']:,.0f} fixes/s, batch p99 {http['batch_latency_ms']['p99']:.1f} ms; "
         f"ratio {payload['ratio']:.1%}; target >= {tracking_bench.TARGET_FIXES_PER_S:,}: {'met' if met else 'MISSED'}"
     )
+    for side, measured in (("pgbench", sql), ("HTTP", http)):
+        if measured.get("cpu"):
+            cores, per_fix = measured["cpu"]["cores"], measured["cpu"]["us_per_request"]
+            print(
+                f"CPU, {side}: "
+                + ", ".join(f"{name} {per_fix[name]:.1f} us/fix ({cores[name]:.2f} cores)" for name in per_fix)
+                + f"; idle {cores.get('idle', 0.0):.2f} cores"
+            )
     return [
         report.SummaryRow(
             "tracking",
