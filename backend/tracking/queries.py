@@ -152,7 +152,7 @@ claimed AS (
     INSERT INTO tracking_fix_ids (tenant_id, fix_id, recorded_at)
     SELECT $1::uuid, fix_id, recorded_at FROM batch
     ON CONFLICT DO NOTHING
-    RETURNING fix_id
+    RETURNING fix_id, recorded_at
 ),
 stored AS (
     INSERT INTO {POSITIONS} (tenant_id, user_id, fix_id, device_id, recorded_at, captured_at, received_at, lat, lon,
@@ -179,7 +179,7 @@ newest AS (
         event = excluded.event, mock = excluded.mock, source = excluded.source
     WHERE tracking_latest.recorded_at < excluded.recorded_at
 )
-SELECT fix_id FROM claimed
+SELECT fix_id, recorded_at FROM claimed
 """  # noqa: S608 - the table name is this module's constant
 
 
@@ -320,11 +320,12 @@ async def insert_batch(
     received_at: datetime,
     source: str,
     batch: Sequence[Any],
-) -> list[UUID]:
-    """Store a batch (`Row`s or wire.TrackedFix structs, fix ids distinct); returns the fix ids that were new
-    (the others were stored before: duplicates). One statement, so the batch is stored whole or not at all."""
+) -> dict[UUID, datetime]:
+    """Store a batch (`Row`s or wire.TrackedFix structs, fix ids distinct); returns the fix ids that were new,
+    with their trusted times (the others were stored before: duplicates). One statement, so the batch is stored
+    whole or not at all."""
     if not batch:
-        return []
+        return {}
     args = (tenant_id, user_id, device_id, received_at, source, _ENCODER.encode(batch).decode())
     try:
         found = await _fetch(conn, INGEST_SQL, *args)
@@ -333,7 +334,7 @@ async def insert_batch(
             raise
         await ensure_partitions(conn, {trusted_day(fix, received_at) for fix in batch})
         found = await _fetch(conn, INGEST_SQL, *args)
-    return [row["fix_id"] for row in found]
+    return {row["fix_id"]: row["recorded_at"] for row in found}
 
 
 async def insert_fixes(
