@@ -85,3 +85,19 @@ async def test_simulated_people_land_on_the_trail(live: LiveServer, factory: Fac
         "SELECT count(*) FROM tracking_keys WHERE tenant_id = :t AND revoked_at IS NOT NULL", t=tenant
     )
     assert revoked == 2
+
+
+@pytest.mark.parametrize("args", [["--every", "0"], ["--speedup", "-1"], ["--minutes", "-5"]])
+def test_bad_options_are_refused_before_anything_is_sent(args: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from backend.cli import main
+
+    result = CliRunner().invoke(main, ["simulate", "--url", "http://127.0.0.1:9", *args])
+    assert result.exit_code == 2, result.output
+    assert "--every and --speedup must be > 0" in result.output
+
+
+def test_a_url_that_is_not_http_is_refused() -> None:
+    with pytest.raises(ValueError, match="not an http"):
+        sim.Client("ftp://example.org")
