@@ -22,6 +22,7 @@ from backend.auth.throttle import KnownLocks
 from backend.auth.tokens import TokenCodec
 from backend.auth.userstate import UserState, UserStates, hot_loader
 from backend.bodies import BoundedRequest
+from backend.console.routes import CONSOLE_ROUTES
 from backend.db.engine import Database
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
@@ -49,7 +50,9 @@ from backend.tasks import tasks as tasks_tasks
 from backend.tasks.routes import CampaignController, WorkItemController
 from backend.tenants.routes import TenantController
 from backend.tracking import tasks as tracking_tasks
-from backend.tracking.routes import TrackingController
+from backend.tracking.live_routes import LiveController
+from backend.tracking.routes import TrackingController, TrackingDayController
+from backend.tracking.stream import LiveHub
 from backend.visits import sync as visits_sync
 from backend.visits.routes import VisitController
 from sync.cursor import CursorCodec
@@ -62,7 +65,7 @@ PULL_PAGES = PullPages(SYNC_REGISTRY)
 # The domains' periodic work, run by every `groundwork worker` at most once per period (backend/queue/scheduler.py).
 PERIODIC: list[Periodic] = [*offline_tasks.PERIODIC, *tasks_tasks.PERIODIC, *tracking_tasks.PERIODIC]
 # The domains' queue handlers (push delivery, ...), run by every `groundwork worker`.
-QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers, jobs_tasks.handlers]
+QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers, jobs_tasks.handlers, tracking_tasks.handlers]
 
 ROUTES: list[ControllerRouterHandler] = [
     AuthController,
@@ -77,6 +80,8 @@ ROUTES: list[ControllerRouterHandler] = [
     TenantController,
     DeviceController,
     TrackingController,
+    LiveController,
+    TrackingDayController,
     *HEALTH_ROUTES,
 ]
 
@@ -101,14 +106,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.database = await Database.connect(settings, observe_wait=observe_pool_wait)
+        app.state.live_hub = LiveHub(settings.database_url)
         try:
             yield
         finally:
+            await app.state.live_hub.close()
             app.state.passwords.close()
             await app.state.database.close()
 
     app = Litestar(
-        route_handlers=[*ROUTES, metrics, *DOCS_ROUTES],
+        route_handlers=[*ROUTES, metrics, *DOCS_ROUTES, CONSOLE_ROUTES],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=BoundedRequest,
@@ -120,7 +127,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # A first sync is megabytes of JSON that gzip shrinks ten-fold (bench/); small answers are sent as they
         # are, and the hottest route is left out so it pays nothing for the check.
         compression_config=CompressionConfig(
-            backend="gzip", minimum_size=16 * 1024, gzip_compress_level=5, exclude=["/v1/pois/nearby", "/healthz"]
+            backend="gzip",
+            minimum_size=16 * 1024,
+            gzip_compress_level=5,
+            exclude=["/v1/pois/nearby", "/healthz", "/v1/tracking/live/stream"],
         ),
         debug=False,
         # Our own log handler (observability.py) writes every line, with its request id; Litestar's would add a

@@ -55,6 +55,11 @@ class Settings:
     login_window_s: int = 900
     login_lockout_s: int = 900
     login_locked_delay_s: float = 1.0  # a locked login waits this long before its 429 (slows closed-loop guessers)
+    # The supervisor console (backend/console/): its base map. The default is the app's own grid tile, which needs
+    # no internet; a tile server's URL template ({z}/{x}/{y}, {s} for subdomains) replaces it.
+    console_tile_url: str = "/console/tiles/{z}/{x}/{y}.png"
+    console_tile_crs: str = "wgs84"  # the tiles' coordinate system: wgs84, gcj02 (AMap, Tencent) or bd09 (Baidu)
+    console_tile_attribution: str = "Groundwork grid (no base map)"
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -139,6 +144,9 @@ def get_settings() -> Settings:
         login_window_s=int(env.get("GROUNDWORK_LOGIN_WINDOW_S", "900")),
         login_lockout_s=int(env.get("GROUNDWORK_LOGIN_LOCKOUT_S", "900")),
         login_locked_delay_s=float(env.get("GROUNDWORK_LOGIN_LOCKED_DELAY_S", "1")),
+        console_tile_url=env.get("GROUNDWORK_CONSOLE_TILE_URL", "/console/tiles/{z}/{x}/{y}.png"),
+        console_tile_crs=_choice(env, "GROUNDWORK_CONSOLE_TILE_CRS", "wgs84", ("wgs84", "gcj02", "bd09")),
+        console_tile_attribution=env.get("GROUNDWORK_CONSOLE_TILE_ATTRIBUTION", "Groundwork grid (no base map)"),
     )
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from backend.settings import get_settings
-from bench import dispatch, logins, nearby, photos, report
+from bench import dispatch, logins, nearby, photos, report, tracking_reads
 from bench import sync as sync_bench
 from bench import tracking as tracking_bench
 from bench.progress import BenchError, say
@@ -279,6 +279,37 @@ def run_tracking(args: argparse.Namespace) -> list[report.SummaryRow]:
     ]
 
 
+def run_tracking_reads(args: argparse.Namespace) -> list[report.SummaryRow]:
+    """bench/tracking_reads.py: a day's trail and timeline and the live view over 10,000,000 stored fixes."""
+    started = report.utc_now()
+    config = tracking_reads.ReadsConfig(
+        duration=args.duration,
+        connections=args.connections,
+        port=args.port,
+        warmup=args.warmup,
+        **({"people": 200, "days": 2} if args.quick else {}),
+    )
+    payload = tracking_reads.run(get_settings(), config)
+    _write("tracking-reads", args, started, payload)
+    print()
+    print(f"## tracking reads: {payload['fixes']:,} stored fixes, {payload['people']:,} people, {args.duration:.0f} s")
+    print()
+    rows = []
+    for name, result in payload["results"].items():
+        sql_rps, http_rps = result["pgbench"]["requests_per_s"], result["http"]["requests_per_s"]
+        p99 = result["http"]["latency_ms"]["p99"]
+        print(
+            f"{name}: GET {result['path'].split('?')[0]} ({result['answer_bytes']:,} bytes): {http_rps:,.1f}/s "
+            f"(p99 {p99:.1f} ms) vs pgbench {sql_rps:,.1f}/s: {result['ratio']:.1%}"
+        )
+        rows.append(
+            report.SummaryRow(
+                "tracking-reads", name, f"{http_rps:,.1f}/s vs pgbench {sql_rps:,.1f}/s ({result['ratio']:.0%})"
+            )
+        )
+    return rows
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[report.SummaryRow]]] = {
     "nearby": run_nearby,
     "sync": run_sync,
@@ -286,6 +317,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[report.SummaryRow]]] =
     "photos": run_photos,
     "logins": run_logins,
     "tracking": run_tracking,
+    "tracking-reads": run_tracking_reads,
 }
 
 

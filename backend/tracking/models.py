@@ -17,7 +17,7 @@ demand for late data (queries.ensure_partitions); they are not in the metadata (
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -26,9 +26,11 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     SmallInteger,
@@ -199,14 +201,158 @@ class TrackingWindow(Base):
     created_at: Mapped[datetime] = created_at_column()
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# What the server derives from a trail (geo.movement), per person and local day (the tenant's tracking time
+# zone). Recomputed whole, in one transaction, whenever fixes of that day land (tasks.derive_day): never edited.
+
+
+class DerivedDay(Base):
+    """That a person's day was derived, when, and from how many fixes."""
+
+    __tablename__ = "tracking_days"
+
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    timezone: Mapped[str] = mapped_column(Text)
+    fixes: Mapped[int] = mapped_column(Integer)
+    derived_at: Mapped[datetime]
+
+
+class Stop(Base):
+    """Standing still (geo.movement): where (WGS-84), for how long, how well the place is known."""
+
+    __tablename__ = "tracking_stops"
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    seq: Mapped[int] = mapped_column(SmallInteger, primary_key=True)  # 0.. in time order within the day
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime]
+    lat: Mapped[float] = mapped_column(Double)
+    lon: Mapped[float] = mapped_column(Double)
+    radius_m: Mapped[float] = mapped_column(REAL)
+    fixes: Mapped[int] = mapped_column(Integer)
+
+
+class Trip(Base):
+    """Moving between stops; `from_stop`/`to_stop` are stop `seq`s of the same day (null: the day's edge)."""
+
+    __tablename__ = "tracking_trips"
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    seq: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime]
+    distance_m: Mapped[float] = mapped_column(Double)
+    fixes: Mapped[int] = mapped_column(Integer)
+    from_stop: Mapped[int | None] = mapped_column(SmallInteger)
+    to_stop: Mapped[int | None] = mapped_column(SmallInteger)
+
+
+class Gap(Base):
+    """No usable fix for longer than the gap threshold, and why where the phone said."""
+
+    __tablename__ = "tracking_gaps"
+    __table_args__ = (
+        CheckConstraint(
+            "cause IN ('permission', 'location_off', 'battery_saver', 'no_network', 'unknown')", name="cause"
+        ),
+    )
+
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    seq: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime]
+    cause: Mapped[str] = mapped_column(String(16))
+
+
+# A row is at a merchant or at a job site (the code writes one of the two ids, per `place_kind`). Not a stricter
+# CHECK tying the kind to the column: the tenant-key tests point each reference at another tenant's record and
+# must meet the foreign key, not a CHECK that fires first.
+_ONE_PLACE = "place_kind IN ('merchant', 'job_site') AND (poi_id IS NOT NULL OR job_id IS NOT NULL)"
+
+
+class Presence(Base):
+    """A stop at a merchant or a job site (the stop's accuracy disc mostly inside the place's fence)."""
+
+    __tablename__ = "tracking_presence"
+    __table_args__ = (
+        Index("ix_tracking_presence_poi", "tenant_id", "poi_id", "started_at", postgresql_where="poi_id IS NOT NULL"),
+        Index("ix_tracking_presence_job", "tenant_id", "job_id", postgresql_where="job_id IS NOT NULL"),
+        ForeignKeyConstraint(
+            ["tenant_id", "poi_id"], ["pois.tenant_id", "pois.id"], name="fk_tracking_presence_poi", ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "job_id"], ["jobs.tenant_id", "jobs.id"], name="fk_tracking_presence_job", ondelete="CASCADE"
+        ),
+        CheckConstraint(_ONE_PLACE, name="one_place"),
+    )
+
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    seq: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    stop_seq: Mapped[int] = mapped_column(SmallInteger)
+    place_kind: Mapped[str] = mapped_column(String(16))
+    poi_id: Mapped[UUID | None]
+    job_id: Mapped[UUID | None]
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime]
+    confidence: Mapped[float] = mapped_column(REAL)
+
+
+class FenceEvent(Base):
+    """Entering, leaving, or having stayed a while inside a merchant's or job site's fence."""
+
+    __tablename__ = "tracking_fence_events"
+    __table_args__ = (
+        Index("ix_tracking_fence_events_poi", "tenant_id", "poi_id", "at", postgresql_where="poi_id IS NOT NULL"),
+        Index("ix_tracking_fence_events_job", "tenant_id", "job_id", postgresql_where="job_id IS NOT NULL"),
+        ForeignKeyConstraint(
+            ["tenant_id", "poi_id"],
+            ["pois.tenant_id", "pois.id"],
+            name="fk_tracking_fence_events_poi",
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "job_id"],
+            ["jobs.tenant_id", "jobs.id"],
+            name="fk_tracking_fence_events_job",
+            ondelete="CASCADE",
+        ),
+        CheckConstraint("kind IN ('enter', 'exit', 'dwell')", name="kind"),
+        CheckConstraint(_ONE_PLACE, name="one_place"),
+    )
+
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    seq: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(8))
+    place_kind: Mapped[str] = mapped_column(String(16))
+    poi_id: Mapped[UUID | None]
+    job_id: Mapped[UUID | None]
+
+
 __all__ = [
     "PARTITION_NAME",
     "POSITIONS",
+    "DerivedDay",
+    "FenceEvent",
     "FixId",
+    "Gap",
     "LatestPosition",
+    "Presence",
     "RefusedFix",
+    "Stop",
     "TrackingKey",
     "TrackingSettings",
     "TrackingWindow",
+    "Trip",
     "positions",
 ]

@@ -40,6 +40,7 @@ from geo.verdict import Fix, PriorFix, Reason, VerdictPolicy, judge
 
 __all__ = [
     "INGEST_SQL",
+    "LIVE_CHANNEL",
     "IngestRows",
     "LatestPosition",
     "Row",
@@ -72,6 +73,11 @@ async def _fetch(conn: Conn, sql: str, *args: Any) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await driver.fetch(sql, *args)
         return rows
     return await conn.fetch(sql, *args)
+
+
+async def run(conn: Conn, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Run prebuilt asyncpg SQL on the hot pool, a connection, or inside an ORM session's transaction."""
+    return await _fetch(conn, sql, *args)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -133,9 +139,16 @@ async def partition_days(conn: Conn) -> list[date]:
 # ---------------------------------------------------------------------------------------------------------------
 # Ingest
 
+# The channel on which the ingest announces that a person's newest fix moved (backend/tracking/stream.py listens).
+LIVE_CHANNEL = "tracking_live"
+
 # $1 tenant, $2 user, $3 device, $4 received_at, $5 source, $6 the batch: a JSON array of fix objects (see the
 # module's docstring). A fix without `recorded_at` gets its trusted time here, as geo.verdict.trusted_capture_time
 # gives it (`received_at - age_ms`, else `captured_at`); without `reasons` it has none.
+# When the newest fix moves, the statement also sends a NOTIFY on `LIVE_CHANNEL` with the new position and the
+# person's team (what a subscriber's scope is judged by). A NOTIFY is delivered only when its transaction commits
+# (here: the statement's own), so a failed or rolled-back batch announces nothing. The final WHERE makes the
+# `notified` CTE run (a SELECT CTE nobody reads is skipped); it is always true.
 INGEST_SQL = f"""
 WITH batch AS (
     SELECT s.id AS fix_id,
@@ -178,8 +191,20 @@ newest AS (
         battery = excluded.battery, charging = excluded.charging, activity = excluded.activity,
         event = excluded.event, mock = excluded.mock, source = excluded.source
     WHERE tracking_latest.recorded_at < excluded.recorded_at
+    RETURNING recorded_at, lat, lon, accuracy_m, speed_mps, bearing_deg, battery, charging, activity, source
+),
+notified AS (
+    SELECT pg_notify('{LIVE_CHANNEL}', json_build_object(
+        'tenant_id', $1::uuid, 'user_id', $2::uuid,
+        'team_id', (SELECT u.team_id FROM users u WHERE u.tenant_id = $1::uuid AND u.id = $2::uuid),
+        'team_path', (SELECT t.path FROM users u JOIN teams t ON t.tenant_id = $1::uuid AND t.id = u.team_id
+                      WHERE u.tenant_id = $1::uuid AND u.id = $2::uuid),
+        'recorded_at', n.recorded_at, 'lat', n.lat, 'lon', n.lon, 'accuracy_m', n.accuracy_m,
+        'speed_mps', n.speed_mps, 'bearing_deg', n.bearing_deg, 'battery', n.battery, 'charging', n.charging,
+        'activity', n.activity, 'source', n.source)::text)
+    FROM newest n
 )
-SELECT fix_id, recorded_at FROM claimed
+SELECT fix_id, recorded_at FROM claimed WHERE (SELECT count(*) FROM notified) >= 0
 """  # noqa: S608 - the table name is this module's constant
 
 

@@ -3,6 +3,7 @@ keys and tracking settings. Thin: parse, call the service, commit."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 from uuid import UUID
@@ -11,19 +12,31 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put, route
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
 from backend.coordinates import point_to_wgs84
 from backend.deps import provide_principal
 from backend.errors import DomainError, problems
-from backend.tracking import osmand, service
+from backend.tracking import osmand, service, timeline
 from mobile_contract import tracking as wire
+from mobile_contract.base import SINGLE_LINE
 from mobile_contract.errors import ErrorCode
 from mobile_contract.location import CrsName
 
 CrsParam = Annotated[CrsName, Parameter(description="Coordinate system of lat/lon in the fixes")]
+OutCrs = Annotated[CrsName, Parameter(description="Coordinate system of the points answered")]
+DateParam = Annotated[
+    str, Parameter(min_length=10, max_length=10, pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD, local")
+]
+ZoneParam = Annotated[
+    str, Parameter(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$", description="IANA time zone")
+]
+MomentParam = Annotated[
+    str, Parameter(min_length=10, max_length=40, pattern=SINGLE_LINE, description="RFC 3339 with an offset")
+]
 
 
 class TrackingController(Controller):
@@ -162,6 +175,79 @@ class TrackingController(Controller):
         answer = await service.put_settings(session, principal, data)
         await session.commit()
         return answer
+
+
+@dataclass
+class _TrailFileOperation(Operation):
+    """The trail's 200 in each format it is served in (the handler's own media type can name only one)."""
+
+    def __post_init__(self) -> None:
+        answer = (self.responses or {}).get("200")
+        if isinstance(answer, OpenAPIResponse):
+            answer.content = {
+                media_type.split(";")[0]: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+                for media_type in timeline.MEDIA_TYPES.values()
+            }
+
+
+class TrackingDayController(Controller):
+    """A person's day and trail: a BD reads their own, a supervisor their team's (the caller's data scope)."""
+
+    path = "/v1/tracking/users"
+    tags = ["tracking"]
+
+    @get(
+        "/{user_id:uuid}/day",
+        operation_id="getTrackingDay",
+        responses=problems(401, 404, 422),
+        summary="A person's day: stops, trips, gaps, visits and check-ins, jobs, geofence events, and the trail",
+    )
+    async def day(
+        self,
+        user_id: FromPath[UUID],
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+        date: DateParam,
+        tz: ZoneParam = "UTC",
+        crs: OutCrs = CrsName.WGS84,
+    ) -> wire.TrackingDay:
+        return await timeline.day(session, principal, user_id, date, tz, crs)
+
+    @get(
+        "/{user_id:uuid}/trail",
+        operation_id="getTrackingTrail",
+        responses=problems(401, 404, 422),
+        summary="A person's trail as GeoJSON, GPX, KML or CSV (at most 7 days)",
+        description=(
+            "`from` and `to` are RFC 3339 times (`to` after `from`, at most 7 days apart: else 422 "
+            "`range_too_long`). Answers a file download: `application/geo+json`, `application/gpx+xml`, "
+            "`application/vnd.google-earth.kml+xml` or `text/csv`. GPX and KML hold the believable fixes in "
+            "segments split at gaps; GeoJSON and CSV every fix with its flags (`mock`, `reasons`)."
+        ),
+        media_type="application/octet-stream",
+        operation_class=_TrailFileOperation,
+    )
+    async def trail(
+        self,
+        user_id: FromPath[UUID],
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+        from_: Annotated[
+            str,
+            QueryParameter(
+                name="from", min_length=10, max_length=40, pattern=SINGLE_LINE, description="RFC 3339 with an offset"
+            ),
+        ],
+        to: MomentParam,
+        format: FromQuery[wire.TrailFormat] = wire.TrailFormat.GEOJSON,
+        crs: OutCrs = CrsName.WGS84,
+    ) -> Response[bytes]:
+        found = await timeline.trail(session, principal, user_id, from_, to, format, crs)
+        return Response(
+            found.content,
+            media_type=found.media_type,
+            headers={"Content-Disposition": f'attachment; filename="{found.filename}"'},
+        )
 
 
 def _to_wgs84(fix: service.IncomingFix, crs: CrsName) -> service.IncomingFix:

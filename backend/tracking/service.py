@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.scopes import users_in_scope
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
-from backend.tracking import queries
+from backend.tracking import derived, queries
 from backend.tracking.models import TrackingKey, TrackingSettings, TrackingWindow
 from backend.tracking.queries import Fetcher
 from geo.fence import CircleFence
@@ -38,6 +38,7 @@ from mobile_contract.auth import Role
 from mobile_contract.errors import ErrorCode
 
 DEFAULT_RETENTION_DAYS = 90
+_UTC = ZoneInfo("UTC")
 _SETTINGS_TTL_S = 5.0  # other processes see a settings change within this long
 # The verdict's reasons a trail fix carries as doubts (the others are about fences and actions, not trails).
 _KEPT_REASONS = (Reason.MOCK_LOCATION, Reason.CLOCK_SKEW)
@@ -98,6 +99,7 @@ class Window:
 class TenantTracking:
     retention_days: int
     windows: dict[UUID | None, tuple[Window, ...]]
+    zone: ZoneInfo = _UTC  # whose midnight a derived day starts at (derived.py)
 
     def windows_of(self, team_id: UUID | None) -> tuple[Window, ...]:
         """The team's own windows, else the tenant's default ones; none: tracked at any hour."""
@@ -131,6 +133,7 @@ SETTINGS = SettingsCache()
 
 _SETTINGS_SQL = """
 SELECT (SELECT retention_days FROM tracking_settings WHERE tenant_id = $1) AS retention_days,
+       (SELECT timezone FROM tracking_settings WHERE tenant_id = $1) AS timezone,
        COALESCE((SELECT jsonb_agg(jsonb_build_object('team_id', team_id, 'weekdays', weekdays,
                      'starts', to_char(starts, 'HH24:MI'), 'ends', to_char(ends, 'HH24:MI'), 'timezone', timezone))
                  FROM tracking_windows WHERE tenant_id = $1), '[]'::jsonb)::text AS windows
@@ -160,6 +163,7 @@ async def _load_tracking(conn: Fetcher, tenant_id: UUID) -> TenantTracking:
     return TenantTracking(
         retention_days=row["retention_days"] or DEFAULT_RETENTION_DAYS,
         windows={team: tuple(found) for team, found in windows.items()},
+        zone=derived.zone_of(row["timezone"]),
     )
 
 
@@ -303,6 +307,11 @@ async def ingest(
     )
     if refusals:
         await _store_refusals(conn, who, refusals, received_at=received_at, source=source)
+    if new:
+        # After the trail's statement committed (the hot pool is autocommit): the days it changed are derived
+        # again, late fixes included. A crash between the two leaves the day to the next fix of that day.
+        days = derived.local_days(new.values(), tracking.zone)
+        await derived.enqueue_days(conn, who.tenant_id, who.user_id, days)
     return wire.BatchResult(
         accepted=len(new),
         duplicate=len(batch) - len(new) + repeats,

@@ -1,4 +1,5 @@
-"""Tracking's periodic work: the trail's day partitions made ahead, and trails past retention dropped.
+"""Tracking's background work: a person's day derived again when fixes for it land (derived.py), the trail's day
+partitions made ahead, and trails past retention dropped.
 
 Partitions are shared by every tenant (one per UTC day), so a whole day is dropped once it is older than the
 longest retention any tenant keeps; tenants that keep less lose their older rows by DELETE from the partitions
@@ -8,15 +9,27 @@ workers at once (IF NOT EXISTS, IF EXISTS, and deletes that skip what another ru
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backend.db.engine import Database
 from backend.queue.scheduler import Periodic
-from backend.tracking import queries
+from backend.queue.service import Handler
+from backend.settings import Settings
+from backend.tracking import derived, queries
 from backend.tracking.models import POSITIONS
 from backend.tracking.service import DEFAULT_RETENTION_DAYS
 
+DERIVED_TABLES = (
+    "tracking_stops",
+    "tracking_trips",
+    "tracking_gaps",
+    "tracking_presence",
+    "tracking_fence_events",
+    "tracking_days",
+)
 AHEAD_DAYS = 2  # today and the next two days always have a partition
 BATCH = 5_000
 
@@ -74,6 +87,13 @@ async def enforce_retention(database: Database, now: datetime) -> dict[str, Any]
         await hot.fetch(
             "DELETE FROM tracking_refused WHERE tenant_id = $1 AND received_at < $2", row["tenant_id"], cutoff
         )
+        # What was derived from the dropped trail goes with it (a day is kept while any of its hours is).
+        for table in DERIVED_TABLES:
+            await hot.fetch(
+                f"DELETE FROM {table} WHERE tenant_id = $1 AND day < $2",  # noqa: S608 - names of this module
+                row["tenant_id"],
+                cutoff.date() - timedelta(days=1),
+            )
     return {"dropped": dropped, "keys_deleted": deleted}
 
 
@@ -81,3 +101,9 @@ PERIODIC: list[Periodic] = [
     Periodic("tracking.partitions", every=timedelta(hours=1), run=create_partitions),
     Periodic("tracking.retention", every=timedelta(hours=6), run=enforce_retention),
 ]
+
+
+@asynccontextmanager
+async def handlers(settings: Settings) -> AsyncIterator[dict[str, Handler]]:
+    """The queue handlers of tracking, for as long as a worker runs."""
+    yield {derived.DERIVE_DAY: derived.handle_derive_day}

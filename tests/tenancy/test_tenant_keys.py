@@ -253,6 +253,24 @@ async def two_tenants_with_everything(factory: Factory, keyed_client: Client) ->
                 ),
                 {"t": me.tenant, "job": me.job},
             )
+            # What the trail derived at the merchant and the job site (tracking's presence and geofence events).
+            for seq, (kind, poi_id, job_id) in enumerate([("merchant", me.poi, None), ("job_site", None, me.job)]):
+                place = {"t": me.tenant, "u": me.bd.id, "seq": seq, "kind": kind, "poi": poi_id, "job": job_id}
+                await session.execute(
+                    text(
+                        "INSERT INTO tracking_presence (tenant_id, user_id, day, seq, stop_seq, place_kind, poi_id,"
+                        " job_id, started_at, ended_at, confidence)"
+                        " VALUES (:t, :u, current_date, :seq, 0, :kind, :poi, :job, now(), now(), 1)"
+                    ),
+                    place,
+                )
+                await session.execute(
+                    text(
+                        "INSERT INTO tracking_fence_events (tenant_id, user_id, day, seq, at, kind, place_kind,"
+                        " poi_id, job_id) VALUES (:t, :u, current_date, :seq, now(), 'enter', :kind, :poi, :job)"
+                    ),
+                    place,
+                )
             await session.commit()
         sides.append(me)
     return sides[0], sides[1]
