@@ -70,6 +70,65 @@ def walkthrough(pois: int) -> None:
         raise SystemExit(1)
 
 
+@main.command(
+    help="Live movement of the demo's BDs and technicians, sent to a running server (`groundwork demo`) as Traccar "
+    "Client 10 sends it: a tracking key each (POST /v1/tracking/keys), then form posts to /v1/tracking/osmand."
+)
+@click.option("--url", default=None, help="The server (default http://GROUNDWORK_HOST:GROUNDWORK_PORT).")
+@click.option("--every", "every_s", default=10.0, show_default=True, help="Seconds of simulated time per fix.")
+@click.option("--speedup", default=10.0, show_default=True, help="Simulated seconds per second of the clock.")
+@click.option("--minutes", default=240.0, show_default=True, help="Minutes of simulated time to play.")
+@click.option("--people", default=None, type=int, help="Only the first N of the demo's BDs and technicians.")
+@click.option("--username", default="admin@demo", show_default=True, help="Who issues the tracking keys.")
+@click.option("--password", default=None, help="Their password (default: the demo's).")
+@click.option("--seed", default=1, show_default=True, help="Random seed of the paths.")
+def simulate(
+    url: str | None,
+    every_s: float,
+    speedup: float,
+    minutes: float,
+    people: int | None,
+    username: str,
+    password: str | None,
+    seed: int,
+) -> None:
+    from datetime import UTC, datetime
+
+    from backend.demo import simulate as sim
+    from backend.demo.seed import DEMO_PASSWORD, DEMO_SLUG
+
+    if every_s <= 0 or speedup <= 0 or minutes < 0:
+        raise click.BadParameter("--every and --speedup must be > 0, --minutes >= 0")
+    settings = get_settings()
+    base_url = url or f"http://{settings.host}:{settings.port}"
+    walkers = asyncio.run(sim.demo_walkers(settings.database_url, DEMO_SLUG))[:people]
+    client = sim.Client(base_url)
+    token = sim.log_in(client, username, password or DEMO_PASSWORD)
+    start = datetime.now(UTC)
+    trackers = sim.issue_trackers(client, token, walkers, start=start, hours=minutes / 60.0 + 1.0, seed=seed)
+    click.echo(
+        f"simulating {len(trackers)} people against {base_url}: a fix each per {every_s:g} s of simulated time, "
+        f"x{speedup:g} ({minutes:g} simulated minutes, {minutes * 60 / speedup:.0f} s); Ctrl-C stops",
+        err=True,
+    )
+
+    def report(progress: sim.Progress) -> None:
+        line = (
+            f"  simulated {progress.simulated_s / 60:6.1f} / {minutes:g} min: {progress.sent:,} fixes sent, "
+            f"{progress.failed:,} failed"
+        )
+        click.echo(line + (f" (last: {progress.last_error})" if progress.failed else ""), err=True)
+
+    try:
+        sim.play(client, trackers, every_s=every_s, speedup=speedup, simulated_s=minutes * 60.0, report=report)
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+    finally:
+        sim.revoke_trackers(client, sim.log_in(client, username, password or DEMO_PASSWORD), trackers)
+        client.close()
+        click.echo(f"revoked the {len(trackers)} tracking keys of this run", err=True)
+
+
 @main.command(help="Serve the API (the database must be migrated: `groundwork db migrate`).")
 @click.option("--host", default=None, help="Interface to bind (default 127.0.0.1 or GROUNDWORK_HOST).")
 @click.option("--port", default=None, type=int, help="Port (default 8000 or GROUNDWORK_PORT).")

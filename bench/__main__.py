@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from backend.settings import get_settings
-from bench import dispatch, intake, logins, nearby, photos, report
+from bench import dispatch, intake, logins, nearby, photos, report, tracking_reads
 from bench import leads as leads_bench
 from bench import sync as sync_bench
 from bench import tracking as tracking_bench
@@ -263,6 +263,14 @@ def run_tracking(args: argparse.Namespace) -> list[report.SummaryRow]:
         f"HTTP: {http['fixes_per_s']:,.0f} fixes/s, batch p99 {http['batch_latency_ms']['p99']:.1f} ms; "
         f"ratio {payload['ratio']:.1%}; target >= {tracking_bench.TARGET_FIXES_PER_S:,}: {'met' if met else 'MISSED'}"
     )
+    for side, measured in (("pgbench", sql), ("HTTP", http)):
+        if measured.get("cpu"):
+            cores, per_fix = measured["cpu"]["cores"], measured["cpu"]["us_per_request"]
+            print(
+                f"CPU, {side}: "
+                + ", ".join(f"{name} {per_fix[name]:.1f} us/fix ({cores[name]:.2f} cores)" for name in per_fix)
+                + f"; idle {cores.get('idle', 0.0):.2f} cores"
+            )
     return [
         report.SummaryRow(
             "tracking",
@@ -336,6 +344,37 @@ def run_leads(args: argparse.Namespace) -> list[report.SummaryRow]:
     ]
 
 
+def run_tracking_reads(args: argparse.Namespace) -> list[report.SummaryRow]:
+    """bench/tracking_reads.py: a day's trail and timeline and the live view over 10,000,000 stored fixes."""
+    started = report.utc_now()
+    config = tracking_reads.ReadsConfig(
+        duration=args.duration,
+        connections=args.connections,
+        port=args.port,
+        warmup=args.warmup,
+        **({"people": 200, "days": 2} if args.quick else {}),
+    )
+    payload = tracking_reads.run(get_settings(), config)
+    _write("tracking-reads", args, started, payload)
+    print()
+    print(f"## tracking reads: {payload['fixes']:,} stored fixes, {payload['people']:,} people, {args.duration:.0f} s")
+    print()
+    rows = []
+    for name, result in payload["results"].items():
+        sql_rps, http_rps = result["pgbench"]["requests_per_s"], result["http"]["requests_per_s"]
+        p99 = result["http"]["latency_ms"]["p99"]
+        print(
+            f"{name}: GET {result['path'].split('?')[0]} ({result['answer_bytes']:,} bytes): {http_rps:,.1f}/s "
+            f"(p99 {p99:.1f} ms) vs pgbench {sql_rps:,.1f}/s: {result['ratio']:.1%}"
+        )
+        rows.append(
+            report.SummaryRow(
+                "tracking-reads", name, f"{http_rps:,.1f}/s vs pgbench {sql_rps:,.1f}/s ({result['ratio']:.0%})"
+            )
+        )
+    return rows
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[report.SummaryRow]]] = {
     "nearby": run_nearby,
     "sync": run_sync,
@@ -345,6 +384,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[report.SummaryRow]]] =
     "tracking": run_tracking,
     "intake": run_intake,
     "leads": run_leads,
+    "tracking-reads": run_tracking_reads,
 }
 
 

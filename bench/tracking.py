@@ -12,6 +12,7 @@ Target (issue 10): >= 20,000 fixes/s per process. The ratio HTTP / pgbench is th
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import threading
 import time
@@ -26,9 +27,8 @@ import msgspec
 
 from backend.settings import Settings
 from backend.tracking import queries
-from bench import loadgen
+from bench import cpu, database, loadgen
 from bench.client import JsonClient
-from bench.database import create_and_migrate
 from bench.progress import BenchError, say
 from bench.server import BENCH_JWT_SECRET, app_server, mint_token
 
@@ -115,7 +115,9 @@ def _body(counter: int) -> bytes:
     return msgspec.json.encode({"device_id": "bench", "positions": fixes})
 
 
-def _http(base_url: str, token: str, connections: int, duration: float) -> dict[str, Any]:
+def _http(
+    base_url: str, token: str, connections: int, duration: float, meter: dict[str, list[int]] | None = None
+) -> dict[str, Any]:
     # Bodies are made before the clock starts: the client shares the machine with the server.
     per_thread = max(4, int(duration * 60 / connections) + 4)
     bodies = [[_body(t * 10_000 + n) for n in range(per_thread)] for t in range(connections)]
@@ -136,26 +138,44 @@ def _http(base_url: str, token: str, connections: int, duration: float) -> dict[
                 counts[index] += BATCH
                 latencies.append(answer.seconds)
 
+    snapshots: list[cpu.Snapshot] = []
+
+    def metering() -> None:
+        # Two snapshots inside the steady part of the run (its second and third quarters' ends).
+        if meter is None:
+            return
+        time.sleep(duration / 4)
+        snapshots.append(cpu.snapshot(meter))
+        time.sleep(duration / 2)
+        snapshots.append(cpu.snapshot(meter))
+
     started = time.perf_counter()
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
+    meter_thread = threading.Thread(target=metering)
+    meter_thread.start()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    meter_thread.join()
     if errors:
         raise BenchError(f"ingest failed: {errors[0]}")
     total = sum(counts)
-    return {
+    answer: dict[str, Any] = {
         "fixes": total,
         "seconds": round(elapsed, 3),
         "fixes_per_s": round(total / elapsed, 1),
         "batch_latency_ms": loadgen.latency_summary_ms(sorted(latencies)),
     }
+    if meter is not None and len(snapshots) == 2:
+        window = cpu.window(snapshots[0], snapshots[1], total / elapsed, meter)
+        answer["cpu"] = window.to_json()  # us_per_request: CPU microseconds per fix, per group of processes
+    return answer
 
 
 def run(settings: Settings, config: TrackingConfig) -> dict[str, Any]:
-    url = create_and_migrate(settings, DATABASE)
+    url = database.create_and_migrate(settings, DATABASE)
     tenant, user = asyncio.run(_people(url))
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
         script = Path(tmp) / "ingest.sql"
@@ -168,17 +188,33 @@ def run(settings: Settings, config: TrackingConfig) -> dict[str, Any]:
             connections=config.connections,
             duration=config.duration,
             log=False,
+            find_pids=lambda pid: {
+                "postgres": database.backend_pids(url, "pgbench"),
+                "load generator": [pid],
+            },
         )
     token = mint_token(settings, user_id=user, tenant_id=tenant, role="bd", data_scope="self", team_id=None)
     with app_server(database_url=url, jwt_secret=BENCH_JWT_SECRET, port=config.port) as server:
         say(f"HTTP: POST /v1/tracking/positions, batches of {BATCH}, {config.connections} connections")
         _http(server.base_url, token, config.connections, min(config.warmup, 3.0))
-        http_side = _http(server.base_url, token, config.connections, config.duration)
+        meter = {
+            "app": [server.pid],
+            "postgres": database.backend_pids(url, "groundwork-hot"),
+            "load generator": [os.getpid()],
+        }
+        http_side = _http(server.base_url, token, config.connections, config.duration, meter)
     sql_fixes = sql_side.requests_per_s * BATCH
+    sql_cpu = sql_side.cpu.to_json() if sql_side.cpu else None
+    if sql_cpu is not None:  # per fix, as the HTTP side's (a pgbench transaction is a batch)
+        sql_cpu["us_per_request"] = {name: round(us / BATCH, 2) for name, us in sql_cpu["us_per_request"].items()}
     return {
         "batch": BATCH,
         "connections": config.connections,
-        "pgbench": {"batches_per_s": round(sql_side.requests_per_s, 1), "fixes_per_s": round(sql_fixes, 1)},
+        "pgbench": {
+            "batches_per_s": round(sql_side.requests_per_s, 1),
+            "fixes_per_s": round(sql_fixes, 1),
+            "cpu": sql_cpu,
+        },
         "http": http_side,
         "ratio": round(http_side["fixes_per_s"] / sql_fixes, 3) if sql_fixes else None,
         "target_fixes_per_s": TARGET_FIXES_PER_S,

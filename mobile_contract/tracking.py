@@ -10,7 +10,7 @@ from uuid import UUID
 
 import msgspec
 
-from mobile_contract.base import SINGLE_LINE, Request, Response, ShortText
+from mobile_contract.base import SINGLE_LINE, Request, Response, ShortText, moment_problem
 from mobile_contract.location import Fix, Point, Verdict, VerdictStatus
 
 MAX_BATCH = 1_000  # fixes per POST /v1/tracking/positions
@@ -36,10 +36,21 @@ class TrackedFix(Fix, kw_only=True):
     activity: Word | None = None
     event: EventName | None = None
 
+    def __post_init__(self) -> None:
+        # Request.__post_init__'s walk over every field, for the one field it can find something in (a batch of
+        # 1,000 fixes is checked a thousand times; tests/tracking/test_wire.py keeps this the only such field).
+        problem = moment_problem(self.captured_at)
+        if problem is not None:
+            raise ValueError(f"`captured_at`: {problem}")
+
 
 class PositionBatch(Request):
     device_id: DeviceId
     positions: Annotated[list[TrackedFix], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+    def __post_init__(self) -> None:
+        # Nothing here for Request.__post_init__ to check (no datetime, no free-form JSON): each fix checks itself.
+        pass
 
 
 class RefusalReason(enum.StrEnum):

@@ -182,12 +182,28 @@ async def test_seed_demo_for_real_is_idempotent_and_logs_in(settings: Settings) 
             )
             assert bad_paths == 0
             # Every held merchant and every work item is in its user's change feed (what a first sync sends).
-            feed = await conn.fetchval("SELECT count(*) FROM sync_changes")
+            feed = await conn.fetchval("SELECT count(*) FROM sync_changes WHERE collection <> 'visits'")
             items = await conn.fetchval("SELECT count(*) FROM work_items")
             assert items > 0
             assigned_jobs = await conn.fetchval("SELECT count(*) FROM jobs WHERE assignee_id IS NOT NULL")
             assert assigned_jobs > 0
             assert feed == counts["held"] + items + assigned_jobs
+            # And the day's visits (backend/demo/movement.py) are in their BDs' feeds.
+            visits = await conn.fetchval("SELECT count(*) FROM visits")
+            assert visits > 0
+            assert await conn.fetchval("SELECT count(*) FROM sync_changes WHERE collection = 'visits'") == visits
+            verified = await conn.fetchval("SELECT count(*) FROM visits WHERE check_in_status = 'verified'")
+            assert verified >= 0.9 * visits
+            # Everyone's trail ends just before the seed, and one fix says why the phone went quiet.
+            trail = await conn.fetchrow(
+                "SELECT count(DISTINCT user_id) AS people, count(*) AS fixes, max(recorded_at) AS last,"
+                " count(*) FILTER (WHERE event = 'location_off') AS quiet FROM tracking_positions"
+            )
+            assert trail["people"] == 17
+            assert trail["quiet"] == 17
+            assert trail["fixes"] > 17 * 400
+            assert await conn.fetchval("SELECT count(*) FROM tracking_latest") == 17
+            assert await conn.fetchval("SELECT now() - $1::timestamptz < interval '10 minutes'", trail["last"])
             assert await conn.fetchval("SELECT count(*) FROM jobs WHERE status = 'pooled'") > 0
             expected = next(generate_pois(1, random.Random(SEED)))
             stored = await conn.fetchrow(

@@ -260,6 +260,8 @@ _TEAMS: tuple[_TeamSpec, ...] = (
     _TeamSpec("Zhangjiang", "Pudong", (31.2040, 121.5900)),
     _TeamSpec("Field Service", None),
 )
+# Where each sales team's BDs start their day (backend/demo/movement.py).
+TEAM_PATCHES: dict[str, tuple[float, float]] = {team.name: team.patch for team in _TEAMS if team.patch is not None}
 _BDS_PER_TEAM = 3
 _ROLE_ORDER = ("admin", "ops", "supervisor", "bd", "technician")
 
@@ -459,6 +461,7 @@ async def seed_demo(database_url: str, *, poi_count: int = 100_000) -> DemoLogin
         say(f"analyzed in {time.perf_counter() - analyzing:.1f} s")
     finally:
         await conn.close()
+    await _seed_movement(database_url, plan.tenant_id)
     say(f"demo data loaded in {time.perf_counter() - started:.1f} s")
     _say_logins(plan.logins)
     return plan.logins
@@ -542,6 +545,19 @@ async def _seed_released_leads(conn: asyncpg.Connection, tenant_id: UUID) -> Non
         RELEASED,
     )
     say(f"{RELEASED} leads released to the pool by the policy (with their history)")
+
+
+async def _seed_movement(database_url: str, tenant_id: UUID) -> None:
+    """A day of field movement ending now (backend/demo/movement.py), through the tracking and visits services:
+    after the tenant's transaction, as the apps would send it."""
+    from backend.demo.movement import seed_movement
+
+    started = time.perf_counter()
+    seeded = await seed_movement(database_url, tenant_id, now=datetime.now(UTC), seed=SEED + 3, patches=TEAM_PATCHES)
+    say(
+        f"a day of movement: {seeded.fixes:,} fixes and {seeded.visits} visits of {seeded.people} people"
+        f" in {time.perf_counter() - started:.1f} s"
+    )
 
 
 DEMO_CAMPAIGN_FORM = (

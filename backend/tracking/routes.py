@@ -56,9 +56,10 @@ class TrackingController(Controller):
         # The hot route resolves no dependencies (as /v1/pois/nearby): one connection of the hot pool at a time.
         principal = await provide_principal(request)
         received_at = service.utc_now()
-        fixes = [service.from_wire(fix) for fix in data.positions]
+        # WGS-84 fixes go to the service as they were decoded (the statement reads them as they are).
+        fixes: list[service.AnyFix] = list(data.positions)
         if crs is not CrsName.WGS84:
-            fixes = [_to_wgs84(fix, crs) for fix in fixes]
+            fixes = [_to_wgs84(service.from_wire(fix), crs) for fix in data.positions]
         who = service.Tracked(
             tenant_id=principal.tenant_id,
             user_id=principal.user_id,

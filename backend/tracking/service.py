@@ -32,7 +32,7 @@ from backend.evidence import trail
 from backend.queue.service import enqueue
 from backend.tracking import derived, queries
 from backend.tracking.models import TrackingKey, TrackingSettings, TrackingWindow
-from backend.tracking.queries import Fetcher, IngestRows
+from backend.tracking.queries import Fetcher
 from geo.fence import CircleFence
 from geo.verdict import Fix, Reason, VerdictPolicy, judge, trusted_capture_time
 from mobile_contract import tracking as wire
@@ -103,8 +103,12 @@ class TenantTracking:
     windows: dict[UUID | None, tuple[Window, ...]]
     zone: ZoneInfo = _UTC  # whose midnight a derived day starts at (derived.py)
 
+    def windows_of(self, team_id: UUID | None) -> tuple[Window, ...]:
+        """The team's own windows, else the tenant's default ones; none: tracked at any hour."""
+        return (self.windows.get(team_id) if team_id in self.windows else self.windows.get(None)) or ()
+
     def tracked_at(self, team_id: UUID | None, moment: datetime) -> bool:
-        windows = self.windows.get(team_id) if team_id in self.windows else self.windows.get(None)
+        windows = self.windows_of(team_id)
         return not windows or any(window.contains(moment) for window in windows)
 
 
@@ -169,7 +173,12 @@ async def _load_tracking(conn: Fetcher, tenant_id: UUID) -> TenantTracking:
 # Ingest
 
 
-def _judge(fix: IncomingFix, received_at: datetime, policy: VerdictPolicy) -> tuple[datetime, tuple[Reason, ...]]:
+# A fix the app sent (decoded, unconverted) or one built from another client's report: the same names.
+AnyFix = IncomingFix | wire.TrackedFix
+_MARGIN_S = 0.001  # the screen's float seconds are exact to well under a microsecond; closer calls are judged
+
+
+def _judge(fix: AnyFix, received_at: datetime, policy: VerdictPolicy) -> tuple[datetime, tuple[Reason, ...]]:
     """The trusted time of a trail fix and the verdict's doubts about it: the check-in's judgment (geo.verdict),
     asked whether the phone was where it says it was, when it says it was (a fence of its own accuracy circle,
     the action at its own trusted time), so only the fix's credibility can speak: the mock flag, clock skew,
@@ -195,22 +204,78 @@ def _judge(fix: IncomingFix, received_at: datetime, policy: VerdictPolicy) -> tu
     return verdict.trusted_captured_at, verdict.reasons
 
 
+def _row(fix: AnyFix, recorded_at: datetime | None, reasons: str | None) -> queries.Row:
+    return queries.Row(
+        id=fix.id,
+        lat=fix.lat,
+        lon=fix.lon,
+        accuracy_m=fix.accuracy_m,
+        captured_at=fix.captured_at,
+        age_ms=fix.age_ms,
+        altitude_m=fix.altitude_m,
+        speed_mps=fix.speed_mps,
+        bearing_deg=fix.bearing_deg,
+        provider=fix.provider,
+        is_mock=fix.is_mock,
+        battery=fix.battery,
+        charging=fix.charging,
+        activity=fix.activity,
+        event=fix.event,
+        recorded_at=recorded_at,
+        reasons=reasons,
+    )
+
+
+class Screen:
+    """Which fixes can be neither refused nor doubted, told in float seconds (~1 us a fix): not mocked, the
+    trusted time well inside the skew, future and retention limits, and no tracking window for the team. Exact
+    in one direction (tests/tracking/test_screen.py): a plain fix is one `_judge` and the refusal rules would
+    take as it is; a fix within a millisecond of a limit is not plain and is judged."""
+
+    __slots__ = ("ahead_s", "oldest_s", "received_s", "skew_s", "windowed")
+
+    def __init__(self, received_at: datetime, oldest: datetime, policy: VerdictPolicy, *, windowed: bool) -> None:
+        self.received_s = received_at.timestamp()
+        self.oldest_s = oldest.timestamp() + _MARGIN_S
+        self.skew_s = policy.max_clock_skew_s - _MARGIN_S
+        self.ahead_s = policy.future_tolerance_s - _MARGIN_S
+        self.windowed = windowed
+
+    def plain(self, fix: AnyFix) -> bool:
+        if fix.is_mock or self.windowed:
+            return False
+        captured_s = fix.captured_at.timestamp()
+        age = fix.age_ms
+        trusted_s = captured_s if age is None else self.received_s - age / 1000.0
+        return (
+            (age is None or abs(captured_s - trusted_s) < self.skew_s)
+            and trusted_s - self.received_s < self.ahead_s
+            and trusted_s > self.oldest_s
+        )
+
+
 async def ingest(
     conn: Fetcher,
     who: Tracked,
-    fixes: Sequence[IncomingFix],
+    fixes: Sequence[AnyFix],
     *,
     received_at: datetime,
     source: str,
     policy: VerdictPolicy | None = None,
 ) -> wire.BatchResult:
     """Store what of a batch belongs on the trail; keep the rest as refusals; count the retries. At most two
-    statements: the trail's insert and, when something was refused, the refusals' insert."""
+    statements: the trail's insert and, when something was refused, the refusals' insert.
+
+    Each fix is first screened in float seconds (~1 us): one that is not mocked, whose trusted time is well
+    inside the skew, future and retention limits, and whose team has no tracking window, can be neither
+    refused nor doubted, and an app's fix of that kind goes to the statement as it was decoded. Every other fix
+    (and every fix near a limit) is judged exactly (`_judge`, the windows), as all were before."""
     policy = policy or VerdictPolicy()
     tracking = await SETTINGS.get(conn, who.tenant_id)
     oldest = received_at - timedelta(days=tracking.retention_days)
-    rows = IngestRows.empty()
-    refusals: list[tuple[IncomingFix, datetime | None, list[wire.RefusalReason]]] = []
+    screen = Screen(received_at, oldest, policy, windowed=bool(tracking.windows_of(who.team_id)))
+    batch: list[wire.TrackedFix | queries.Row] = []
+    refusals: list[tuple[AnyFix, datetime | None, list[wire.RefusalReason]]] = []
     seen: set[UUID] = set()
     repeats = 0
     for fix in fixes:
@@ -218,6 +283,9 @@ async def ingest(
             repeats += 1  # the same fix twice in one batch: a duplicate, as if sent twice
             continue
         seen.add(fix.id)
+        if screen.plain(fix):
+            batch.append(fix if isinstance(fix, wire.TrackedFix) else _row(fix, None, None))
+            continue
         trusted, reasons = _judge(fix, received_at, policy)
         refused: list[wire.RefusalReason] = []
         if Reason.FUTURE_FIX in reasons:
@@ -229,48 +297,30 @@ async def ingest(
         if refused:
             refusals.append((fix, trusted, refused))
             continue
-        rows.fix_id.append(fix.id)
-        rows.recorded_at.append(trusted)
-        rows.captured_at.append(fix.captured_at)
-        rows.lat.append(fix.lat)
-        rows.lon.append(fix.lon)
-        rows.accuracy_m.append(fix.accuracy_m)
-        rows.altitude_m.append(fix.altitude_m)
-        rows.speed_mps.append(fix.speed_mps)
-        rows.bearing_deg.append(fix.bearing_deg)
-        rows.battery.append(fix.battery)
-        rows.charging.append(fix.charging)
-        rows.activity.append(fix.activity)
-        rows.event.append(fix.event)
-        rows.provider.append(fix.provider)
-        rows.mock.append(fix.is_mock)
-        rows.reasons.append(",".join(reason.value for reason in reasons if reason in _KEPT_REASONS))
-    new = await queries.insert_fixes(
+        batch.append(_row(fix, trusted, ",".join(reason.value for reason in reasons if reason in _KEPT_REASONS)))
+    new = await queries.insert_batch(
         conn,
         tenant_id=who.tenant_id,
         user_id=who.user_id,
         device_id=who.device_id,
         received_at=received_at,
         source=source,
-        rows=rows,
+        batch=batch,
     )
     if refusals:
         await _store_refusals(conn, who, refusals, received_at=received_at, source=source)
     if new:
         # The fixes are committed (the insert is its own statement): check-ins they can speak for are judged again.
-        moved = [
-            at
-            for fix_id, at, mock in zip(rows.fix_id, rows.recorded_at, rows.mock, strict=True)
-            if fix_id in new and not mock
-        ]
+        mocked = {fix.id for fix in fixes if fix.is_mock}  # a mocked fix speaks for no check-in
+        moved = [at for fix_id, at in new.items() if fix_id not in mocked]
         await trail.request_rejudge(conn, who.tenant_id, who.user_id, moved)
         # After the trail's statement committed (the hot pool is autocommit): the days it changed are derived
         # again, late fixes included. A crash between the two leaves the day to the next fix of that day.
-        changed = [at for fix_id, at in zip(rows.fix_id, rows.recorded_at, strict=True) if fix_id in new]
-        await derived.enqueue_days(conn, who.tenant_id, who.user_id, derived.local_days(changed, tracking.zone))
+        days = derived.local_days(new.values(), tracking.zone)
+        await derived.enqueue_days(conn, who.tenant_id, who.user_id, days)
     return wire.BatchResult(
         accepted=len(new),
-        duplicate=len(rows) - len(new) + repeats,
+        duplicate=len(batch) - len(new) + repeats,
         refused=len(refusals),
         refusals=[wire.Refusal(id=fix.id, reasons=reasons) for fix, _, reasons in refusals],
     )
@@ -288,7 +338,7 @@ ON CONFLICT DO NOTHING
 async def _store_refusals(
     conn: Fetcher,
     who: Tracked,
-    refusals: list[tuple[IncomingFix, datetime | None, list[wire.RefusalReason]]],
+    refusals: list[tuple[AnyFix, datetime | None, list[wire.RefusalReason]]],
     *,
     received_at: datetime,
     source: str,
@@ -306,11 +356,13 @@ async def _store_refusals(
         [fix.id for fix, _, _ in refusals],
         [",".join(reasons) for _, _, reasons in refusals],
         [trusted for _, trusted, _ in refusals],
-        [
-            None if private & set(reasons) else msgspec.json.encode(fix.sent or {}).decode()
-            for fix, _, reasons in refusals
-        ],
+        [None if private & set(reasons) else msgspec.json.encode(_sent(fix)).decode() for fix, _, reasons in refusals],
     )
+
+
+def _sent(fix: AnyFix) -> Any:
+    """What was sent, for a refusal's record."""
+    return fix if isinstance(fix, wire.TrackedFix) else (fix.sent or {})
 
 
 def from_wire(fix: wire.TrackedFix) -> IncomingFix:

@@ -176,7 +176,8 @@ def test_the_supervisor_signs_in_sees_the_field_and_opens_a_day(
             "two markers",
             lambda d: (found := d.find_elements(By.CSS_SELECTOR, "path.person-marker")) and len(found) >= 2 and found,
         )
-        assert len(markers) == 2
+        # Everyone of the supervisor's team who tracks: the two of this test, and the demo's day of movement.
+        assert len(markers) >= 2
         # Read in one script: the page re-renders its lists as updates arrive, so an element found a moment ago may
         # be gone (stale) by the time its attributes are asked for.
         ids = dict(_attributes(driver, "#people li", "userId", "state"))
