@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.passwords import Passwords
 from backend.auth.tokens import Principal, TokenCodec
 from backend.auth.userstate import UserStates
+from backend.bearer import bearer_token
 from backend.db.engine import Database
 from backend.db.shares import note_tenant
 from backend.errors import DomainError
@@ -23,14 +24,11 @@ from mobile_contract.errors import ErrorCode
 
 def token_principal(request: Request[Any, Any, Any]) -> Principal:
     """Who the bearer token says the caller is (signature and expiry checked, the user's state not)."""
-    header = request.headers.get("authorization")
-    if not header:
-        raise DomainError(ErrorCode.NOT_AUTHENTICATED, "Send `Authorization: Bearer <access token>`.")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(request)
+    if token is None:
         raise DomainError(ErrorCode.NOT_AUTHENTICATED, "Send `Authorization: Bearer <access token>`.")
     codec: TokenCodec = request.app.state.tokens
-    return codec.decode(token.strip())
+    return codec.decode(token)
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:

@@ -3,9 +3,11 @@
 With backend/app.py, the only module that lists the domains: backend/db/ is the foundation they build on and
 imports none of them."""
 
+from backend.assignment.models import TechnicianProfile
 from backend.auth.models import LoginThrottle, RefreshToken, Team, Tenant, User
 from backend.db.base import Base
-from backend.jobs.models import Job, JobCode, JobEvent, JobType, TechnicianProfile
+from backend.intake.models import MerchantDuplicate, MerchantImport
+from backend.jobs.models import Job, JobCode, JobEvent, JobType
 from backend.media.models import Photo
 from backend.offline.models import WatermelonPull, WatermelonRemoval
 from backend.pois.models import Poi, PoiContact
@@ -36,6 +38,8 @@ __all__ = [
     "JobType",
     "LatestPosition",
     "LoginThrottle",
+    "MerchantDuplicate",
+    "MerchantImport",
     "Photo",
     "Poi",
     "PoiContact",

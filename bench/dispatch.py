@@ -3,7 +3,7 @@
 Three measurements, one request at a time (a dispatcher clicks "dispatch"; what matters is how long it takes):
 
 - **pgbench** runs the candidates statement, `-M prepared`, one connection: the ceiling.
-- **In-process**: `backend.jobs.service.candidates()` called N times on a SQLAlchemy async engine like the app's
+- **In-process**: `backend.assignment.service.candidates()` called N times on a SQLAlchemy async engine like the app's
   (a session per call): the SQL plus the service's Python (SQLAlchemy, building and scoring 2,000 candidates).
 - **HTTP**: POST /v1/jobs/{id}/dispatch {"dry_run": true} N times through the real app (bench/server.py), each
   answer checked: everything above plus HTTP, auth, `dispatch_auto`'s checks and encoding the decision.
@@ -31,7 +31,7 @@ import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from backend.jobs.service import candidates
+from backend.assignment.service import candidates
 from backend.settings import Settings
 from bench import cpu, database, dispatch_data, loadgen, report
 from bench.client import JsonClient
@@ -116,7 +116,7 @@ async def _in_process(
         await engine.dispose()
     total = sum(times)
     measurement = loadgen.Measurement(
-        workload="in-process: jobs.service.candidates()",
+        workload="in-process: assignment.service.candidates()",
         requests=calls,
         seconds=total,
         requests_per_s=calls / total,
@@ -163,7 +163,7 @@ def pgbench_script(captured: _Captured, names: list[str]) -> str:
     body = re.sub(r"\$(\d+)", substitute, captured.sql)
     return "\n".join(
         [
-            "-- POST /v1/jobs/{id}/dispatch's candidates statement: backend/jobs/service.py, _CANDIDATES, as",
+            "-- POST /v1/jobs/{id}/dispatch's candidates statement: backend/assignment/service.py, _CANDIDATES, as",
             "-- candidates() sends it through SQLAlchemy (the load statuses as one array parameter).",
             f"-- pgbench cannot bind NULL: NULL is NULLIF(:null_<n>, '{NULL_TEXT}') with -D null_<n>={NULL_TEXT}.",
             "-- Written by bench/dispatch.py for each run; edit that, not this.",

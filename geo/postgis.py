@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["KNN_WITHOUT_INDEX_ORDER", "geography_point_sql", "is_knn_order_error", "point_ewkt", "stored_point"]
+__all__ = [
+    "KNN_WITHOUT_INDEX_ORDER",
+    "degrees_sql",
+    "geography_point_sql",
+    "is_knn_order_error",
+    "point_ewkt",
+    "stored_point",
+]
 
 DECIMALS = 7  # ~1 cm: points are stored at this precision; more digits are GPS noise
 
@@ -67,3 +74,14 @@ def point_ewkt(lat: float, lon: float) -> str:
         raise ValueError(f"not a WGS-84 point: lat {lat!r}, lon {lon!r}")
     lat, lon = stored_point(lat, lon)
     return f"SRID=4326;POINT({lon!r} {lat!r})"
+
+
+def degrees_sql(column: str) -> tuple[str, str]:
+    """A geography point column as plain degrees: (latitude, longitude) expressions over `column`.
+
+    >>> degrees_sql("jobs.location")
+    ('ST_Y(jobs.location::geometry)', 'ST_X(jobs.location::geometry)')
+    """
+    if not _OPERAND.fullmatch(column) or "::" in column:
+        raise ValueError(f"column must be a column reference, got {column!r}")
+    return f"ST_Y({column}::geometry)", f"ST_X({column}::geometry)"

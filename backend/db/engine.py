@@ -104,6 +104,8 @@ class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     hot: HotPool
+    # The settings it was connected with: how periodic tasks, handed the worker's Database, get theirs passed in.
+    settings: Settings
 
     @classmethod
     async def connect(cls, settings: Settings, observe_wait: PoolWaitObserver | None = None) -> Database:
@@ -131,7 +133,9 @@ class Database:
             observe_wait=(lambda waited, timed_out: observe_wait("hot", waited, timed_out)) if observe_wait else None,
             server_settings={"application_name": "groundwork-hot"},
         )
-        return cls(engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False), hot=hot)
+        return cls(
+            engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False), hot=hot, settings=settings
+        )
 
     async def close(self) -> None:
         await self.hot.close()

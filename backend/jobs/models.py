@@ -1,5 +1,5 @@
-"""Tables of jobs, job types (with their verification policy), technicians' dispatch profiles, the audit trail
-and one-time customer codes."""
+"""Tables of jobs, job types (with their verification policy), the audit trail and one-time customer codes.
+(Technicians' dispatch profiles are assignment's: backend.assignment.models.)"""
 
 from __future__ import annotations
 
@@ -137,20 +137,3 @@ class JobCode(Base):
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     locked_at: Mapped[datetime | None]
     issued_at: Mapped[datetime] = created_at_column()
-
-
-class TechnicianProfile(Base):
-    """What dispatch needs about a technician: skills, regions, daily cap, availability, last known place."""
-
-    __tablename__ = "technician_profiles"
-    __table_args__ = (Index("ix_technician_profiles_tenant", "tenant_id"),)
-
-    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    skills: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default="{}")
-    regions: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default="{}")
-    daily_cap: Mapped[int] = mapped_column(Integer, server_default="6")
-    available: Mapped[bool] = mapped_column(server_default="true")
-    location: Mapped[object | None] = mapped_column(Geography("POINT", srid=4326, spatial_index=False))
-    location_at: Mapped[datetime | None]
-    updated_at: Mapped[datetime] = updated_at_column()

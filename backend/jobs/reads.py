@@ -9,16 +9,15 @@ from uuid import UUID
 from sqlalchemy import ColumnElement, Float, literal_column, or_, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.assignment.service import DISPATCHERS
 from backend.auth.scopes import effective_scope, visible_to
 from backend.auth.tokens import Principal
 from backend.jobs.models import Job
+from geo.postgis import degrees_sql
 from mobile_contract.auth import Role
 
-DISPATCHERS = (Role.SUPERVISOR, Role.OPS, Role.ADMIN)
-
 # The site as plain degrees: for the wire, the arrival's geofence and the judging of a photo alike.
-SITE_LAT_SQL = "ST_Y(jobs.location::geometry)"
-SITE_LON_SQL = "ST_X(jobs.location::geometry)"
+SITE_LAT_SQL, SITE_LON_SQL = degrees_sql("jobs.location")
 SITE_LAT = literal_column(SITE_LAT_SQL, Float).label("lat")
 SITE_LON = literal_column(SITE_LON_SQL, Float).label("lon")
 

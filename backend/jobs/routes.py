@@ -18,12 +18,14 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.assignment import service as assignment
+from backend.assignment.service import POOL_AREA_DECIMALS
 from backend.auth.tokens import Principal
 from backend.coordinates import answer_in, point_out, point_to_wgs84, request_in_wgs84
 from backend.errors import DomainError, problems
 from backend.jobs import service
 from backend.jobs.codelocks import KnownCodeLocks
-from backend.jobs.service import POOL_AREA_DECIMALS, JobStep
+from backend.jobs.service import JobStep
 from backend.limits import Call, UserConcurrency
 from backend.openapi import replayed
 from backend.settings import Settings
@@ -106,7 +108,7 @@ class JobController(Controller):
         crs: Crs = CrsName.WGS84,
     ) -> list[wire.PoolJob]:
         lat, lon = point_to_wgs84(lat, lon, crs)
-        jobs = await service.pool_nearby(session, principal, lat, lon, radius_m, limit)
+        jobs = await assignment.pool_nearby(session, principal, lat, lon, radius_m, limit)
         if crs is CrsName.WGS84:
             return jobs
         return [msgspec.structs.replace(j, area=_area_out(j.area, crs)) for j in jobs]
@@ -291,5 +293,5 @@ class TechnicianController(Controller):
     ) -> None:
         if data.location is not None:
             data = request_in_wgs84(data, crs)
-        await service.set_profile(session, principal, user_id, data)
+        await assignment.set_profile(session, principal, user_id, data)
         await session.commit()

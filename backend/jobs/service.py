@@ -1,4 +1,5 @@
-"""Job rules: a guarded lifecycle with an audit trail, dispatch three ways, and proof of work.
+"""Job rules: a guarded lifecycle with an audit trail, dispatch three ways (whom to assign is
+backend.assignment's), and proof of work.
 
 The lifecycle is the table `RULES`, keyed by the wire's `JobAction` (the one list of step names): for each
 action, the statuses it may start from, where it leads, who may take it, whether it needs a reason, whether it is
@@ -23,27 +24,27 @@ from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import exists, func, select, text, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.auth.models import User
-from backend.auth.scopes import effective_scope, scope_params, visible_to
+from backend.assignment import service as assignment
+from backend.assignment.service import DISPATCHERS
+from backend.auth.scopes import scope_params
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
-from backend.jobs.models import Job, JobCode, JobEvent, JobType, TechnicianProfile
-from backend.jobs.reads import DISPATCHERS, SITE_LAT, SITE_LAT_SQL, SITE_LON, SITE_LON_SQL, job_visible_to
+from backend.evidence.service import action_time, evidence_record, judge_claim, record_verdict
+from backend.jobs.models import Job, JobCode, JobEvent, JobType
+from backend.jobs.reads import SITE_LAT, SITE_LON, job_visible_to
 from backend.jobs.tasks import enqueue_sms
 from backend.push.service import notify_users
-from backend.visits.service import action_time, judge_claim
 from geo.fence import CircleFence
-from geo.postgis import KNN_WITHOUT_INDEX_ORDER, is_knn_order_error, point_ewkt
+from geo.postgis import point_ewkt
 from mobile_contract import jobs as wire
-from mobile_contract.auth import DataScope, Role
+from mobile_contract.auth import Role
 from mobile_contract.errors import ErrorCode
 from mobile_contract.jobs import JobAction, JobStatus
-from mobile_contract.location import Point, Verdict, VerdictReason, VerdictStatus
+from mobile_contract.location import Point, Verdict
 from sync.feed import Change, record_changes
 
 JOBS = "jobs"
@@ -54,18 +55,6 @@ CODE_ATTEMPTS = 5
 CODE_RESEND_INTERVAL = timedelta(minutes=1)
 CODE_RESENDS_PER_DAY = 5
 CLOCK_DRIFT = timedelta(minutes=5)  # a phone's clock may be this far behind ours and still be believed
-ACTIVE_FOR_LOAD = tuple(
-    s.value
-    for s in (
-        JobStatus.ASSIGNED,
-        JobStatus.ACCEPTED,
-        JobStatus.SCHEDULED,
-        JobStatus.ARRIVED,
-        JobStatus.VERIFICATION,
-        JobStatus.ON_HOLD,
-    )
-)
-POOL_AREA_DECIMALS = 2  # a pooled job's site is shown to 0.01 degree (~1 km) until someone takes it
 
 # Job types every tenant starts with; a tenant may change their policies.
 DEFAULT_JOB_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -215,15 +204,7 @@ async def _event(
 
 
 def _arrival_verdict(job: Job) -> Verdict | None:
-    if not job.arrival_visit:
-        return None
-    verdict = job.arrival_visit["verdict"]
-    return Verdict(
-        status=VerdictStatus(verdict["status"]),
-        confidence=verdict["confidence"],
-        distance_m=verdict["distance_m"],
-        reasons=[VerdictReason(r) for r in verdict["reasons"]],
-    )
+    return record_verdict(job.arrival_visit) if job.arrival_visit else None
 
 
 async def load_wire(session: AsyncSession, tenant_id: UUID, ids: Sequence[UUID]) -> dict[UUID, wire.Job]:
@@ -315,62 +296,6 @@ async def list_jobs(
     )
     loaded = await load_wire(session, principal.tenant_id, ids)
     return [loaded[i] for i in ids]
-
-
-_POOL = text(  # the interpolated parts are the site's spelling from reads.py, constants, never input
-    f"""
-    WITH here AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography AS g)
-    SELECT jobs.id, jobs.job_type, jobs.region, jobs.required_skills, jobs.window_start, jobs.window_end,
-           jobs.priority, jobs.policy, {SITE_LAT_SQL} AS lat, {SITE_LON_SQL} AS lon,
-           jobs.location <-> here.g AS distance_m
-    FROM jobs, here
-    WHERE jobs.tenant_id = :tenant_id AND jobs.status = 'pooled'
-      AND ST_DWithin(jobs.location, here.g, :radius, false)
-    ORDER BY jobs.location <-> here.g, jobs.id LIMIT :limit
-    """  # noqa: S608
-)
-
-
-_POOL_WITHOUT_INDEX_ORDER = text(str(_POOL.text) + "\n-- knn without index order")
-
-
-async def pool_nearby(
-    session: AsyncSession, principal: Principal, lat: float, lon: float, radius_m: float, limit: int
-) -> list[wire.PoolJob]:
-    """Open jobs nearest the technician, in the pool's own shape: what a technician needs to decide, not who the
-    customer is. Only technicians take jobs from the pool."""
-    if principal.role is not Role.TECHNICIAN:
-        raise forbidden("Only technicians list the pool of open jobs.")
-    params = {"lon": lon, "lat": lat, "tenant_id": principal.tenant_id, "radius": radius_m, "limit": limit}
-    try:
-        async with session.begin_nested():
-            rows = (await session.execute(_POOL, params)).all()
-    except DBAPIError as exc:
-        if not is_knn_order_error(exc):
-            raise
-        # PostGIS's KNN on a point that (nearly) coincides with a job's: see geo.postgis.KNN_WITHOUT_INDEX_ORDER.
-        async with session.begin_nested():
-            for setting in KNN_WITHOUT_INDEX_ORDER.split(";"):
-                await session.execute(text(setting))
-            # Another statement text: the prepared one's cached plan would ignore the settings.
-            rows = (await session.execute(_POOL_WITHOUT_INDEX_ORDER, params)).all()
-            for reset in ("RESET enable_indexscan", "RESET enable_indexonlyscan"):
-                await session.execute(text(reset))  # the rest of the request keeps its indexes
-    return [
-        wire.PoolJob(
-            id=r.id,
-            job_type=r.job_type,
-            region=r.region,
-            area=Point(lat=round(r.lat, POOL_AREA_DECIMALS), lon=round(r.lon, POOL_AREA_DECIMALS)),
-            distance_m=round(r.distance_m, 1),
-            required_skills=r.required_skills,
-            window_start=r.window_start,
-            window_end=r.window_end,
-            priority=r.priority,
-            policy=msgspec.convert(r.policy, wire.VerificationPolicy),
-        )
-        for r in rows
-    ]
 
 
 # -- the lifecycle: side effects, then the table of rules --------------------------------------------------------
@@ -580,17 +505,7 @@ async def _arrival(
     fence = CircleFence(lat=lat, lon=lon, radius_m=job.geofence_radius_m)
     acted = action_time(data.at, received_at, data.fix)
     verdict = await judge_claim(session, principal, fence, data.fix, received_at=received_at, action_at=acted)
-    evidence = {
-        "fix": msgspec.to_builtins(data.fix),
-        "received_at": received_at.isoformat(),
-        "trusted_at": verdict.trusted_captured_at.isoformat(),
-        "verdict": {
-            "status": verdict.status.value,
-            "confidence": verdict.confidence,
-            "distance_m": verdict.distance_m,
-            "reasons": [r.value for r in verdict.reasons],
-        },
-    }
+    evidence = evidence_record(data.fix, verdict, received_at)
     # A rejected arrival is still an arrival on record: evidence for the reviewer, never thrown away; the job's
     # location proof simply stays unmet.
     return {"arrival_visit": evidence, "arrival_status": verdict.status.value}
@@ -787,111 +702,6 @@ def resend_wait(issued_at: datetime | None, resent: Sequence[datetime], now: dat
 
 # -- dispatch ----------------------------------------------------------------------------------------------------
 
-_CANDIDATES_SQL = """
-    WITH job AS (SELECT * FROM jobs WHERE id = :job_id AND tenant_id = :tenant_id),
-    load AS (
-        -- jobs already on the job's day (UTC), per technician: a range on window_start, so the index serves it
-        SELECT j.assignee_id, count(*) AS n FROM jobs j, job
-        WHERE j.tenant_id = :tenant_id AND j.status = ANY(:active)
-          AND j.window_start >= date_trunc('day', job.window_start)
-          AND j.window_start < date_trunc('day', job.window_start) + interval '1 day'
-          AND j.id <> job.id
-        GROUP BY j.assignee_id
-    ),
-    recent AS (
-        SELECT j.assignee_id, count(*) AS n FROM jobs j
-        WHERE j.tenant_id = :tenant_id AND j.assigned_at > now() - interval '7 days'
-        GROUP BY j.assignee_id
-    )
-    SELECT u.id, u.display_name, tp.available, tp.daily_cap,
-           job.region = ANY(tp.regions) AS in_region,
-           job.required_skills <@ tp.skills AS skilled,
-           ST_Distance(tp.location, job.location, false) AS distance_m,
-           coalesce(load.n, 0) AS load, coalesce(recent.n, 0) AS recent
-    FROM technician_profiles tp
-    JOIN users u ON u.id = tp.user_id AND u.is_active AND u.role = 'technician'
-    CROSS JOIN job
-    LEFT JOIN load ON load.assignee_id = u.id
-    LEFT JOIN recent ON recent.assignee_id = u.id
-    WHERE tp.tenant_id = :tenant_id
-"""
-# Two statements rather than one with "(:only IS NULL OR u.id = :only)": a prepared plan for that predicate
-# misjudges how many technicians it keeps, and automatic dispatch paid ~25% for it (measured in bench/).
-_CANDIDATES = text(_CANDIDATES_SQL)
-_CANDIDATE = text(_CANDIDATES_SQL + "  AND u.id = :only\n")
-
-# Score weights (lower is better): 10 km of travel weighs as much as a full day's load, or as much as being
-# one week's average number of jobs ahead of the others.
-DISTANCE_KM_WEIGHT = 0.1
-LOAD_WEIGHT = 1.0
-FAIRNESS_WEIGHT = 1.0
-
-
-async def _assignable_by(session: AsyncSession, dispatcher: Principal) -> set[UUID] | None:
-    """The technicians a dispatcher may assign: those in their data scope (None: the whole tenant). Dispatch
-    and visibility agree: whoever dispatch picks, the dispatcher still sees the job."""
-    scope = effective_scope(dispatcher)
-    if scope is DataScope.ALL or dispatcher.role in (Role.OPS, Role.ADMIN):
-        return None
-    ids = await session.scalars(
-        select(User.id).where(
-            User.tenant_id == dispatcher.tenant_id, User.role == Role.TECHNICIAN.value, visible_to(scope, User.id)
-        ),
-        scope_params(dispatcher),
-    )
-    return set(ids)
-
-
-async def candidates(
-    session: AsyncSession,
-    tenant_id: UUID,
-    job_id: UUID,
-    only: UUID | None = None,
-    *,
-    within: set[UUID] | None = None,
-) -> list[wire.CandidateView]:
-    """Technicians for the job with the hard filters' verdicts and a score. `within`: only these technicians
-    are considered (a dispatcher's scope); None considers every technician of the tenant."""
-    params: dict[str, Any] = {"job_id": job_id, "tenant_id": tenant_id, "active": list(ACTIVE_FOR_LOAD)}
-    if only is not None:
-        params["only"] = only
-    rows = (await session.execute(_CANDIDATE if only is not None else _CANDIDATES, params)).all()
-    if within is not None:
-        rows = [r for r in rows if r.id in within]
-    eligible_recent = [r.recent for r in rows]
-    average_recent = sum(eligible_recent) / len(eligible_recent) if eligible_recent else 0.0
-    views = []
-    for r in rows:
-        reasons = []
-        if not r.in_region:
-            reasons.append("region")
-        if not r.skilled:
-            reasons.append("skills")
-        if not r.available:
-            reasons.append("unavailable")
-        if r.load >= r.daily_cap:
-            reasons.append("daily_cap")
-        score = None
-        if not reasons:
-            distance_term = (r.distance_m / 1000 if r.distance_m is not None else 50.0) * DISTANCE_KM_WEIGHT
-            load_term = r.load / max(r.daily_cap, 1) * LOAD_WEIGHT
-            fairness_term = (r.recent - average_recent) / max(average_recent, 1.0) * FAIRNESS_WEIGHT
-            score = round(distance_term + load_term + fairness_term, 4)
-        views.append(
-            wire.CandidateView(
-                technician_id=r.id,
-                name=r.display_name,
-                eligible=not reasons,
-                reasons=reasons,
-                distance_m=round(r.distance_m, 1) if r.distance_m is not None else None,
-                load=r.load,
-                recent=r.recent,
-                score=score,
-            )
-        )
-    views.sort(key=lambda v: (not v.eligible, v.score if v.score is not None else 0.0, str(v.technician_id)))
-    return views
-
 
 async def dispatch_auto(
     session: AsyncSession, principal: Principal, job_id: UUID, *, dry_run: bool
@@ -902,26 +712,8 @@ async def dispatch_auto(
         raise forbidden("Only dispatchers dispatch jobs.")
     if job.status not in RULES[JobAction.ASSIGN].sources:
         raise _refuse_transition(job, JobAction.ASSIGN.value)
-    within = await _assignable_by(session, principal)
-    views = await candidates(session, principal.tenant_id, job_id, within=within)
-    chosen = views[0] if views and views[0].eligible else None
-    scope_note = "" if within is None else " in your scope"
-    if chosen is None:
-        explanation = (
-            f"No technician{scope_note} passes the hard filters ({len(views)} considered); the job stays {job.status}."
-        )
-    else:
-        explanation = (
-            f"{chosen.name}: lowest score {chosen.score} (distance {chosen.distance_m} m, {chosen.load} jobs that day,"
-            f" {chosen.recent} in 7 days) among {sum(v.eligible for v in views)} eligible of {len(views)}{scope_note}."
-        )
-    decision = wire.DispatchDecision(
-        job_id=job_id,
-        chosen=chosen.technician_id if chosen else None,
-        dry_run=dry_run,
-        explanation=explanation,
-        candidates=views,
-    )
+    decision = await assignment.choose(session, principal, job_id, status=job.status, dry_run=dry_run)
+    chosen = decision.candidates[0] if decision.chosen is not None else None
     if chosen is not None and not dry_run:
         await transition(
             session,
@@ -930,7 +722,7 @@ async def dispatch_auto(
             JobAction.ASSIGN,
             wire.Transition(),
             assignee_id=chosen.technician_id,
-            event_data={"dispatch": "auto", "explanation": explanation, "score": chosen.score},
+            event_data={"dispatch": "auto", "explanation": decision.explanation, "score": chosen.score},
             job=job,
         )
     return decision
@@ -939,25 +731,14 @@ async def dispatch_auto(
 async def assign_manually(
     session: AsyncSession, principal: Principal, job_id: UUID, technician_id: UUID
 ) -> wire.JobDetail:
-    """A supervisor's choice, among the technicians in their scope; the hard filters still apply."""
+    """A supervisor's choice, among the technicians in their scope (assignment.manual_choice); the hard filters
+    still apply."""
     job = await _visible_job(session, principal, job_id, lock=True)
     if not principal.has_role(*DISPATCHERS):
         raise forbidden("Only dispatchers assign jobs.")
     if job.status not in RULES[JobAction.ASSIGN].sources:
         raise _refuse_transition(job, JobAction.ASSIGN.value)
-    views = await candidates(
-        session, principal.tenant_id, job_id, only=technician_id, within=await _assignable_by(session, principal)
-    )
-    view = views[0] if views else None
-    if view is None:
-        raise not_found("technician")
-    # A supervisor may override the soft score, but not the hard filters: those are facts about the work.
-    if not view.eligible:
-        raise DomainError(
-            ErrorCode.NOT_ELIGIBLE,
-            f"{view.name} cannot take this job: {', '.join(view.reasons)}.",
-            reasons=view.reasons,
-        )
+    await assignment.manual_choice(session, principal, job_id, technician_id)
     return await transition(
         session,
         principal,
@@ -995,11 +776,7 @@ async def grab(session: AsyncSession, principal: Principal, job_id: UUID) -> wir
         if not was_pooled:
             raise not_found("job")
         raise DomainError(ErrorCode.ALREADY_TAKEN, "Someone else took this job first.")
-    views = await candidates(session, principal.tenant_id, job_id, only=principal.user_id)
-    view = views[0] if views else None
-    if view is None or not view.eligible:
-        reasons = view.reasons if view else ["no technician profile"]
-        raise DomainError(ErrorCode.NOT_ELIGIBLE, f"You cannot take this job: {', '.join(reasons)}.", reasons=reasons)
+    await assignment.may_grab(session, principal, job_id)
     return await transition(
         session,
         principal,
@@ -1010,36 +787,6 @@ async def grab(session: AsyncSession, principal: Principal, job_id: UUID) -> wir
         event_data={"dispatch": "grab"},
         job=job,
     )
-
-
-async def set_profile(
-    session: AsyncSession,
-    principal: Principal,
-    user_id: UUID,
-    data: wire.TechnicianProfileIn,
-    *,
-    now: datetime | None = None,
-) -> None:
-    """A technician's dispatch profile (its location in WGS-84: the route converts the caller's `crs`)."""
-    if not principal.has_role(*DISPATCHERS):
-        raise forbidden("Only dispatchers edit technician profiles.")
-    user = await session.scalar(
-        select(User).where(User.id == user_id, User.tenant_id == principal.tenant_id, User.role == "technician")
-    )
-    if user is None:
-        raise not_found("technician")
-    values: dict[str, Any] = {
-        "tenant_id": principal.tenant_id,
-        "skills": sorted(set(data.skills)),
-        "regions": sorted(set(data.regions)),
-        "daily_cap": data.daily_cap,
-        "available": data.available,
-    }
-    if data.location is not None:
-        values["location"] = point_ewkt(data.location.lat, data.location.lon)
-        values["location_at"] = now or datetime.now(UTC)
-    statement = insert(TechnicianProfile).values(user_id=user_id, **values)
-    await session.execute(statement.on_conflict_do_update(index_elements=["user_id"], set_=values))
 
 
 async def fetch_for_sync(session: AsyncSession, principal: Principal, ids: list[UUID]) -> dict[UUID, wire.Job]:

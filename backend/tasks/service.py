@@ -23,7 +23,6 @@ from sqlalchemy import (
     Uuid,
     bindparam,
     cast,
-    exists,
     func,
     literal_column,
     select,
@@ -39,8 +38,8 @@ from backend.auth.models import User
 from backend.auth.scopes import effective_scope, scope_params, users_in_scope, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
+from backend.leads.service import MERCHANTS, POIS, bump_merchants, holders_of, poi_in_scope
 from backend.paging import decode_cursor, encode_cursor
-from backend.pois.models import Poi
 from backend.push.service import notify_users
 from backend.tasks.models import Campaign, WorkItem, WorkItemEdit, WorkItemVisit
 from mobile_contract import tasks as wire
@@ -52,7 +51,6 @@ from sync.feed import Change, record_changes
 from sync.tables import sync_changes
 
 WORK_ITEMS = "work_items"
-POIS = "pois"
 OPEN_STATUSES = (wire.WorkItemStatus.ASSIGNED.value, wire.WorkItemStatus.IN_PROGRESS.value)
 CAN_MANAGE_CAMPAIGNS = (Role.OPS, Role.ADMIN)
 CAN_REASSIGN = (Role.OPS, Role.ADMIN, Role.SUPERVISOR)
@@ -150,12 +148,7 @@ async def add_targets(
         raise forbidden("Only operations can target merchants.")
     campaign = await _campaign_in_tenant(session, principal, campaign_id)
     poi_ids = [t.poi_id for t in data.targets]
-    pois = {
-        row.id: row.holder_id
-        for row in await session.execute(
-            select(Poi.id, Poi.holder_id).where(Poi.tenant_id == principal.tenant_id, Poi.id.in_(poi_ids))
-        )
-    }
+    pois = await holders_of(session, principal.tenant_id, poi_ids)
     wanted_users = {t.assignee_id for t in data.targets if t.assignee_id} | {h for h in pois.values() if h}
     active_users = set(
         await session.scalars(
@@ -220,9 +213,9 @@ async def load_wire(session: AsyncSession, tenant_id: UUID, ids: Sequence[UUID])
     if not ids:
         return {}
     rows = await session.execute(
-        select(WorkItem, Campaign, Poi.name, User.display_name)
+        select(WorkItem, Campaign, MERCHANTS.c.name, User.display_name)
         .join(Campaign, (Campaign.tenant_id == WorkItem.tenant_id) & (Campaign.id == WorkItem.campaign_id))
-        .join(Poi, (Poi.tenant_id == WorkItem.tenant_id) & (Poi.id == WorkItem.poi_id))
+        .join(MERCHANTS, (MERCHANTS.c.tenant_id == WorkItem.tenant_id) & (MERCHANTS.c.id == WorkItem.poi_id))
         .join(User, User.id == WorkItem.assignee_id)
         .where(WorkItem.tenant_id == tenant_id, WorkItem.id.in_(ids))
     )
@@ -332,14 +325,14 @@ async def list_work_items(
 async def progress(session: AsyncSession, principal: Principal, campaign_id: UUID, by: str) -> wire.Progress:
     """Counts per status, by target merchant or by assignee, over the work items in the caller's scope."""
     await _campaign_in_tenant(session, principal, campaign_id)
-    key, name = (Poi.id, Poi.name) if by == "target" else (User.id, User.display_name)
+    key, name = (MERCHANTS.c.id, MERCHANTS.c.name) if by == "target" else (User.id, User.display_name)
     counts = [
         func.count().filter(WorkItem.status == status.value).label(status.value) for status in wire.WorkItemStatus
     ]
     rows = await session.execute(
         select(key.label("key"), name.label("name"), func.count().label("total"), *counts)
         .select_from(WorkItem)
-        .join(Poi, (Poi.tenant_id == WorkItem.tenant_id) & (Poi.id == WorkItem.poi_id))
+        .join(MERCHANTS, (MERCHANTS.c.tenant_id == WorkItem.tenant_id) & (MERCHANTS.c.id == WorkItem.poi_id))
         .join(User, User.id == WorkItem.assignee_id)
         .where(
             WorkItem.tenant_id == principal.tenant_id,
@@ -814,76 +807,6 @@ async def _reassign(
     await record_changes(session, tenant_id, changes)
     loaded = await load_wire(session, principal.tenant_id, [item_id])
     return wire.WorkItemUpdated(work_item=loaded[item_id], conflicts=[])
-
-
-def merchants_on_phone(tenant_id: UUID, user_id: UUID) -> Any:
-    """The rule of which merchants belong on a user's phone, as a subquery of merchant ids: those they hold as a
-    lead, and those a work item of theirs targets. The sync collection, the scope exits and the bumps below all
-    read it from here."""
-    held = select(Poi.id).where(Poi.tenant_id == tenant_id, Poi.holder_id == user_id)
-    targeted = select(WorkItem.poi_id).where(WorkItem.tenant_id == tenant_id, WorkItem.assignee_id == user_id)
-    return held.union(targeted)
-
-
-async def poi_in_scope(session: AsyncSession, tenant_id: UUID, user_id: UUID, poi_id: UUID) -> bool:
-    """Does the user still have a reason to keep this merchant on their phone?"""
-    on_phone = merchants_on_phone(tenant_id, user_id).subquery()
-    return bool(await session.scalar(select(exists().where(on_phone.c[0] == poi_id))))
-
-
-async def phones_with(session: AsyncSession, tenant_id: UUID, poi_ids: Iterable[UUID]) -> set[tuple[UUID, UUID]]:
-    """The other way round: (user, merchant) for every user who has one of these merchants on their phone."""
-    wanted = list(set(poi_ids))
-    if not wanted:
-        return set()
-    held = select(Poi.holder_id, Poi.id).where(
-        Poi.tenant_id == tenant_id, Poi.id.in_(wanted), Poi.holder_id.is_not(None)
-    )
-    targeted = select(WorkItem.assignee_id, WorkItem.poi_id).where(
-        WorkItem.tenant_id == tenant_id, WorkItem.poi_id.in_(wanted)
-    )
-    return {(row[0], row[1]) for row in await session.execute(held.union(targeted)) if row[0] is not None}
-
-
-def merchant_bump_from(tenant_id: Any, poi_id: Any) -> Any:
-    """bump_merchants as an INSERT ... SELECT of one merchant, to nest in the statement of the change itself (a
-    check-in's insert: one round trip fewer per check-in, two statements fewer in an offline push of hundreds).
-    `tenant_id` and `poi_id` are SQL expressions (a CTE's columns): no row there, no bump. The same holders as
-    phones_with(): the merchant's lead holder and the assignees of its work items."""
-    holders = (
-        select(Poi.holder_id.label("user_id"), Poi.id.label("poi_id"), Poi.tenant_id.label("tenant_id"))
-        .where(Poi.tenant_id == tenant_id, Poi.id == poi_id, Poi.holder_id.is_not(None))
-        .union(
-            select(WorkItem.assignee_id, WorkItem.poi_id, WorkItem.tenant_id).where(
-                WorkItem.tenant_id == tenant_id, WorkItem.poi_id == poi_id, WorkItem.assignee_id.is_not(None)
-            )
-        )
-        .subquery("holders")
-    )
-    return (
-        insert(sync_changes)
-        .from_select(
-            ["user_id", "collection", "record_id", "tenant_id", "op"],
-            select(
-                holders.c.user_id,
-                literal_column(f"'{POIS}'"),
-                holders.c.poi_id,
-                holders.c.tenant_id,
-                literal_column("'upsert'"),
-            ),
-        )
-        .on_conflict_do_update(
-            index_elements=["user_id", "collection", "record_id"],
-            set_={"op": literal_column("excluded.op"), "xid": text("pg_current_xact_id()"), "changed_at": func.now()},
-        )
-    )
-
-
-async def bump_merchants(session: AsyncSession, tenant_id: UUID, poi_ids: Iterable[UUID]) -> None:
-    """A merchant's record on the phone embeds its open work items and recent visits: when those change, every
-    phone that has the merchant must get it again."""
-    holders = await phones_with(session, tenant_id, poi_ids)
-    await record_changes(session, tenant_id, [Change(user, POIS, poi) for user, poi in holders])
 
 
 async def link_visit(

@@ -27,7 +27,7 @@ class Visit(Base):
             ["tenant_id", "poi_id"], ["pois.tenant_id", "pois.id"], name="fk_visits_poi_id_pois", ondelete="CASCADE"
         ),
         Index("ix_visits_user_checked_in", "tenant_id", "user_id", "checked_in_at"),
-        # The prior position of a check-in's speed check (visits.service._prior_fix): the latest trusted time
+        # The prior position of a check-in's speed check (evidence.positions.VisitPositions): the latest trusted time
         # before the fix, by index, not a sort of every visit the user ever made.
         Index("ix_visits_user_check_in_trusted", "tenant_id", "user_id", "check_in_trusted_at"),
         Index(

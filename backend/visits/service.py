@@ -20,13 +20,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, not_found
+from backend.evidence.positions import PRIOR_FIX_SQL, UNTRUSTWORTHY_REASONS
+from backend.evidence.service import (
+    action_time,
+    evidence_column_names,
+    evidence_columns,
+    fix_evidence,
+    judge_claim,
+    to_geo_fix,
+)
+from backend.leads.service import bump_merchants, merchant_bump_from
 from backend.paging import decode_cursor, encode_cursor
 from backend.tasks import service as tasks_service
-from backend.tenants.service import TenantPolicy, load_policy
+from backend.tenants.service import load_policy
 from backend.visits.models import Visit
 from geo.fence import CircleFence, Fence, PolygonFence
-from geo.postgis import point_ewkt
-from geo.verdict import Fix, PriorFix, VerdictStatus, judge, trusted_capture_time
+from geo.verdict import PriorFix, VerdictStatus, judge, trusted_capture_time
 from geo.verdict import Verdict as GeoVerdict
 from mobile_contract import location as wire_location
 from mobile_contract import visits as wire
@@ -37,25 +46,9 @@ from sync.tables import sync_changes
 
 VISITS = "visits"
 
-# Fixes that say nothing true about where the user was: never the "previous position" of a speed check.
-_UNTRUSTWORTHY_REASONS = ["mock_location", "impossible_speed", "future_fix"]
-
 
 def _request_hash(data: msgspec.Struct) -> str:
     return hashlib.sha256(msgspec.json.encode(data)).hexdigest()
-
-
-def _to_geo_fix(fix: wire_location.Fix) -> Fix:
-    return Fix(
-        lat=fix.lat,
-        lon=fix.lon,
-        accuracy_m=fix.accuracy_m,
-        captured_at=fix.captured_at,
-        is_mock=fix.is_mock,
-        age_ms=fix.age_ms,
-        provider=fix.provider,
-        speed_mps=fix.speed_mps,
-    )
 
 
 async def _merchant_fence(session: AsyncSession, tenant_id: UUID, poi_id: UUID, default_radius_m: float) -> Fence:
@@ -78,45 +71,6 @@ async def _merchant_fence(session: AsyncSession, tenant_id: UUID, poi_id: UUID, 
     return CircleFence(lat=row.lat, lon=row.lon, radius_m=radius)
 
 
-# The user's latest believable position before :before, from their check-ins and check-outs (binds :tenant_id,
-# :user_id, :before, :bad): the prior fix of the speed check, read alone (arrivals) or inside the check-in's lookup.
-_PRIOR_FIX_SQL = """
-SELECT lat, lon, accuracy_m, at FROM (
-  (SELECT ST_Y(check_in_location::geometry) AS lat, ST_X(check_in_location::geometry) AS lon,
-          check_in_accuracy_m AS accuracy_m, check_in_trusted_at AS at
-   FROM visits
-   WHERE tenant_id = :tenant_id AND user_id = :user_id AND check_in_trusted_at < :before
-     AND NOT check_in_reasons && CAST(:bad AS varchar[])
-   ORDER BY check_in_trusted_at DESC LIMIT 1)
-  UNION ALL
-  (SELECT ST_Y(check_out_location::geometry), ST_X(check_out_location::geometry),
-          check_out_accuracy_m, check_out_trusted_at
-   FROM visits
-   WHERE tenant_id = :tenant_id AND user_id = :user_id AND check_out_trusted_at < :before
-     AND NOT check_out_reasons && CAST(:bad AS varchar[])
-   ORDER BY check_out_trusted_at DESC LIMIT 1)
-) AS fixes ORDER BY at DESC LIMIT 1
-"""
-
-
-async def _prior_fix(session: AsyncSession, principal: Principal, before: datetime) -> PriorFix | None:
-    """The user's latest believable position before `before`, from their check-ins and check-outs."""
-    row = (
-        await session.execute(
-            text(_PRIOR_FIX_SQL),
-            {
-                "tenant_id": principal.tenant_id,
-                "user_id": principal.user_id,
-                "before": before,
-                "bad": _UNTRUSTWORTHY_REASONS,
-            },
-        )
-    ).one_or_none()
-    if row is None:
-        return None
-    return PriorFix(lat=row.lat, lon=row.lon, accuracy_m=row.accuracy_m, at=row.at)
-
-
 async def _judge(
     session: AsyncSession,
     principal: Principal,
@@ -130,54 +84,6 @@ async def _judge(
     return await judge_claim(
         session, principal, fence, fix, received_at=received_at, action_at=action_at, policy=policy
     )
-
-
-async def judge_claim(
-    session: AsyncSession,
-    principal: Principal,
-    fence: Fence,
-    fix: wire_location.Fix,
-    *,
-    received_at: datetime,
-    action_at: datetime,
-    policy: TenantPolicy | None = None,
-) -> GeoVerdict:
-    """The verdict on a claim to be inside `fence`: at a merchant, or at a job's site (jobs use this too)."""
-    policy = policy or await load_policy(session, principal.tenant_id)
-    geo_fix = _to_geo_fix(fix)
-    # The prior position is looked up before this fix's trusted time, so a late-synced fix is compared with
-    # what came before it, not with whatever the user did since.
-    prior = await _prior_fix(session, principal, trusted_capture_time(geo_fix, received_at))
-    return judge(geo_fix, fence, received_at=received_at, policy=policy.verdict, prior=prior, action_at=action_at)
-
-
-def action_time(claimed: datetime | None, received_at: datetime, fix: wire_location.Fix) -> datetime:
-    """When the action happened: the phone's claim for queued work, never later than its arrival.
-
-    The claim is by the phone's clock. When the fix carries a monotonic age, the fix tells us how wrong that clock
-    is (its wall-clock capture time against the one derived from the age), and the claim is corrected by as much.
-    """
-    if claimed is None:
-        return received_at
-    skew = fix.captured_at - trusted_capture_time(_to_geo_fix(fix), received_at)
-    return min(claimed - skew, received_at)
-
-
-def _evidence_columns(
-    prefix: str, fix: wire_location.Fix, verdict: GeoVerdict, received_at: datetime
-) -> dict[str, Any]:
-    return {
-        f"{prefix}_fix": msgspec.to_builtins(fix),
-        f"{prefix}_location": point_ewkt(fix.lat, fix.lon),
-        f"{prefix}_accuracy_m": fix.accuracy_m,
-        f"{prefix}_is_mock": fix.is_mock,
-        f"{prefix}_trusted_at": verdict.trusted_captured_at,
-        f"{prefix}_received_at": received_at,
-        f"{prefix}_status": verdict.status.value,
-        f"{prefix}_confidence": verdict.confidence,
-        f"{prefix}_distance_m": verdict.distance_m,
-        f"{prefix}_reasons": [reason.value for reason in verdict.reasons],
-    }
 
 
 async def check_in(
@@ -200,7 +106,7 @@ async def check_in(
     request_hash = _request_hash(data)
     acted_at = action_at or action_time(data.checked_in_at or queued_at, received_at, data.fix)
     policy = await load_policy(session, principal.tenant_id)
-    geo_fix = _to_geo_fix(data.fix)
+    geo_fix = to_geo_fix(data.fix)
     connection = await session.connection()
     found = (
         await connection.execute(
@@ -211,7 +117,7 @@ async def check_in(
                 "tenant_id": principal.tenant_id,
                 "user_id": principal.user_id,
                 "before": trusted_capture_time(geo_fix, received_at),
-                "bad": _UNTRUSTWORTHY_REASONS,
+                "bad": UNTRUSTWORTHY_REASONS,
             },
         )
     ).one()
@@ -242,7 +148,7 @@ async def check_in(
                         "note": data.note,
                         "checked_in_at": acted_at,
                         "check_in_request_hash": request_hash,
-                        **_evidence_columns("check_in", data.fix, verdict, received_at),
+                        **evidence_columns("check_in", data.fix, verdict, received_at),
                     }.items()
                 },
                 **({"writer": tasks_service.writer_of(principal)} if linked else {}),
@@ -263,7 +169,7 @@ def _fence_of(lat: float, lon: float, radius_m: float | None, polygon: Any, defa
 
 
 # Whether the visit id is taken, the merchant's fence (as _merchant_fence reads it) and the user's latest
-# believable position before the fix (as _prior_fix reads it), in one round trip.
+# believable position before the fix (as evidence.positions.VisitPositions reads it), in one round trip.
 _CHECK_IN_LOOKUP = text(
     f"""
     SELECT EXISTS (SELECT 1 FROM visits WHERE tenant_id = :tenant_id AND id = :visit_id) AS taken,
@@ -275,7 +181,7 @@ _CHECK_IN_LOOKUP = text(
                CASE WHEN geofence IS NULL THEN NULL ELSE ST_AsGeoJSON(geofence)::jsonb END AS polygon
         FROM pois WHERE id = :poi_id AND tenant_id = :tenant_id
     ) AS poi ON true
-    LEFT JOIN LATERAL ({_PRIOR_FIX_SQL}
+    LEFT JOIN LATERAL ({PRIOR_FIX_SQL}
     ) AS prior ON true
     """  # noqa: S608 - built once from this module's constant, no input
 ).bindparams(
@@ -300,7 +206,7 @@ def _insert_check_in(*, link: bool = False) -> Any:
         "note",
         "checked_in_at",
         "check_in_request_hash",
-        *_evidence_columns_names("check_in"),
+        *evidence_column_names("check_in"),
     ]
     new = (
         insert(table)
@@ -323,30 +229,12 @@ def _insert_check_in(*, link: bool = False) -> Any:
         )
         .cte("feed")
     )
-    # Every phone that has the merchant gets it again (its recent visits changed): tasks_service.bump_merchants,
+    # Every phone that has the merchant gets it again (its recent visits changed): leads' bump_merchants,
     # nested here, so only when the visit is new and without a statement of its own.
-    bumped = tasks_service.merchant_bump_from(new.c.tenant_id, new.c.poi_id).cte("bumped")
+    bumped = merchant_bump_from(new.c.tenant_id, new.c.poi_id).cte("bumped")
     statement = select(new).add_cte(feed).add_cte(bumped)
     # `link`: the check-in also counts for the user's open work items there (tasks_service.link_visit, nested).
     return statement.add_cte(*tasks_service.link_visit_ctes(new)) if link else statement
-
-
-def _evidence_columns_names(prefix: str) -> list[str]:
-    return [
-        f"{prefix}_{name}"
-        for name in (
-            "fix",
-            "location",
-            "accuracy_m",
-            "is_mock",
-            "trusted_at",
-            "received_at",
-            "status",
-            "confidence",
-            "distance_m",
-            "reasons",
-        )
-    ]
 
 
 # What to_wire() reads of a visit.
@@ -358,8 +246,8 @@ _WIRE_COLUMNS = [
     "checked_in_at",
     "checked_out_at",
     "note",
-    *(name for name in _evidence_columns_names("check_in") if name != "check_in_location"),
-    *(name for name in _evidence_columns_names("check_out") if name != "check_out_location"),
+    *(name for name in evidence_column_names("check_in") if name != "check_in_location"),
+    *(name for name in evidence_column_names("check_out") if name != "check_out_location"),
 ]
 _INSERT_CHECK_IN = _insert_check_in()
 _INSERT_LINKED_CHECK_IN = _insert_check_in(link=True)
@@ -410,7 +298,7 @@ async def check_out(
     claimed = data.checked_out_at or queued_at
     acted_at = max(action_at or action_time(claimed, received_at, data.fix), visit.checked_in_at)
     verdict = await _judge(session, principal, visit.poi_id, data.fix, received_at, acted_at)
-    for column, value in _evidence_columns("check_out", data.fix, verdict, received_at).items():
+    for column, value in evidence_columns("check_out", data.fix, verdict, received_at).items():
         setattr(visit, column, value)
     visit.status = wire.VisitStatus.CLOSED.value
     visit.checked_out_at = acted_at
@@ -418,7 +306,7 @@ async def check_out(
     if data.note is not None:
         visit.note = data.note
     await record_changes(session, principal.tenant_id, [Change(principal.user_id, VISITS, visit.id)])
-    await tasks_service.bump_merchants(session, principal.tenant_id, [visit.poi_id])
+    await bump_merchants(session, principal.tenant_id, [visit.poi_id])
     await session.flush()
     await session.refresh(visit)
     return to_wire(visit)
@@ -468,25 +356,6 @@ async def list_visits(
     return wire.VisitPage(items=items, next_cursor=next_cursor)
 
 
-def _evidence(prefix: str, visit: Any) -> wire.FixEvidence:
-    fix = getattr(visit, f"{prefix}_fix")
-    return wire.FixEvidence(
-        location=wire_location.Point(lat=fix["lat"], lon=fix["lon"]),
-        accuracy_m=getattr(visit, f"{prefix}_accuracy_m"),
-        captured_at=msgspec.convert(fix["captured_at"], datetime),
-        trusted_at=getattr(visit, f"{prefix}_trusted_at"),
-        received_at=getattr(visit, f"{prefix}_received_at"),
-        is_mock=getattr(visit, f"{prefix}_is_mock"),
-        provider=fix.get("provider"),
-        verdict=wire_location.Verdict(
-            status=wire_location.VerdictStatus(getattr(visit, f"{prefix}_status")),
-            confidence=getattr(visit, f"{prefix}_confidence"),
-            distance_m=getattr(visit, f"{prefix}_distance_m"),
-            reasons=[wire_location.VerdictReason(r) for r in getattr(visit, f"{prefix}_reasons")],
-        ),
-    )
-
-
 def to_wire(visit: Any) -> wire.Visit:
     """A Visit, or any row with its columns (check_in returns the inserted row, not an ORM object)."""
     return wire.Visit(
@@ -496,8 +365,8 @@ def to_wire(visit: Any) -> wire.Visit:
         status=wire.VisitStatus(visit.status),
         checked_in_at=visit.checked_in_at,
         checked_out_at=visit.checked_out_at,
-        check_in=_evidence("check_in", visit),
-        check_out=_evidence("check_out", visit) if visit.check_out_fix is not None else None,
+        check_in=fix_evidence("check_in", visit),
+        check_out=fix_evidence("check_out", visit) if visit.check_out_fix is not None else None,
         note=visit.note,
     )
 

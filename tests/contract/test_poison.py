@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
+from backend.assignment.service import pool_nearby
 from backend.auth.tokens import TokenCodec
 from backend.coordinates import stored_point
-from backend.jobs.service import pool_nearby
 from backend.settings import Settings
 from mobile_contract.auth import Role
 from mobile_contract.errors import ErrorCode

@@ -180,6 +180,39 @@ async def test_dispatch_picks_within_the_dispatchers_scope_and_the_dispatcher_ke
     assert job["id"] in {j["id"] for j in (await client.get("/v1/jobs", headers=supervisor.headers)).json()}
 
 
+async def test_every_candidate_a_dispatcher_is_offered_keeps_a_job_they_did_not_create_in_their_sight(
+    factory: Factory, client: Client
+) -> None:
+    """Dispatch and visibility agree: the candidates a supervisor is offered are exactly the technicians in their
+    scope, and whichever of them the supervisor assigns (by hand or by auto dispatch), the job stays theirs to see,
+    though operations created it."""
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    north, south = await factory.team(tenant, "North"), await factory.team(tenant, "South")
+    supervisor = await factory.user(tenant, Role.SUPERVISOR, team_id=north)
+    insiders = [await factory.user(tenant, Role.TECHNICIAN, team_id=north, name=f"North {n}") for n in range(3)]
+    outsider = await factory.user(tenant, Role.TECHNICIAN, team_id=south, name="South")
+    for n, tech in enumerate([*insiders, outsider]):
+        profile = {"skills": ["fiber"], "regions": ["huangpu"], "location": {"lat": SITE[0] + n / 100, "lon": SITE[1]}}
+        put = await client.put(f"/v1/technicians/{tech.id}/profile", json=profile, headers=ops.headers)
+        assert put.status_code == 204, put.text
+    job = await create_job(client, ops)
+    url = f"/v1/jobs/{job['id']}"
+    dry = await client.post(f"{url}/dispatch", json={"dry_run": True}, headers=supervisor.headers)
+    assert dry.status_code == 200, dry.text
+    offered = [c["technician_id"] for c in dry.json()["candidates"]]
+    assert set(offered) == {str(t.id) for t in insiders}
+    for technician_id in offered:
+        assigned = await client.post(f"{url}/assign", json={"technician_id": technician_id}, headers=supervisor.headers)
+        assert assigned.status_code == 200, assigned.text
+        assert (await client.get(url, headers=supervisor.headers)).status_code == 200
+        assert job["id"] in {j["id"] for j in (await client.get("/v1/jobs", headers=supervisor.headers)).json()}
+    auto = await client.post(f"{url}/dispatch", json={}, headers=supervisor.headers)
+    assert auto.status_code == 200, auto.text
+    assert auto.json()["chosen"] in offered
+    assert (await client.get(url, headers=supervisor.headers)).status_code == 200
+
+
 async def test_a_walk_in_arrives_straight_after_accepting(factory: Factory, client: Client) -> None:
     tenant = await factory.tenant()
     ops = await factory.user(tenant, Role.OPS)
