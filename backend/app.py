@@ -27,6 +27,8 @@ from backend.db.engine import Database
 from backend.db.shares import RequestScope
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
+from backend.events import tasks as events_tasks
+from backend.events.routes import EventController
 from backend.health import ROUTES as HEALTH_ROUTES
 from backend.intake import tasks as intake_tasks
 from backend.intake.routes import IntakeController
@@ -34,6 +36,9 @@ from backend.jobs import sync as jobs_sync
 from backend.jobs import tasks as jobs_tasks
 from backend.jobs.codelocks import KnownCodeLocks
 from backend.jobs.routes import JobController, TechnicianController
+from backend.leads import pool_sync as leads_sync
+from backend.leads import pool_tasks as leads_tasks
+from backend.leads.routes import LeadController
 from backend.limits import UserConcurrency
 from backend.media.routes import PhotoController
 from backend.observability import configure_logging, install, metrics, observe_pool_wait
@@ -57,23 +62,36 @@ from backend.tenants.routes import TenantController
 from backend.tracking import tasks as tracking_tasks
 from backend.tracking.routes import TrackingController
 from backend.visits import sync as visits_sync
+from backend.visits import tasks as visits_tasks
 from backend.visits.routes import VisitController
 from sync.cursor import CursorCodec
 
 # The domains whose records live on phones: each registers its collections, mutations and WatermelonDB table.
-SYNC_REGISTRY = build_registry([pois_sync, visits_sync, tasks_sync, jobs_sync])
+SYNC_REGISTRY = build_registry([pois_sync, leads_sync, visits_sync, tasks_sync, jobs_sync])
 # The pull's pages: the route's work, and its fast path's (FastPull, in front of the router).
 PULL_PAGES = PullPages(SYNC_REGISTRY)
 
 # The domains' periodic work, run by every `groundwork worker` at most once per period (backend/queue/scheduler.py).
-PERIODIC: list[Periodic] = [*offline_tasks.PERIODIC, *tasks_tasks.PERIODIC, *tracking_tasks.PERIODIC]
+PERIODIC: list[Periodic] = [
+    *offline_tasks.PERIODIC,
+    *tasks_tasks.PERIODIC,
+    *tracking_tasks.PERIODIC,
+    *leads_tasks.PERIODIC,
+]
 # The domains' queue handlers (push delivery, ...), run by every `groundwork worker`.
-QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers, jobs_tasks.handlers, intake_tasks.handlers]
+QUEUE_HANDLERS: list[HandlerProvider] = [
+    push_tasks.handlers,
+    jobs_tasks.handlers,
+    intake_tasks.handlers,
+    events_tasks.handlers,
+    visits_tasks.handlers,
+]
 
 ROUTES: list[ControllerRouterHandler] = [
     AuthController,
     PoiController,
     IntakeController,
+    LeadController,
     VisitController,
     CampaignController,
     WorkItemController,
@@ -84,6 +102,7 @@ ROUTES: list[ControllerRouterHandler] = [
     TenantController,
     DeviceController,
     TrackingController,
+    EventController,
     *HEALTH_ROUTES,
 ]
 

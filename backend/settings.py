@@ -39,6 +39,9 @@ class Settings:
     watermelon_pull_retention_days: int  # WatermelonDB pull bases kept; an older push is judged as it is
     sms_outbox: Path | None = None  # demo only: SMS texts (customer codes) written to this file instead of sent
     code_key: bytes = b""  # keys the hashes of customer codes; GROUNDWORK_CODE_KEY, else derived from jwt_secret
+    # Seals integration keys' secrets (AES-256-GCM, backend/events/keys.py); GROUNDWORK_INTEGRATION_KEK (64 hex
+    # digits), else derived from jwt_secret.
+    integration_kek: bytes = b""
     # Operations (README, "Operating Groundwork"). Defaults here too, so a Settings built by hand stays valid.
     log_format: str = "text"  # "text" or "json" (one JSON object per line)
     log_level: str = "INFO"
@@ -98,6 +101,17 @@ def _code_key(jwt_secret: str) -> bytes:
     return hmac.new(jwt_secret.encode(), b"groundwork customer codes v1", hashlib.sha256).digest()
 
 
+def _integration_kek(jwt_secret: str) -> bytes:
+    """GROUNDWORK_INTEGRATION_KEK (32 bytes as hex), else a key derived from the JWT secret for this one purpose."""
+    configured = os.environ.get("GROUNDWORK_INTEGRATION_KEK")
+    if configured:
+        key = bytes.fromhex(configured)
+        if len(key) != 32:
+            raise ValueError("GROUNDWORK_INTEGRATION_KEK: expected 64 hex digits (32 bytes)")
+        return key
+    return hmac.new(jwt_secret.encode(), b"groundwork integration keys v1", hashlib.sha256).digest()
+
+
 def embedded_database_url(port: int, database: str = "groundwork") -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{database}"
 
@@ -132,6 +146,7 @@ def get_settings() -> Settings:
         watermelon_pull_retention_days=int(env.get("GROUNDWORK_WATERMELON_PULL_RETENTION_DAYS", "30")),
         sms_outbox=Path(env["GROUNDWORK_SMS_OUTBOX"]) if env.get("GROUNDWORK_SMS_OUTBOX") else None,
         code_key=_code_key(jwt_secret),
+        integration_kek=_integration_kek(jwt_secret),
         log_format=_choice(env, "GROUNDWORK_LOG_FORMAT", "text", ("text", "json")),
         log_level=env.get("GROUNDWORK_LOG_LEVEL", "INFO").upper(),
         pool_timeout_s=float(env.get("GROUNDWORK_POOL_TIMEOUT_S", "5")),

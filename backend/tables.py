@@ -6,8 +6,18 @@ imports none of them."""
 from backend.assignment.models import TechnicianProfile
 from backend.auth.models import LoginThrottle, RefreshToken, Team, Tenant, User
 from backend.db.base import Base
+from backend.events.models import (
+    BusinessEvent,
+    EventAttribution,
+    EventSettings,
+    IntegrationKey,
+    MerchantCode,
+    MerchantSigning,
+    RefusedEvent,
+)
 from backend.intake.models import MerchantDuplicate, MerchantImport
 from backend.jobs.models import Job, JobCode, JobEvent, JobType
+from backend.leads.pool_tables import LeadEvent, LeadPolicyRecord, LeadRecord
 from backend.media.models import Photo
 from backend.offline.models import WatermelonPull, WatermelonRemoval
 from backend.pois.models import Poi, PoiContact
@@ -23,27 +33,37 @@ from backend.tracking.models import (
     TrackingWindow,
     positions,
 )
-from backend.visits.models import Visit
+from backend.visits.models import Visit, VisitVerdictChange
 from sync.tables import metadata as sync_metadata
 
 __all__ = [
     "BackgroundJob",
     "Base",
+    "BusinessEvent",
     "Campaign",
     "Device",
+    "EventAttribution",
+    "EventSettings",
     "FixId",
+    "IntegrationKey",
     "Job",
     "JobCode",
     "JobEvent",
     "JobType",
     "LatestPosition",
+    "LeadEvent",
+    "LeadPolicyRecord",
+    "LeadRecord",
     "LoginThrottle",
+    "MerchantCode",
     "MerchantDuplicate",
     "MerchantImport",
+    "MerchantSigning",
     "Photo",
     "Poi",
     "PoiContact",
     "RefreshToken",
+    "RefusedEvent",
     "RefusedFix",
     "ScheduledRun",
     "Team",
@@ -54,6 +74,7 @@ __all__ = [
     "TrackingWindow",
     "User",
     "Visit",
+    "VisitVerdictChange",
     "WatermelonPull",
     "WatermelonRemoval",
     "WorkItem",

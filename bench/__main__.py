@@ -12,6 +12,7 @@ from typing import Any
 
 from backend.settings import get_settings
 from bench import dispatch, intake, logins, nearby, photos, report
+from bench import leads as leads_bench
 from bench import sync as sync_bench
 from bench import tracking as tracking_bench
 from bench.progress import BenchError, say
@@ -295,6 +296,46 @@ def run_intake(args: argparse.Namespace) -> list[report.SummaryRow]:
     ]
 
 
+def run_leads(args: argparse.Namespace) -> list[report.SummaryRow]:
+    """bench/leads.py: the release sweep over 1,000,000 private leads, and claim contention over HTTP."""
+    started = report.utc_now()
+    payload = leads_bench.run(get_settings(), args.port, args.pois)
+    _write("leads", args, started, payload)
+    release, contention = payload["release"], payload["contention"]
+    latency = contention["latency_ms"]
+    print()
+    print(
+        f"## leads: {release['leads']:,} private leads of {release['bds']:,} BDs; load average before "
+        f"{' '.join(f'{v:.2f}' for v in payload['load_before'])}"
+    )
+    print()
+    print(
+        f"release: {release['released']:,} released in {release['release_s']:.1f} s "
+        f"({release['released_per_s']:,}/s, {release['batches']} batches of {release['batch']:,}); second pass "
+        f"{release['second_pass_released']} in {release['second_pass_s']:.1f} s; warnings {release['warned']:,} "
+        f"in {release['warn_s']:.1f} s"
+    )
+    print(
+        f"contention: {contention['merchants']} merchants x {contention['claimers']} parallel claims: one winner "
+        f"each: {contention['one_winner_each']}; {contention['claims_per_s']:,} claims/s, p50 {latency['p50']:.1f} ms, "
+        f"p99 {latency['p99']:.1f} ms"
+    )
+    return [
+        report.SummaryRow(
+            "leads",
+            f"release sweep, {release['leads']:,} leads",
+            f"{release['released']:,} in {release['release_s']:.1f} s",
+            f"second pass {release['second_pass_s']:.1f} s",
+        ),
+        report.SummaryRow(
+            "leads",
+            f"claim contention, {contention['claimers']} at once",
+            f"{contention['claims_per_s']:,} claims/s, p99 {latency['p99']:.1f} ms",
+            f"one winner each: {contention['one_winner_each']}",
+        ),
+    ]
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[report.SummaryRow]]] = {
     "nearby": run_nearby,
     "sync": run_sync,
@@ -303,6 +344,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[report.SummaryRow]]] =
     "logins": run_logins,
     "tracking": run_tracking,
     "intake": run_intake,
+    "leads": run_leads,
 }
 
 

@@ -66,6 +66,8 @@ MAX_RADIUS_KM = 36.0  # a draw beyond this (a Gaussian tail) is drawn again
 PHONE_SHARE = 0.70
 CUSTOM_GEOFENCE_SHARE = 0.05  # the rest use the tenant's default radius
 HELD_SHARE = 0.10  # merchants held as leads by a BD; the rest are in the open pool
+NEAR_EXPIRY_FROM = 0.9  # the last tenth of held leads are near their release (see _lead_age)
+RELEASED = 300  # open-pool merchants that a BD held until the policy released them (their history says so)
 HOLD_RADIUS_KM = 6.0  # a BD holds merchants within this distance of their team's patch
 CONTACT_SHARE = 0.20
 
@@ -314,6 +316,16 @@ class _Plan(NamedTuple):
     logins: DemoLogins
 
 
+def _lead_age(drawn_s: float) -> timedelta:
+    """A held lead's age, from one draw in [600 s, 30 days] (the same draws as before the lead pool, so every other
+    seeded value stays the same): nine in ten claimed in the last 11 days, safe under the default policy (15 days
+    without a visit); one in ten 12.2 to 14.8 days ago, inside the 3-day warning window before its release."""
+    share = (drawn_s - 600) / (30 * 86_400 - 600)
+    if share < NEAR_EXPIRY_FROM:
+        return timedelta(seconds=600 + share / NEAR_EXPIRY_FROM * (11 * 86_400 - 600))
+    return timedelta(days=12.2 + (share - NEAR_EXPIRY_FROM) / (1 - NEAR_EXPIRY_FROM) * 2.6)
+
+
 def _plan(poi_count: int) -> _Plan:
     rng = random.Random(SEED)
     started = time.perf_counter()
@@ -387,7 +399,7 @@ def _plan(poi_count: int) -> _Plan:
         poi_id = _uuid(rng)
         radius = float(rng.randrange(30, 85, 5)) if rng.random() < CUSTOM_GEOFENCE_SHARE else None
         holder = holders.get(index)
-        claimed_at = now - timedelta(seconds=rng.uniform(600, 30 * 86_400)) if holder else None
+        claimed_at = now - _lead_age(rng.uniform(600, 30 * 86_400)) if holder else None
         pois.append(
             (
                 poi_id,
@@ -493,6 +505,7 @@ async def _load(conn: asyncpg.Connection, plan: _Plan) -> None:
     )
     held = sum(1 for poi in plan.pois if poi[8] is not None)
     say(f"{len(plan.contacts):,} contacts in {time.perf_counter() - inserted:.1f} s; {held:,} merchants held by BDs")
+    await _seed_released_leads(conn, plan.tenant_id)
     await _seed_campaign(conn, plan.tenant_id)
     await _seed_field_service(conn, plan.tenant_id)
     # Every record in a user's scope has a row in their change feed: that is what a first sync sends (the
@@ -504,6 +517,31 @@ async def _load(conn: asyncpg.Connection, plan: _Plan) -> None:
         " SELECT assignee_id, 'work_items', id, tenant_id, 'upsert' FROM work_items WHERE tenant_id = $1",
         plan.tenant_id,
     )
+
+
+async def _seed_released_leads(conn: asyncpg.Connection, tenant_id: UUID) -> None:
+    """Leads the policy has released: merchants of the open pool that a BD claimed 25 days ago and lost 10 days
+    ago to 15 days without a visit, each with its two rows of history (the release by the scheduler: no actor)."""
+    await conn.execute(
+        "WITH bds AS ("
+        "   SELECT id, row_number() OVER (ORDER BY username) - 1 AS n, count(*) OVER () AS total"
+        "   FROM users WHERE tenant_id = $1 AND role = 'bd'),"
+        " released AS ("
+        "   SELECT p.id AS poi_id, row_number() OVER (ORDER BY p.id) - 1 AS n"
+        "   FROM pois p WHERE p.tenant_id = $1 AND p.holder_id IS NULL ORDER BY p.id LIMIT $2),"
+        " lost AS ("
+        "   SELECT r.poi_id, b.id AS bd_id FROM released r JOIN bds b ON b.n = r.n % b.total),"
+        " state AS ("
+        "   INSERT INTO leads (tenant_id, poi_id, state, updated_at)"
+        "   SELECT $1, poi_id, 'pool', now() - interval '10 days' FROM lost)"
+        " INSERT INTO lead_events (tenant_id, poi_id, at, action, actor_id, from_user_id, to_user_id, reason)"
+        " SELECT $1, poi_id, now() - interval '25 days', 'claim', bd_id, NULL, bd_id, NULL FROM lost"
+        " UNION ALL"
+        " SELECT $1, poi_id, now() - interval '10 days', 'release', NULL, bd_id, NULL, 'no_visit' FROM lost",
+        tenant_id,
+        RELEASED,
+    )
+    say(f"{RELEASED} leads released to the pool by the policy (with their history)")
 
 
 DEMO_CAMPAIGN_FORM = (

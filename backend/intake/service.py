@@ -611,7 +611,9 @@ async def dismiss(session: AsyncSession, principal: Principal, review_id: UUID) 
 # domain adds (lead history, business events) is repointed too without an edit here.
 _REFERENCES_SQL = text(
     """
-    SELECT c.conrelid::regclass::text AS tbl, a.attname AS col
+    SELECT c.conrelid::regclass::text AS tbl, a.attname AS col,
+           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.conrelid AND i.indisunique
+                   AND i.indnkeyatts = 2 AND i.indkey::int2[] @> c.conkey) AS one_per_merchant
     FROM pg_constraint c
     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[2]
     WHERE c.contype = 'f' AND c.confrelid = 'pois'::regclass AND array_length(c.conkey, 1) = 2
@@ -697,6 +699,14 @@ async def merge(
         changes.append(Change(twin.assignee_id, "work_items", twin.gone_item, "remove"))
     owners: dict[str, str] = {"visits": "user_id", "work_items": "assignee_id"}
     for ref in (await session.execute(_REFERENCES_SQL)).all():
+        if ref.one_per_merchant:  # a row per merchant (its lead state): the kept merchant's stays, if it has one
+            await session.execute(
+                text(
+                    f'DELETE FROM "{ref.tbl}" WHERE tenant_id = :tenant_id AND "{ref.col}" = :gone'  # noqa: S608
+                    f' AND EXISTS (SELECT 1 FROM "{ref.tbl}" WHERE tenant_id = :tenant_id AND "{ref.col}" = :kept)'
+                ),
+                params,
+            )
         owner = owners.get(ref.tbl)
         returning = f" RETURNING id, {owner}" if owner else ""
         result = await session.execute(

@@ -24,6 +24,8 @@ from backend.db.hotpool import HotPool
 from backend.errors import DomainError, forbidden, not_found
 from backend.intake import names as merchant_names
 from backend.intake.names import CHAIN_SPACING_M, NEAR_M, MerchantRecord, judge, search_terms
+from backend.leads.pool import found_in_the_field
+from backend.leads.privacy import contacts_visible
 from backend.leads.service import claim, holder_view, merchants_on_phone
 from backend.paging import decode_cursor, encode_cursor
 from backend.pois.models import Poi, PoiContact
@@ -161,6 +163,10 @@ async def load_details(session: AsyncSession, principal: Principal, poi_ids: Seq
         .order_by(PoiContact.created_at, PoiContact.id)
     ):
         contacts.setdefault(c.poi_id, []).append(Contact(id=c.id, name=c.name, role=c.role, phone=c.phone))
+    # A private lead's key people's numbers: its holder's and their managers' only (backend/leads/privacy.py).
+    private = set(found) - await contacts_visible(session, principal, {row[0].id: row[0].holder_id for row in rows})
+    for poi_id in private & contacts.keys():
+        contacts[poi_id] = [msgspec.structs.replace(c, phone=None) for c in contacts[poi_id]]
     visits = await _recent_visits(session, principal, found)
     work = await tasks_service.open_on_poi(session, principal.tenant_id, found)
     policy = await load_policy(session, principal.tenant_id)
@@ -296,6 +302,7 @@ async def create(session: AsyncSession, principal: Principal, data: PoiCreate) -
                 "A merchant nearby is probably this shop. Open it instead, or resend with confirm_new=true.",
                 candidates=[msgspec.to_builtins(c) for c in candidates],
             )
+    found_at = datetime.now(UTC)
     inserted = await session.scalar(
         insert(Poi)
         .values(
@@ -307,7 +314,7 @@ async def create(session: AsyncSession, principal: Principal, data: PoiCreate) -
             search_terms=search_terms(data.name, data.address),
             phone=data.phone,
             location=point_ewkt(data.location.lat, data.location.lon),
-            **claim(principal.user_id, datetime.now(UTC)),  # whoever finds a merchant holds it as their lead
+            **claim(principal.user_id, found_at),  # whoever finds a merchant holds it as their lead
             source="field",
             created_by=principal.user_id,
             create_request_hash=request_hash,
@@ -333,6 +340,7 @@ async def create(session: AsyncSession, principal: Principal, data: PoiCreate) -
                 phone=contact.phone,
             )
         )
+    await found_in_the_field(session, principal.tenant_id, data.id, principal.user_id, found_at)
     await record_changes(session, principal.tenant_id, [Change(principal.user_id, "pois", data.id)])
     await session.flush()
     return await get_detail(session, principal, data.id), True

@@ -218,6 +218,12 @@ async def test_a_merge_keeps_everything_of_both(factory: Factory, client: Client
             ),
             {"t": tenant, "i": review_id, "a": gone, "b": kept},
         )
+        # Both have a lead state (one row per merchant): the kept one's stays, the other's history moves.
+        for poi, state in ((kept, "pool"), (gone, "private")):
+            await session.execute(
+                text("INSERT INTO leads (tenant_id, poi_id, state) VALUES (:t, :p, :s)"),
+                {"t": tenant, "p": poi, "s": state},
+            )
         await session.commit()
     check_in = await client.post(
         "/v1/visits",
@@ -251,6 +257,7 @@ async def test_a_merge_keeps_everything_of_both(factory: Factory, client: Client
         )
         == 1
     )
+    assert await factory.count("SELECT count(*) FROM leads WHERE tenant_id = :t", t=tenant) == 1
     again = await client.post(f"/v1/intake/duplicates/{review_id}/merge", json={"keep": str(kept)}, headers=ops.headers)
     assert again.status_code == 409
     history = (await client.get("/v1/intake/duplicates", params={"status": "merged"}, headers=ops.headers)).json()

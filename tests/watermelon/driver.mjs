@@ -53,6 +53,9 @@ const COLUMNS = {
     n('out_lat', true), n('out_lon', true), n('out_accuracy_m', true), n('out_captured_at', true),
     b('out_is_mock', true), s('out_status', true), n('out_confidence', true), n('out_distance_m', true),
     s('out_reasons', true)],
+  leads: [s('poi_name'), s('state'), s('how', true), s('holder_id', true), n('since', true), n('last_visit_at', true),
+    n('extensions_used'), n('extended_days'), n('release_at', true), s('release_cause', true), n('warn_from', true),
+    b('warning')],
 }
 
 const schema = appSchema({
