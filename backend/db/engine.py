@@ -55,11 +55,13 @@ class TimedQueuePool(AsyncAdaptedQueuePool):
         except BaseException:
             shares.release(key)
             raise
-        entry.info[_SHARE] = key
+        # record_info, not info: info is cleared when the record reconnects (after a PostgreSQL restart), which
+        # would lose the key and leak the share for good.
+        share_of(entry)[_SHARE] = key
         return entry
 
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
-        key = record.info.pop(_SHARE, None)
+        key = share_of(record).pop(_SHARE, None)
         try:
             super()._do_return_conn(record)
         finally:
@@ -78,6 +80,13 @@ class TimedQueuePool(AsyncAdaptedQueuePool):
             raise
         observe(time.perf_counter() - started, False)
         return entry
+
+
+def share_of(record: ConnectionPoolEntry) -> dict[str, Any]:
+    """The record's own info, kept for the life of the record (across reconnections)."""
+    info = record.record_info
+    assert info is not None  # a pool's records always have one
+    return info
 
 
 def _drop_closed_on_checkout(

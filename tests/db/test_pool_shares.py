@@ -130,3 +130,26 @@ async def test_outside_a_request_nothing_is_shared(settings: Settings) -> None:
             await session.close()
     finally:
         await database.close()
+
+
+async def test_a_share_comes_back_when_its_connection_was_invalidated_and_reconnected(settings: Settings) -> None:
+    """A PostgreSQL restart invalidates connections; the record reconnects (clearing its `info`), and the share
+    it counted against must still be given back, or the tenant would lose its share for good."""
+    database = await Database.connect(replace(settings, orm_pool_size=1, tenant_pool_share=1, pool_timeout_s=2))
+    shares: TenantShares = database.engine.sync_engine.pool.shares
+    tenant = uuid.uuid4()
+    state: dict[str, Any] = {}
+    note_tenant(state, tenant)
+    try:
+        with bound(state):
+            for _ in range(3):  # a leaked share of one would make the second checkout give up
+                async with database.sessions() as session:
+                    connection = await session.connection()
+                    assert shares.holding(tenant) == 1
+                    await connection.invalidate()
+                assert shares.holding(tenant) == 0
+            async with database.sessions() as session:
+                assert await session.scalar(text("SELECT 1")) == 1
+        assert shares._shares == {}
+    finally:
+        await database.close()
