@@ -32,7 +32,6 @@ from sqlalchemy import text
 
 from backend.tasks import service as tasks_service
 from mobile_contract.auth import Role
-from sync.feed import Change, record_changes
 from tests.factories import Factory, FieldUser
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -233,14 +232,13 @@ class World:
         return count
 
     async def release_lead(self, poi: UUID, holder: UUID) -> None:
-        """A scope change: a BD's lead is released (it leaves their phones unless a work item keeps it)."""
-        async with self.factory.database.sessions() as session:
-            await session.execute(
-                text("UPDATE pois SET holder_id = NULL, claimed_at = NULL, updated_at = now() WHERE id = :id"),
-                {"id": poi},
-            )
-            await record_changes(session, self.tenant, [Change(holder, "pois", poi, "remove")])
-            await session.commit()
+        """A scope change: a BD's lead is released by operations (it leaves their phones unless a work item keeps
+        it), through the lead pool as in the app, so every collection it touches (pois, leads) is told."""
+        response = await self.client.post(
+            f"/v1/leads/{poi}/release", json={"reason": "fleet: scope shrinks"}, headers=self.ops.headers
+        )
+        assert_no_5xx(response, "release lead")
+        assert response.status_code in (200, 409), response.text  # 409: won meanwhile, or not held any more
         self.tick()
 
     async def scalars(self, sql: str, **params: Any) -> list[Any]:
