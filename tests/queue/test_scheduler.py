@@ -307,6 +307,8 @@ async def test_declarations_are_checked() -> None:
 def test_every_domain_task_is_declared_once() -> None:
     names = [p.name for p in PERIODIC]
     assert sorted(names) == [
+        "leads.release",
+        "leads.warn",
         "offline.prune_watermelon_pulls",
         "sync.tombstones",
         "tasks.expire_work_items",

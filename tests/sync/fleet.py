@@ -30,9 +30,9 @@ from uuid import UUID
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
+from backend.leads.pool import return_to_pool
 from backend.tasks import service as tasks_service
 from mobile_contract.auth import Role
-from sync.feed import Change, record_changes
 from tests.factories import Factory, FieldUser
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -235,11 +235,7 @@ class World:
     async def release_lead(self, poi: UUID, holder: UUID) -> None:
         """A scope change: a BD's lead is released (it leaves their phones unless a work item keeps it)."""
         async with self.factory.database.sessions() as session:
-            await session.execute(
-                text("UPDATE pois SET holder_id = NULL, claimed_at = NULL, updated_at = now() WHERE id = :id"),
-                {"id": poi},
-            )
-            await record_changes(session, self.tenant, [Change(holder, "pois", poi, "remove")])
+            await return_to_pool(session, self.tenant, [(poi, holder)], datetime.now(UTC), actor=None, reason="fleet")
             await session.commit()
         self.tick()
 

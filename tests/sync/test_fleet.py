@@ -49,7 +49,7 @@ from tests.sync.fleet import (
 
 T = TypeVar("T")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would bury a failure
-COLLECTIONS = ("pois", "work_items", "visits", "jobs")
+COLLECTIONS = ("pois", "leads", "work_items", "visits", "jobs")
 
 
 @dataclass
