@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.passwords import Passwords
 from backend.auth.tokens import Principal, TokenCodec
 from backend.auth.userstate import UserStates
+from backend.bearer import bearer_token
 from backend.db.engine import Database
+from backend.db.shares import note_tenant
 from backend.errors import DomainError
 from backend.limits import UserConcurrency
 from backend.settings import Settings
@@ -22,14 +24,11 @@ from mobile_contract.errors import ErrorCode
 
 def token_principal(request: Request[Any, Any, Any]) -> Principal:
     """Who the bearer token says the caller is (signature and expiry checked, the user's state not)."""
-    header = request.headers.get("authorization")
-    if not header:
-        raise DomainError(ErrorCode.NOT_AUTHENTICATED, "Send `Authorization: Bearer <access token>`.")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(request)
+    if token is None:
         raise DomainError(ErrorCode.NOT_AUTHENTICATED, "Send `Authorization: Bearer <access token>`.")
     codec: TokenCodec = request.app.state.tokens
-    return codec.decode(token.strip())
+    return codec.decode(token)
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
@@ -38,6 +37,7 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     The hot routes (nearby, sync pull) call this directly instead of through dependency injection; its cost on
     them is a dict lookup per request: the user's state is read at most once per few seconds (userstate.py)."""
     principal = token_principal(request)
+    note_tenant(request.scope["state"], principal.tenant_id)  # its checkouts count against its tenant's share
     user_states: UserStates = request.app.state.user_states
     await user_states.check(principal)
     return principal

@@ -21,6 +21,8 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolCheckoutTimeout
 
+from backend import tarpit
+from backend.bearer import bearer_token
 from backend.db.engine import database_unavailable
 from backend.db.hotpool import PoolTimeout
 from backend.observability import UNAVAILABLE
@@ -107,7 +109,8 @@ def problem_response(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers or None)
 
 
-def handle_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
+def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
+    tarpit.hold(request, exc.code)  # a locked or too-frequent caller's answer waits, holding no connection
     response = problem_response(exc.status, exc.code, exc.detail, headers=exc.headers, **exc.extra)
     if isinstance(exc, RetryLater):
         response.headers["Retry-After"] = str(exc.retry_after_s)
@@ -187,10 +190,11 @@ def _sqlstate(exc: BaseException) -> str | None:
 def _refers_to_caller(request: Request[Any, Any, Any], exc: BaseException) -> bool:
     """Whether a foreign-key violation names the caller's own user (or tenant) as the missing row: the account
     was deleted while its token still lives. Read from the error's detail, so no query is needed here."""
-    from backend.deps import token_principal  # deps imports this module
-
+    token = bearer_token(request)
+    if token is None:
+        return False
     try:
-        principal = token_principal(request)
+        principal = request.app.state.tokens.decode(token)  # the app's TokenCodec (backend.auth.tokens)
     except DomainError:
         return False
     detail = " ".join(str(getattr(c, "detail", "") or "") for c in _chain(exc))

@@ -39,12 +39,16 @@ class Settings:
     watermelon_pull_retention_days: int  # WatermelonDB pull bases kept; an older push is judged as it is
     sms_outbox: Path | None = None  # demo only: SMS texts (customer codes) written to this file instead of sent
     code_key: bytes = b""  # keys the hashes of customer codes; GROUNDWORK_CODE_KEY, else derived from jwt_secret
+    # Seals integration keys' secrets (AES-256-GCM, backend/events/keys.py); GROUNDWORK_INTEGRATION_KEK (64 hex
+    # digits), else derived from jwt_secret.
+    integration_kek: bytes = b""
     # Operations (README, "Operating Groundwork"). Defaults here too, so a Settings built by hand stays valid.
     log_format: str = "text"  # "text" or "json" (one JSON object per line)
     log_level: str = "INFO"
     pool_timeout_s: float = 5.0  # longest wait for a database connection (both pools); then 503 + Retry-After
     retry_after_s: int = 2  # the Retry-After of a 503 (database busy or away) and of a 429 (per-user limit)
     user_concurrency: int = 3  # expensive calls (sync, photos, dispatch, codes, login) running at once per user
+    tenant_pool_share: int = 0  # ORM connections one tenant may hold at once (backend/db/shares.py); 0: half the pool
     # Accounts (backend/auth/): how long a user's version and active flag are trusted before they are read again,
     # the argon2 concurrency cap and its queue, and the login throttle.
     user_state_ttl_s: float = 5.0
@@ -54,7 +58,14 @@ class Settings:
     login_max_failures_per_source: int = 50  # per source address and window
     login_window_s: int = 900
     login_lockout_s: int = 900
-    login_locked_delay_s: float = 1.0  # a locked login waits this long before its 429 (slows closed-loop guessers)
+    # An abuse refusal (locked login or code, too many at once, too often) is held this long (jittered 0.5x-1.5x)
+    # before it is answered, holding no connection (backend/tarpit.py): closed-loop guessers slow to a crawl.
+    refusal_delay_s: float = 1.0
+    gc_freeze: bool = True  # freeze the start-up objects out of the cyclic GC (app.py); tests turn it off
+
+    def tenant_share_of(self, overflow: int) -> int:
+        """A tenant's share of the ORM pool of `orm_pool_size` + `overflow` connections."""
+        return self.tenant_pool_share if self.tenant_pool_share > 0 else max(1, (self.orm_pool_size + overflow) // 2)
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -88,6 +99,17 @@ def _code_key(jwt_secret: str) -> bytes:
     if configured:
         return configured.encode()
     return hmac.new(jwt_secret.encode(), b"groundwork customer codes v1", hashlib.sha256).digest()
+
+
+def _integration_kek(jwt_secret: str) -> bytes:
+    """GROUNDWORK_INTEGRATION_KEK (32 bytes as hex), else a key derived from the JWT secret for this one purpose."""
+    configured = os.environ.get("GROUNDWORK_INTEGRATION_KEK")
+    if configured:
+        key = bytes.fromhex(configured)
+        if len(key) != 32:
+            raise ValueError("GROUNDWORK_INTEGRATION_KEK: expected 64 hex digits (32 bytes)")
+        return key
+    return hmac.new(jwt_secret.encode(), b"groundwork integration keys v1", hashlib.sha256).digest()
 
 
 def embedded_database_url(port: int, database: str = "groundwork") -> str:
@@ -124,11 +146,13 @@ def get_settings() -> Settings:
         watermelon_pull_retention_days=int(env.get("GROUNDWORK_WATERMELON_PULL_RETENTION_DAYS", "30")),
         sms_outbox=Path(env["GROUNDWORK_SMS_OUTBOX"]) if env.get("GROUNDWORK_SMS_OUTBOX") else None,
         code_key=_code_key(jwt_secret),
+        integration_kek=_integration_kek(jwt_secret),
         log_format=_choice(env, "GROUNDWORK_LOG_FORMAT", "text", ("text", "json")),
         log_level=env.get("GROUNDWORK_LOG_LEVEL", "INFO").upper(),
         pool_timeout_s=float(env.get("GROUNDWORK_POOL_TIMEOUT_S", "5")),
         retry_after_s=int(env.get("GROUNDWORK_RETRY_AFTER_S", "2")),
         user_concurrency=int(env.get("GROUNDWORK_USER_CONCURRENCY", "3")),
+        tenant_pool_share=int(env.get("GROUNDWORK_TENANT_POOL_SHARE", "0")),
         user_state_ttl_s=float(env.get("GROUNDWORK_USER_STATE_TTL_S", "5")),
         password_hash_concurrency=int(
             env.get("GROUNDWORK_PASSWORD_HASH_CONCURRENCY", str(max(1, (os.cpu_count() or 2) // 2)))
@@ -138,7 +162,8 @@ def get_settings() -> Settings:
         login_max_failures_per_source=int(env.get("GROUNDWORK_LOGIN_MAX_FAILURES_PER_SOURCE", "50")),
         login_window_s=int(env.get("GROUNDWORK_LOGIN_WINDOW_S", "900")),
         login_lockout_s=int(env.get("GROUNDWORK_LOGIN_LOCKOUT_S", "900")),
-        login_locked_delay_s=float(env.get("GROUNDWORK_LOGIN_LOCKED_DELAY_S", "1")),
+        refusal_delay_s=float(env.get("GROUNDWORK_REFUSAL_DELAY_S", "1")),
+        gc_freeze=env.get("GROUNDWORK_GC_FREEZE", "1") != "0",
     )
 
 

@@ -6,6 +6,16 @@ imports none of them."""
 from backend.assignment.models import TechnicianProfile
 from backend.auth.models import LoginThrottle, RefreshToken, Team, Tenant, User
 from backend.db.base import Base
+from backend.events.models import (
+    BusinessEvent,
+    EventAttribution,
+    EventSettings,
+    IntegrationKey,
+    MerchantCode,
+    MerchantSigning,
+    RefusedEvent,
+)
+from backend.intake.models import MerchantDuplicate, MerchantImport
 from backend.jobs.models import Job, JobCode, JobEvent, JobType
 from backend.leads.pool_tables import LeadEvent, LeadPolicyRecord, LeadRecord
 from backend.media.models import Photo
@@ -23,15 +33,19 @@ from backend.tracking.models import (
     TrackingWindow,
     positions,
 )
-from backend.visits.models import Visit
+from backend.visits.models import Visit, VisitVerdictChange
 from sync.tables import metadata as sync_metadata
 
 __all__ = [
     "BackgroundJob",
     "Base",
+    "BusinessEvent",
     "Campaign",
     "Device",
+    "EventAttribution",
+    "EventSettings",
     "FixId",
+    "IntegrationKey",
     "Job",
     "JobCode",
     "JobEvent",
@@ -41,10 +55,15 @@ __all__ = [
     "LeadPolicyRecord",
     "LeadRecord",
     "LoginThrottle",
+    "MerchantCode",
+    "MerchantDuplicate",
+    "MerchantImport",
+    "MerchantSigning",
     "Photo",
     "Poi",
     "PoiContact",
     "RefreshToken",
+    "RefusedEvent",
     "RefusedFix",
     "ScheduledRun",
     "Team",
@@ -55,6 +74,7 @@ __all__ = [
     "TrackingWindow",
     "User",
     "Visit",
+    "VisitVerdictChange",
     "WatermelonPull",
     "WatermelonRemoval",
     "WorkItem",

@@ -63,6 +63,7 @@ class ErrorCode(enum.StrEnum):
     TRACKING_ID_MISSING = "tracking_id_missing"
     # unknown or revoked tracking key: ask a supervisor for a new key; retrying the same key never helps
     TRACKING_KEY_INVALID = "tracking_key_invalid"
+    IMPORT_UNREADABLE = "import_unreadable"  # the file as a whole is not CSV/JSON with a name column; fix and resend
     # leads (the public/private pool)
     LEAD_TAKEN = "lead_taken"  # another BD holds the lead (or it is won); see `holder`
     CLAIM_LIMIT_REACHED = "claim_limit_reached"  # a cap of the tenant's lead policy; see `limit`, `count`, `cap`
@@ -70,6 +71,16 @@ class ErrorCode(enum.StrEnum):
     LEAD_NOT_HELD = "lead_not_held"  # the lead is not in your private pool (released, reassigned or never yours)
     LEAD_WON = "lead_won"  # a won lead is locked: no release, no extension, no reassignment
     EXTENSION_LIMIT_REACHED = "extension_limit_reached"  # no extensions left or too long; see `max_*`
+    # business events (POST /v1/events, signed by an integration key; README "Business events")
+    SIGNATURE_MISSING = "signature_missing"  # no X-Groundwork-Key-Id / -Timestamp / -Signature header
+    INTEGRATION_KEY_INVALID = "integration_key_invalid"  # unknown or revoked key id: issue a new key
+    SIGNATURE_INVALID = "signature_invalid"  # the HMAC does not match: wrong secret, or the body changed on the way
+    # the timestamp is more than 5 minutes from the server's clock: sign again now (check the sender's clock)
+    STALE_TIMESTAMP = "stale_timestamp"
+    UNKNOWN_MERCHANT = "unknown_merchant"  # no merchant of this tenant has this id or external code (kept as refused)
+    UNKNOWN_CURRENCY = "unknown_currency"  # not an active ISO 4217 code, or more decimals than its minor unit
+    OCCURRED_IN_FUTURE = "occurred_in_future"  # occurred_at is ahead of the server's clock by more than 5 minutes
+    MERCHANT_CODE_TAKEN = "merchant_code_taken"  # another merchant of the tenant already has this external code
     INTERNAL_ERROR = "internal_error"  # a bug on our side; retry later
     # capacity: nothing was done; retry the same request (same ids) after `Retry-After` seconds
     SERVICE_UNAVAILABLE = "service_unavailable"  # the database is busy or restarting; retry after Retry-After
@@ -114,6 +125,15 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.IMAGE_TOO_LARGE: 413,
     ErrorCode.TRACKING_ID_MISSING: 400,
     ErrorCode.TRACKING_KEY_INVALID: 401,
+    ErrorCode.IMPORT_UNREADABLE: 422,
+    ErrorCode.SIGNATURE_MISSING: 401,
+    ErrorCode.INTEGRATION_KEY_INVALID: 401,
+    ErrorCode.SIGNATURE_INVALID: 401,
+    ErrorCode.STALE_TIMESTAMP: 401,
+    ErrorCode.UNKNOWN_MERCHANT: 422,
+    ErrorCode.UNKNOWN_CURRENCY: 422,
+    ErrorCode.OCCURRED_IN_FUTURE: 422,
+    ErrorCode.MERCHANT_CODE_TAKEN: 409,
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
     ErrorCode.SERVER_BUSY: 503,

@@ -335,6 +335,7 @@ async def push(
     received_at: datetime,
     request_id: str | None = None,
     chunk_size: int = PUSH_CHUNK,
+    context: Any = None,
 ) -> list[MutationResult]:
     """Apply `mutations` in order, each exactly once; one result per mutation, in the same order."""
     results: list[MutationResult | None] = [None] * len(mutations)
@@ -377,6 +378,7 @@ async def push(
                         request_id,
                         guarded,
                         known,
+                        context,
                     )
                 except _Unguarded as raised:
                     await session.rollback()
@@ -416,6 +418,7 @@ async def _push_chunk(
     request_id: str | None,
     guarded: set[int] | None,
     known: dict[int, Outcome],
+    context: Any = None,
 ) -> list[MutationResult]:
     """One chunk in the session's transaction. `guarded`: the positions that run under a savepoint (None: all);
     a handler raising anywhere else raises _Unguarded, and the caller runs the chunk again. `known`: outcomes of
@@ -466,6 +469,7 @@ async def _push_chunk(
             created_at=mutation.created_at,
             received_at=received_at,
             base_xid=base_xid,
+            context=context,
         )
         savepoint = guarded is None or position in guarded
         try:
@@ -651,6 +655,7 @@ async def rerun_failed(
     mutation_id: int | None = None,
     request_id: str | None = "rerun",
     progress: Callable[[Rerun, int, int], None] | None = None,
+    context: Any = None,
 ) -> list[Rerun]:
     """Run the stored `failed` mutations again (all, or one user's, or one id), each in a transaction of its own,
     as their user, with the times and base they were pushed with. Their stored status and result become the
@@ -705,6 +710,7 @@ async def rerun_failed(
                     created_at=mutation.created_at,
                     received_at=row.applied_at,
                     base_xid=row.base_xid,
+                    context=context,
                 )
                 outcome = await _run(session, registry, actor, mutation, meta, request_id)
             status, code, detail, result = outcome

@@ -30,6 +30,9 @@ class MutationMeta:
     created_at: datetime  # the phone's clock, when it queued the mutation
     received_at: datetime  # ours, when the push arrived
     base_xid: int | None  # the snapshot of the phone's last pull: what it had seen when it made the change
+    # What the application hands its handlers with every mutation (its settings, say): passed in by whoever calls
+    # push or rerun_failed, opaque to the engine.
+    context: Any = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,8 @@ import os
 from collections.abc import AsyncIterator, Iterator
 
 os.environ.setdefault("GROUNDWORK_ARGON2_FAST", "1")
-os.environ.setdefault("GROUNDWORK_LOGIN_LOCKED_DELAY_S", "0")  # no tarpit: the lockout tests would only wait
+os.environ.setdefault("GROUNDWORK_REFUSAL_DELAY_S", "0")  # no tarpit: the lockout tests would only wait
+os.environ.setdefault("GROUNDWORK_GC_FREEZE", "0")  # the suite builds many apps: freezing each would keep its garbage
 
 import pytest
 from litestar.testing import AsyncTestClient

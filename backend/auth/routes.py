@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,11 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth import service
 from backend.auth.passwords import Passwords
 from backend.auth.tokens import Principal, TokenCodec
-from backend.errors import DomainError, problems
+from backend.errors import problems
 from backend.limits import Call, UserConcurrency
 from backend.settings import Settings
 from mobile_contract.auth import Me, RefreshRequest, TokenPair, TokenRequest
-from mobile_contract.errors import ErrorCode
 
 
 class AuthController(Controller):
@@ -47,29 +44,24 @@ class AuthController(Controller):
         # The peer address, not X-Forwarded-For: a header anyone can set would let an attacker pick a fresh
         # source per guess. Behind a proxy, run uvicorn with --proxy-headers and its trusted --forwarded-allow-ips.
         source = request.client.host if request.client else "unknown"
-        try:
-            # By the username it names, too: parallel guesses at one account take few of the server's slots.
-            with limits.hold(Call.LOGIN, data.username.casefold()):
-                pair = await service.login(
-                    session,
-                    tokens,
-                    passwords,
-                    settings,
-                    username=data.username,
-                    password=data.password,
-                    device_id=data.device_id,
-                    source=source,
-                    now=datetime.now(UTC),
-                    known_locks=request.app.state.login_locks,
-                )
-        except DomainError as exc:
-            if exc.code is ErrorCode.TOO_MANY_ATTEMPTS and settings.login_locked_delay_s > 0:
-                # A tarpit: a guesser looping on the lock gets about one answer a second per connection instead
-                # of thousands. Jittered (0.5x-1.5x), so that parallel guessers do not come back in one burst.
-                # The session has committed: no connection is held while it waits.
-                jitter = 0.5 + secrets.randbelow(1001) / 1000
-                await asyncio.sleep(settings.login_locked_delay_s * jitter)
-            raise
+        now = datetime.now(UTC)
+        # A locked account or source is refused here, from the process's memory of locks (throttle.KnownLocks),
+        # before the per-user slot, any statement or any hash; its answer waits in the tarpit (backend/tarpit.py).
+        service.refuse_known_lock(request.app.state.login_locks, username=data.username, source=source, now=now)
+        # By the username it names, too: parallel guesses at one account take few of the server's slots.
+        with limits.hold(Call.LOGIN, service.login_name(data.username)):
+            pair = await service.login(
+                session,
+                tokens,
+                passwords,
+                settings,
+                username=data.username,
+                password=data.password,
+                device_id=data.device_id,
+                source=source,
+                now=now,
+                known_locks=request.app.state.login_locks,
+            )
         await session.commit()
         return pair
 

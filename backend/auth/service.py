@@ -62,6 +62,26 @@ def _refuse_nul(*values: str) -> None:
         raise DomainError(ErrorCode.VALIDATION_FAILED, "Text must not contain U+0000.", errors=[])
 
 
+def login_name(username: str) -> str:
+    """The username as logins count and look it up."""
+    return username.strip().lower()
+
+
+def refuse_known_lock(known: throttle.KnownLocks, *, username: str, source: str, now: datetime) -> None:
+    """Refuse at once a login whose account or source this process knows to be locked: no session, no
+    statement, no hash, no per-user slot. A lock only ends by time, so this never refuses what the table would
+    let through (throttle.py); `login` checks the same memory, then the table."""
+    retry_after = known.retry_after_s(throttle.keys_of(login_name(username), source), now)
+    if retry_after is not None:
+        raise _too_many_attempts(retry_after)
+
+
+def _too_many_attempts(retry_after_s: int) -> DomainError:
+    return DomainError(
+        ErrorCode.TOO_MANY_ATTEMPTS, "Too many wrong passwords; wait before trying again.", retry_after_s=retry_after_s
+    )
+
+
 async def login(
     session: AsyncSession,
     codec: TokenCodec,
@@ -82,18 +102,14 @@ async def login(
     before refusing, so what the refusal counted outlives the rollback of the failed request.
     """
     _refuse_nul(username, password, device_id, source)
-    name = username.strip().lower()
+    name = login_name(username)
     policy = throttle.ThrottlePolicy.from_settings(settings)
     reservation = await throttle.reserve(session, policy, username=name, source=source, now=now, known=known_locks)
     if reservation.retry_after_s is not None:
         if reservation.keys:
             await throttle.give_back(session, reservation)  # never verified: not a failure of the unlocked key
             await session.commit()
-        raise DomainError(
-            ErrorCode.TOO_MANY_ATTEMPTS,
-            "Too many wrong passwords; wait before trying again.",
-            retry_after_s=reservation.retry_after_s,
-        )
+        raise _too_many_attempts(reservation.retry_after_s)
     user = await session.scalar(
         # usernames are unique across tenants: the user names the tenant (tests/tenant_scope.py)
         select(User).prefix_with("/* all-tenants: a login's username names its tenant */").where(User.username == name)

@@ -23,20 +23,50 @@ import asyncpg
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.util import await_only
+from sqlalchemy.util.concurrency import in_greenlet
 
 from backend.db.hotpool import HotPool, PoolTimeout
+from backend.db.shares import TenantShares, current_key
 from backend.settings import Settings
 
 # Told which pool ("orm" or "hot") waited how long for a connection, and whether it gave up (metrics).
 PoolWaitObserver = Callable[[str, float, bool], None]
 
 
+_ORM_OVERFLOW = 4  # connections the ORM pool may open past its size
+_SHARE = "groundwork_share"  # key of a checked-out record's info: the share it counts against
+
+
 class TimedQueuePool(AsyncAdaptedQueuePool):
     """SQLAlchemy's pool, telling an observer how long a checkout waited when no connection was idle."""
 
     observe_wait: Callable[[float, bool], None] | None = None
+    shares: TenantShares | None = None  # a tenant's share of the pool (shares.py), when the app sets one
 
     def _do_get(self) -> ConnectionPoolEntry:
+        shares = self.shares
+        key = current_key() if shares is not None and in_greenlet() else None
+        if shares is None or key is None:
+            return self._get_observed()
+        await_only(shares.acquire(key))  # waits (bounded) before a connection is taken, not while holding one
+        try:
+            entry = self._get_observed()
+        except BaseException:
+            shares.release(key)
+            raise
+        entry.info[_SHARE] = key
+        return entry
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        key = record.info.pop(_SHARE, None)
+        try:
+            super()._do_return_conn(record)
+        finally:
+            if key is not None and self.shares is not None:
+                self.shares.release(key)
+
+    def _get_observed(self) -> ConnectionPoolEntry:
         observe = self.observe_wait
         if observe is None or self.checkedin() > 0 or self.overflow() < self._max_overflow:
             return super()._do_get()  # a connection is idle, or one may be opened: no queueing
@@ -65,6 +95,8 @@ class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     hot: HotPool
+    # The settings it was connected with: how periodic tasks, handed the worker's Database, get theirs passed in.
+    settings: Settings
 
     @classmethod
     async def connect(cls, settings: Settings, observe_wait: PoolWaitObserver | None = None) -> Database:
@@ -72,7 +104,7 @@ class Database:
             settings.sqlalchemy_url,
             poolclass=TimedQueuePool,
             pool_size=settings.orm_pool_size,
-            max_overflow=4,
+            max_overflow=_ORM_OVERFLOW,
             pool_timeout=settings.pool_timeout_s,
             pool_pre_ping=False,
             # Error messages and logs never carry bound values (token hashes, phone numbers, codes).
@@ -81,6 +113,8 @@ class Database:
         )
         pool = engine.sync_engine.pool
         event.listen(pool, "checkout", _drop_closed_on_checkout)
+        if isinstance(pool, TimedQueuePool):
+            pool.shares = TenantShares(settings.tenant_share_of(_ORM_OVERFLOW), settings.pool_timeout_s)
         if observe_wait is not None and isinstance(pool, TimedQueuePool):
             pool.observe_wait = lambda waited, timed_out: observe_wait("orm", waited, timed_out)
         hot = await HotPool.open(
@@ -90,7 +124,9 @@ class Database:
             observe_wait=(lambda waited, timed_out: observe_wait("hot", waited, timed_out)) if observe_wait else None,
             server_settings={"application_name": "groundwork-hot"},
         )
-        return cls(engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False), hot=hot)
+        return cls(
+            engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False), hot=hot, settings=settings
+        )
 
     async def close(self) -> None:
         await self.hot.close()

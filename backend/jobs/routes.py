@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Response, get, post, put
+from litestar import Controller, Request, Response, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,11 +24,13 @@ from backend.auth.tokens import Principal
 from backend.coordinates import answer_in, point_out, point_to_wgs84, request_in_wgs84
 from backend.errors import DomainError, problems
 from backend.jobs import service
+from backend.jobs.codelocks import KnownCodeLocks
 from backend.jobs.service import JobStep
 from backend.limits import Call, UserConcurrency
 from backend.openapi import replayed
 from backend.settings import Settings
 from mobile_contract import jobs as wire
+from mobile_contract.errors import ErrorCode
 from mobile_contract.location import CrsName, Point
 
 Crs = Annotated[CrsName, Parameter(description="Coordinate system of the coordinates sent and answered")]
@@ -213,6 +215,7 @@ class JobController(Controller):
     )
     async def enter_code(
         self,
+        request: Request[Any, Any, Any],
         job_id: FromPath[UUID],
         data: JSONBody[wire.CodeEntry],
         principal: NamedDependency[Principal],
@@ -221,12 +224,31 @@ class JobController(Controller):
         limits: NamedDependency[UserConcurrency],
         crs: Crs = CrsName.WGS84,
     ) -> wire.JobDetail:
-        with limits.hold(Call.JOB_CODE, principal.user_id):
-            async with keeping_effects(session):
-                job = await service.enter_code(
-                    session, principal, job_id, data, code_key=settings.code_key, received_at=datetime.now(UTC)
-                )
-            await session.commit()
+        # A code this technician just met locked is refused from memory: no connection, no transaction, the 423
+        # held in the tarpit (jobs/codelocks.py, backend/tarpit.py). Nothing is compared, so nothing is counted.
+        code_locks: KnownCodeLocks = request.app.state.code_locks
+        if code_locks.locked(principal.tenant_id, job_id, principal.user_id):
+            raise service.code_locked()
+        # One at a time per job, waiting without a connection: forty parallel entries use one connection and are
+        # each counted in order (backend/limits.py); then the per-user cap across a technician's jobs.
+        async with limits.in_turn(Call.JOB_CODE, (principal.tenant_id, job_id)):
+            if code_locks.locked(principal.tenant_id, job_id, principal.user_id):
+                raise service.code_locked()  # an entry that waited behind the one that met the lock
+            with limits.hold(Call.JOB_CODE, principal.user_id):
+                try:
+                    async with keeping_effects(session):
+                        job = await service.enter_code(
+                            session, principal, job_id, data, code_key=settings.code_key, received_at=datetime.now(UTC)
+                        )
+                    await session.commit()
+                except DomainError as exc:
+                    if exc.code is ErrorCode.CODE_ATTEMPTS_EXCEEDED:
+                        code_locks.remember(principal.tenant_id, job_id, principal.user_id)
+                    raise
+                finally:
+                    # Within the turn: the row locks and the connection are given back before the next entry
+                    # starts (a no-op after the commit; a refusal that keeps nothing rolls back here).
+                    await session.rollback()
         return answer_in(job, crs)
 
     @post(
@@ -238,6 +260,7 @@ class JobController(Controller):
     )
     async def resend_code(
         self,
+        request: Request[Any, Any, Any],
         job_id: FromPath[UUID],
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
@@ -245,6 +268,8 @@ class JobController(Controller):
     ) -> None:
         await service.resend_code(session, principal, job_id, code_key=settings.code_key)
         await session.commit()
+        code_locks: KnownCodeLocks = request.app.state.code_locks
+        code_locks.forget(principal.tenant_id, job_id)  # the new code is unlocked: judged by the table again
 
 
 class TechnicianController(Controller):

@@ -563,7 +563,8 @@ def believed_entry_time(
     return min(max(at, floor), received)
 
 
-def _locked() -> DomainError:
+def code_locked() -> DomainError:
+    """423: the code is locked (also answered from the route's memory of locks, jobs/codelocks.py)."""
     return DomainError(
         ErrorCode.CODE_ATTEMPTS_EXCEEDED,
         "Too many wrong codes: ask dispatch to send a new one.",
@@ -588,8 +589,10 @@ async def enter_code(
 ) -> wire.JobDetail:
     """Check the code the customer gave, in the request's own transaction (one connection per request).
 
-    The job's row lock serialises entries for one job, so forty at once count forty attempts. Every wrong
-    attempt (and every attempt on a locked code) is counted, and the refusal says `keep_effects`: the route
+    The job's row lock serialises entries for one job (the route also lets them in one at a time, before they
+    take a connection), so each compared code is counted, in order. Every wrong attempt (and every attempt on a
+    locked code that reaches here: the route answers most from its memory, codelocks.py) is counted, and the
+    refusal says `keep_effects`: the route
     commits the count before answering, and the sync engine keeps it for a refused `job.verify`, so retrying is
     no free brute force. An offline entry's `at` is believed only between the code's issue (and the arrival)
     and now: nobody typed a code they did not have, so an `at` from before it (past a few minutes of clock
@@ -611,7 +614,7 @@ async def enter_code(
     if code.locked_at is not None:
         code.attempts += 1
         await session.flush()
-        raise _locked()
+        raise code_locked()
     if not hmac.compare_digest(code.code_hash, _code_hash(code_key, job_id, entry.code)):
         code.attempts += 1
         if code.attempts >= CODE_ATTEMPTS:
@@ -619,7 +622,7 @@ async def enter_code(
         await session.flush()
         left = CODE_ATTEMPTS - code.attempts
         if left <= 0:
-            raise _locked()
+            raise code_locked()
         raise DomainError(
             ErrorCode.CODE_INVALID, f"Wrong code; {left} attempts left.", keep_effects=True, attempts_left=left
         )

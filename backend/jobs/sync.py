@@ -13,8 +13,8 @@ from backend.auth.tokens import Principal
 from backend.coordinates import request_in_wgs84
 from backend.jobs import service
 from backend.offline.registry import SyncRegistry
-from backend.settings import get_settings
-from mobile_contract.jobs import CodeEntry, Job, JobCommandArgs, JobVerifyArgs, Transition
+from backend.settings import Settings
+from mobile_contract.jobs import CodeEntry, Job, JobAction, JobCommandArgs, JobVerifyArgs, Transition
 from sync.registry import MutationMeta, MutationSpec, touching
 
 JOBS = service.JOBS
@@ -23,10 +23,13 @@ JOBS = service.JOBS
 JOB_STEPS = service.ASSIGNEE_STEPS
 
 
-def _code_key() -> bytes:
-    # The sync edge's share of the app's settings (the routes get the key through the `settings` dependency); the
-    # jobs service itself never reads settings.
-    return get_settings().code_key
+def _code_key(meta: MutationMeta) -> bytes:
+    """The customer-code key from the settings the caller of the sync engine passed in with the mutation (the
+    routes get the key through the `settings` dependency); neither this edge nor the jobs service fetches them."""
+    settings = meta.context
+    if not isinstance(settings, Settings):
+        raise TypeError("job mutations need the app's settings as the sync engine's context")
+    return settings.code_key
 
 
 def _step(step: str) -> Any:
@@ -38,7 +41,7 @@ def _step(step: str) -> Any:
             reason=args.reason, appointment_at=args.appointment_at, fix=fix, at=args.at or meta.created_at
         )
         return await service.transition(
-            session, principal, args.job_id, step, data, received_at=meta.received_at, code_key=_code_key()
+            session, principal, args.job_id, step, data, received_at=meta.received_at, code_key=_code_key(meta)
         )
 
     return handler
@@ -47,7 +50,7 @@ def _step(step: str) -> Any:
 async def _verify(session: AsyncSession, principal: Principal, args: JobVerifyArgs, meta: MutationMeta) -> Any:
     entry = CodeEntry(code=args.code, at=args.at or meta.created_at)
     return await service.enter_code(
-        session, principal, args.job_id, entry, code_key=_code_key(), received_at=meta.received_at
+        session, principal, args.job_id, entry, code_key=_code_key(meta), received_at=meta.received_at
     )
 
 
@@ -66,5 +69,5 @@ def register(registry: SyncRegistry) -> None:
     registry.collection_of(JOBS, Job, _fetch)
     for step in JOB_STEPS:
         registry.mutation(MutationSpec(f"job.{step}", JobCommandArgs, _step(step), touches=_touches))
-    registry.mutation(MutationSpec("job.verify", JobVerifyArgs, _verify, touches=_touches))
-    registry.mutation(MutationSpec("job.grab", JobCommandArgs, _grab, touches=_touches))
+    registry.mutation(MutationSpec(f"job.{JobAction.VERIFY.value}", JobVerifyArgs, _verify, touches=_touches))
+    registry.mutation(MutationSpec(f"job.{JobAction.GRAB.value}", JobCommandArgs, _grab, touches=_touches))

@@ -39,7 +39,8 @@ from sync.tables import sync_changes
 
 POIS = "pois"  # the merchants' sync collection
 
-# The merchant as a lead: who holds it and since when (pois.models.Poi's columns of the same names).
+# The merchant as a lead: its name, who holds it and since when (pois.models.Poi's columns of the same names);
+# tasks reads a target's name through it, so tasks imports nothing of pois.
 MERCHANTS = table(
     "pois",
     column("tenant_id", Uuid),
@@ -47,6 +48,7 @@ MERCHANTS = table(
     column("name", String),
     column("holder_id", Uuid),
     column("claimed_at", DateTime(timezone=True)),
+    column("updated_at", DateTime(timezone=True)),
 )
 # Whom a work item puts a merchant in front of (tasks.models.WorkItem's columns of the same names).
 WORK_ITEMS_HELD = table("work_items", column("tenant_id", Uuid), column("poi_id", Uuid), column("assignee_id", Uuid))

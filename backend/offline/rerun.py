@@ -55,6 +55,7 @@ async def rerun(
             user_id=user_id,
             mutation_id=mutation_id,
             progress=progress,
+            context=settings,
         )
     finally:
         await database.close()

@@ -22,6 +22,7 @@ from backend.errors import problems
 from backend.limits import Call, UserConcurrency
 from backend.offline import watermelon
 from backend.offline.registry import SyncRegistry
+from backend.settings import Settings
 from mobile_contract.base import SINGLE_LINE
 from mobile_contract.sync import (
     Mutation,
@@ -168,6 +169,7 @@ def sync_controller(registry: SyncRegistry, pages: PullPages | None = None) -> t
             principal: NamedDependency[Principal],
             database: NamedDependency[Database],
             limits: NamedDependency[UserConcurrency],
+            settings: NamedDependency[Settings],
             request: Request[Any, Any, Any],
         ) -> PushResponse:
             # Each mutation is bounded on its own: one the contract refuses is answered `rejected` here (it cannot
@@ -185,6 +187,7 @@ def sync_controller(registry: SyncRegistry, pages: PullPages | None = None) -> t
                     mutations=[m for m in screened if isinstance(m, Mutation)],
                     received_at=datetime.now(UTC),
                     request_id=request_id_of(request),
+                    context=settings,
                 )
             results = iter(applied)
             return PushResponse(results=[next(results) if isinstance(m, Mutation) else m for m in screened])
@@ -227,13 +230,16 @@ def sync_controller(registry: SyncRegistry, pages: PullPages | None = None) -> t
             principal: NamedDependency[Principal],
             database: NamedDependency[Database],
             limits: NamedDependency[UserConcurrency],
+            settings: NamedDependency[Settings],
             request: Request[Any, Any, Any],
             last_pulled_at: LastPulledAt = "null",
         ) -> dict[str, Any]:
             # A push never fails over its base (the queue must flow): an unusable one counts as having seen nothing.
             base = watermelon.parse_last_pulled_at(last_pulled_at, lenient=True)
             with limits.hold(Call.SYNC, principal.user_id):
-                await watermelon.push(database, registry, principal, data, base, request_id=request_id_of(request))
+                await watermelon.push(
+                    database, registry, principal, data, base, settings=settings, request_id=request_id_of(request)
+                )
             return {}
 
     return SyncController

@@ -2,7 +2,8 @@
 
 Both delete in batches, each batch its own short transaction: an open writing transaction holds every sync cursor
 back, and one long DELETE of a month's backlog would hold it back for minutes. Both are safe to run twice, on two
-workers at once (rows another run is deleting are skipped, not waited for).
+workers at once (rows another run is deleting are skipped, not waited for). Their retentions come with the
+worker's `Database` (the settings it was connected with), never fetched here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from sqlalchemy import delete, select, tuple_
 from backend.db.engine import Database
 from backend.offline.models import WatermelonPull, WatermelonRemoval
 from backend.queue.scheduler import Periodic
-from backend.settings import get_settings
 from sync.engine import collect_tombstones
 
 BATCH = 5_000  # rows deleted per transaction
@@ -25,7 +25,7 @@ async def collect_sync_tombstones(database: Database, now: datetime) -> dict[str
     """Delete the feed's removals older than the retention and raise the horizon past them: a phone whose cursor
     is older than the newest collected removal then gets `resync_required` (410) and re-downloads its data.
     Without this the feed keeps every removal forever."""
-    retention = timedelta(days=get_settings().sync_tombstone_retention_days)
+    retention = timedelta(days=database.settings.sync_tombstone_retention_days)
     collected = 0
     while True:
         async with database.sessions() as session:
@@ -40,7 +40,7 @@ async def prune_watermelon_pulls(database: Database, now: datetime) -> dict[str,
     """Forget the bases of WatermelonDB pulls older than the retention (see WatermelonPull): a push that still
     names one is judged against its own `last_pulled_at`. Done here rather than on every pull, which is the hot
     path and would pay for a DELETE each time."""
-    cutoff = now - timedelta(days=get_settings().watermelon_pull_retention_days)
+    cutoff = now - timedelta(days=database.settings.watermelon_pull_retention_days)
     key = tuple_(WatermelonPull.user_id, WatermelonPull.device_id, WatermelonPull.timestamp)
     old = WatermelonPull.created_at < cutoff
     batch_keys = select(*key.clauses).where(old).limit(BATCH).with_for_update(skip_locked=True)

@@ -39,6 +39,7 @@ from backend.db.engine import Database
 from backend.errors import DomainError
 from backend.offline.models import WatermelonPull, WatermelonRemoval
 from backend.offline.registry import SyncRegistry, WatermelonTable
+from backend.settings import Settings
 from mobile_contract.base import EARLIEST, INT64_MAX, LATEST, Request, Response, json_problem, moment_problem
 from mobile_contract.errors import ErrorCode
 from mobile_contract.sync import Mutation
@@ -333,6 +334,7 @@ async def push(
     body: PushBody,
     last_pulled_at: int | None,
     *,
+    settings: Settings,
     request_id: str | None = None,
 ) -> None:
     await engine.push(
@@ -346,6 +348,7 @@ async def push(
         mutations=mutations_of(body, registry, device_id=principal.device_id, last_pulled_at=last_pulled_at),
         received_at=datetime.now(UTC),
         request_id=request_id,
+        context=settings,
     )
     if last_pulled_at is not None:
         # This push carried whatever the phone held when it pulled at `last_pulled_at`: the marks that pull had

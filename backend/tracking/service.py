@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.scopes import users_in_scope
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
+from backend.evidence import trail
 from backend.tracking import queries
 from backend.tracking.models import TrackingKey, TrackingSettings, TrackingWindow
 from backend.tracking.queries import Fetcher, IngestRows
@@ -250,6 +251,14 @@ async def ingest(
     )
     if refusals:
         await _store_refusals(conn, who, refusals, received_at=received_at, source=source)
+    if new:
+        # The fixes are committed (the insert is its own statement): check-ins they can speak for are judged again.
+        moved = [
+            at
+            for fix_id, at, mock in zip(rows.fix_id, rows.recorded_at, rows.mock, strict=True)
+            if fix_id in new and not mock
+        ]
+        await trail.request_rejudge(conn, who.tenant_id, who.user_id, moved)
     return wire.BatchResult(
         accepted=len(new),
         duplicate=len(rows) - len(new) + repeats,

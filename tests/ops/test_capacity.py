@@ -288,24 +288,43 @@ async def test_a_burst_of_pulls_is_cut_at_the_limit_while_another_user_is_served
     assert limits.running(Call.SYNC, bursting.id) == 0
 
 
-async def test_a_burst_of_code_entries_is_cut_at_the_limit_and_another_tenant_is_served_meanwhile(
+async def test_a_burst_of_code_entries_on_many_jobs_is_cut_at_the_limit_and_another_tenant_is_served_meanwhile(
     concurrent: httpx.AsyncClient,
     factory: Factory,
 ) -> None:
-    """The reported stall: 40 parallel code entries ran the pool dry. Now past the limit they are refused before
-    they take a connection, and the pool keeps serving another tenant during the burst."""
+    """The reported stall: 40 parallel code entries ran the pool dry. Entries of one job now take their turn
+    without a connection (tests/ops/test_tarpit.py); entries on many jobs at once are cut at the user's limit
+    before they take a connection, and the pool keeps serving another tenant during the burst."""
     client = concurrent
     tenant = await factory.tenant()
     other_tenant = await factory.tenant()
     technician = await factory.user(tenant)
     other = await factory.user(other_tenant)
-    job = uuid.uuid4()  # a job the technician cannot see: each admitted entry still costs a database lookup
+    # Jobs the technician cannot see: each admitted entry still costs a database lookup.
     entries = [
-        client.post(f"/v1/jobs/{job}/code", json={"code": "123456"}, headers=technician.headers) for _ in range(40)
+        client.post(f"/v1/jobs/{uuid.uuid4()}/code", json={"code": "123456"}, headers=technician.headers)
+        for _ in range(40)
     ]
     answers = await asyncio.gather(*entries, client.get("/v1/me", headers=other.headers))
     *mine, theirs = answers
     assert theirs.status_code == 200
     statuses = [a.status_code for a in mine]
     assert set(statuses) <= {404, 429}, statuses
+    assert statuses.count(429) > 0
+
+
+async def test_entries_of_one_job_past_its_queue_are_refused_before_their_turn(
+    concurrent: httpx.AsyncClient,
+    factory: Factory,
+) -> None:
+    client = concurrent
+    technician = await factory.user(await factory.tenant())
+    client.app.state.limits = UserConcurrency(3, 2, turn_queue=4)  # type: ignore[attr-defined]
+    job = uuid.uuid4()
+    entries = [
+        client.post(f"/v1/jobs/{job}/code", json={"code": "123456"}, headers=technician.headers) for _ in range(40)
+    ]
+    statuses = [a.status_code for a in await asyncio.gather(*entries)]
+    assert set(statuses) <= {404, 429}, statuses
+    assert statuses.count(404) >= 5  # one running and four waiting got their turn
     assert statuses.count(429) > 0

@@ -1,7 +1,7 @@
 """The lead pool: each merchant's lead state, its transition history, versioned tenant lead policies
 
 Revision ID: 3b8e5f1a2c47
-Revises: 7a1c4e2b9d10
+Revises: 4e8b2d6f1a93
 Create Date: 2026-12-02 13:35:16.666946
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '3b8e5f1a2c47'
-down_revision: str | None = '7a1c4e2b9d10'
+down_revision: str | None = '4e8b2d6f1a93'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
