@@ -25,6 +25,7 @@ from backend.demo.seed import (
     _plan,
     generate_pois,
 )
+from backend.intake.names import search_terms
 from backend.settings import Settings
 from geo.distance import haversine_m
 from mobile_contract.base import Phone
@@ -93,16 +94,26 @@ def test_phones_follow_the_contract(merchants: list[DemoPoi]) -> None:
 
 
 def test_names_and_addresses_look_real(merchants: list[DemoPoi]) -> None:
-    districts = {district.name for district in DISTRICTS}
+    roads = {(district.name_zh, road.zh) for district in DISTRICTS for road in district.roads}
+    address = re.compile(r"^(\w+?[区])(\w+?路)(\d+)号$")
     for poi in merchants:
         assert 0 < len(poi.name) <= 200
-        number, rest = poi.address.split(" ", 1)
-        road, district = rest.rsplit(", ", 1)
-        assert number.isdigit()
+        assert re.search(r"[\u4e00-\u9fff]", poi.name), poi.name  # the demo speaks Chinese
+        match = address.fullmatch(poi.address)  # 静安区南京西路1266号
+        assert match, poi.address
+        district, road, number = match.groups()
+        assert (district, road) in roads
         assert int(number) >= 1
-        assert road.endswith(" Rd")
-        assert district in districts
-    assert len({poi.name for poi in merchants}) > 0.5 * SAMPLE  # varied, not a handful of names repeated
+    assert len({poi.name for poi in merchants}) > 0.3 * SAMPLE  # varied, not a handful of names repeated
+    assert any(poi.name.endswith("店)") for poi in merchants)  # chain branches: 瑞幸咖啡(南京西路店)
+
+
+def test_names_are_found_by_characters_pinyin_and_initials(merchants: list[DemoPoi]) -> None:
+    luckin = next(poi for poi in merchants if poi.name.startswith("瑞幸咖啡("))
+    terms = search_terms(luckin.name, luckin.address).split()
+    assert any(term.startswith("瑞幸咖啡") for term in terms)
+    assert any(term.startswith("ruixingkafei") for term in terms)
+    assert any(term.startswith("rxkf") for term in terms)
 
 
 def test_the_plan_builds_a_consistent_tenant() -> None:
@@ -121,6 +132,7 @@ def test_the_plan_builds_a_consistent_tenant() -> None:
     assert len(set(usernames)) == len(usernames)
     assert all(username == username.lower() for username in usernames)
     assert len({user[8] for user in plan.users}) == 1  # one argon2 hash, shared
+    assert all(re.fullmatch(r"[\u4e00-\u9fff]{2,3}", user[4]) for user in plan.users)  # display names: 王伟
     for _, tenant_id, _, _, _, phone, role, scope, _ in plan.users:
         assert tenant_id == plan.tenant_id
         assert role in {"bd", "technician", "supervisor", "ops", "admin"}

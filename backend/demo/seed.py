@@ -7,7 +7,8 @@ pure function of its random source, so benchmarks can rebuild the very same merc
 
 Merchants are spread the way a real city is: a dense core around People's Square, district sub-centres with
 their own clusters, and a sparse edge out to ~35 km. Each address names the district and a real road of the
-district where the point lies.
+district where the point lies. The demo speaks Chinese (backend/demo/names.py): `老王面馆`, `瑞幸咖啡(南京西路店)` at
+`静安区南京西路1266号`, staff and contacts named `王伟`; usernames stay ASCII (bd1@demo).
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ def generate_pois(count: int, rng: random.Random) -> Iterator[DemoPoi]:
         district = districts.at(lat, lon)
         road = rng.choice(district.roads)
         category = rng.choices(categories, cum_weights=category_cum)[0]
-        name = _merchant_name(rng, category, road)
-        address = f"{_street_number(rng)} {road} Rd, {district.name}"
+        name = _merchant_name(rng, category, road.zh)
+        address = f"{district.name_zh}{road.zh}{_street_number(rng)}号"  # 静安区南京西路1266号
         phone = _landline(rng) if rng.random() < PHONE_SHARE else None
         yield DemoPoi(name, category, address, phone, round(lat, 6), round(lon, 6))
 
@@ -216,14 +217,14 @@ def _district_index() -> _DistrictIndex:
 def _merchant_name(rng: random.Random, category: str, road: str) -> str:
     chains = CHAINS.get(category)
     if chains and rng.random() < CHAIN_SHARE.get(category, 0.0):
-        return f"{rng.choice(chains)} {road} Rd"  # a branch: "FamilyMart Yan'an Middle Rd"
-    trade = rng.choice(TRADES[category])
+        return f"{rng.choice(chains).zh}({road}店)"  # a branch: 全家(延安中路店)
+    trade = rng.choice(TRADES[category]).zh
     u = rng.random()
-    if u < 0.45:  # "Lao Wang Noodle House"
-        return f"{rng.choice(OWNER_FORMS).format(rng.choice(FAMILY_NAMES))} {trade}"
-    if u < 0.80:  # "Golden Lotus Tea House"
-        return f"{rng.choice(FANCY_ADJECTIVES)} {rng.choice(FANCY_NOUNS)} {trade}"
-    return f"{road} Rd {trade}"  # "Wukang Rd Bakery"
+    if u < 0.45:  # 老王面馆 "Lao Wang Noodle House"
+        return f"{rng.choice(OWNER_FORMS).zh.format(rng.choice(FAMILY_NAMES).zh)}{trade}"
+    if u < 0.80:  # 金莲茶馆 "Golden Lotus Tea House"
+        return f"{rng.choice(FANCY_ADJECTIVES).zh}{rng.choice(FANCY_NOUNS).zh}{trade}"
+    return f"{road}{trade}"  # 武康路面包房 "Wukang Rd Bakery"
 
 
 def _street_number(rng: random.Random) -> int:
@@ -298,10 +299,14 @@ def _uuid(rng: random.Random) -> UUID:
     return UUID(int=rng.getrandbits(128), version=4)
 
 
+def _person_name(rng: random.Random) -> str:
+    return f"{rng.choice(FAMILY_NAMES).zh}{rng.choice(GIVEN_NAMES).zh}"  # 王伟
+
+
 def _person_names(rng: random.Random, count: int) -> list[str]:
     names: list[str] = []
     while len(names) < count:
-        name = f"{rng.choice(FAMILY_NAMES)} {rng.choice(GIVEN_NAMES)}"
+        name = _person_name(rng)
         if name not in names:
             names.append(name)
     return names
@@ -420,7 +425,7 @@ def _plan(poi_count: int) -> _Plan:
         if rng.random() < CONTACT_SHARE:
             for n in range(1 if rng.random() < 0.7 else 2):
                 role = "owner" if n == 0 and rng.random() < 0.6 else rng.choice(CONTACT_ROLES)
-                name = f"{rng.choice(FAMILY_NAMES)} {rng.choice(GIVEN_NAMES)}"
+                name = _person_name(rng)
                 contact_phone = _mobile(rng) if rng.random() < 0.85 else None
                 contacts.append((_uuid(rng), tenant_id, poi_id, name, role, contact_phone))
 
