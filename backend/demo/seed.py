@@ -28,6 +28,7 @@ from uuid import UUID
 import asyncpg
 
 from backend.auth.passwords import hash_password
+from backend.auth.tokens import Principal
 from backend.db.embedded import say
 from backend.demo.names import (
     CATEGORY_WEIGHTS,
@@ -467,6 +468,7 @@ async def seed_demo(database_url: str, *, poi_count: int = 100_000) -> DemoLogin
     finally:
         await conn.close()
     await _seed_movement(database_url, plan.tenant_id)
+    await _seed_events(database_url, plan.tenant_id)
     say(f"demo data loaded in {time.perf_counter() - started:.1f} s")
     _say_logins(plan.logins)
     return plan.logins
@@ -565,6 +567,127 @@ async def _seed_movement(database_url: str, tenant_id: UUID) -> None:
     )
 
 
+# The demo's business events (after the day of movement, through the events service as an integration sends them):
+# (kind, amount in CNY or None, where). Where: "visited" = a work item of the campaign whose assignee visited it
+# today, the event an hour after the visit (credited; a recharge counts toward the recharge goal, a signing does
+# not, and it wins the lead); "early" = such a merchant, the event before the campaign began (outside_campaign);
+# "unvisited" = a work item nobody visited (no_follow_up); "untargeted" = a visited merchant no campaign targets.
+DEMO_EVENTS: tuple[tuple[str, str | None, str], ...] = (
+    ("recharge", "500.00", "visited"),
+    ("recharge", "800.00", "visited"),
+    ("recharge", "1200.00", "visited"),
+    ("recharge", "300.00", "visited"),
+    ("recharge", "2000.00", "visited"),
+    ("recharge", "650.00", "visited"),
+    ("signing", None, "visited"),
+    ("signing", None, "visited"),
+    ("order", "88.00", "visited"),
+    ("recharge", "1000.00", "early"),
+    ("recharge", "500.00", "unvisited"),
+    ("order", "45.50", "unvisited"),
+    ("recharge", "700.00", "untargeted"),
+)
+DEMO_EVENT_SOURCE = "demo-billing"
+
+
+async def _seed_events(database_url: str, tenant_id: UUID) -> None:
+    """Business events from a demo billing system: an integration key (its secret is thrown away: issue your own
+    with `POST /v1/events/keys`), then DEMO_EVENTS through the events service's ingest, the function
+    `POST /v1/events` calls after checking the signature, so each is stored, attributed and explained the same
+    way. Merchants are picked in a fixed order from what the day of movement stored, so the same seed gives the
+    same picks."""
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+    from backend.events import keys
+    from backend.events import service as events
+    from backend.events.keys import Sender
+    from backend.settings import get_settings
+    from mobile_contract import events as wire
+    from mobile_contract.auth import DataScope, Role
+
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    conn: asyncpg.Connection = await asyncpg.connect(database_url)
+    try:
+        admin = await conn.fetchrow(
+            "SELECT id, team_id FROM users WHERE tenant_id = $1 AND role = 'admin' ORDER BY username LIMIT 1",
+            tenant_id,
+        )
+        starts_at = await conn.fetchval("SELECT min(starts_at) FROM campaigns WHERE tenant_id = $1", tenant_id)
+        # The latest believable visit of an assignee to each of their work items, earliest merchants first.
+        visited = await conn.fetch(
+            "SELECT DISTINCT ON (w.poi_id) w.poi_id, v.checked_out_at AS at FROM work_items w"
+            " JOIN visits v ON v.tenant_id = w.tenant_id AND v.poi_id = w.poi_id AND v.user_id = w.assignee_id"
+            " WHERE w.tenant_id = $1 AND v.check_in_status <> 'rejected' AND v.checked_out_at IS NOT NULL"
+            " ORDER BY w.poi_id, v.checked_out_at DESC",
+            tenant_id,
+        )
+        unvisited = await conn.fetch(
+            "SELECT w.poi_id FROM work_items w WHERE w.tenant_id = $1 AND NOT EXISTS ("
+            "  SELECT 1 FROM visits v WHERE v.tenant_id = w.tenant_id AND v.poi_id = w.poi_id)"
+            " ORDER BY w.poi_id LIMIT 8",
+            tenant_id,
+        )
+        untargeted = await conn.fetch(
+            "SELECT DISTINCT v.poi_id, v.checked_out_at AS at FROM visits v WHERE v.tenant_id = $1"
+            " AND v.checked_out_at IS NOT NULL AND NOT EXISTS ("
+            "  SELECT 1 FROM work_items w WHERE w.tenant_id = v.tenant_id AND w.poi_id = v.poi_id)"
+            " ORDER BY v.poi_id LIMIT 4",
+            tenant_id,
+        )
+    finally:
+        await conn.close()
+    visited = sorted(visited, key=lambda row: (row["at"], row["poi_id"]))
+    pools: dict[str, list[tuple[UUID, datetime]]] = {
+        "visited": [(row["poi_id"], row["at"] + timedelta(minutes=50)) for row in visited],
+        "early": [(row["poi_id"], starts_at - timedelta(hours=6)) for row in reversed(visited)],
+        "unvisited": [(row["poi_id"], now - timedelta(hours=3)) for row in unvisited],
+        "untargeted": [(row["poi_id"], min(row["at"] + timedelta(minutes=40), now)) for row in untargeted],
+    }
+    used: set[UUID] = set()
+    engine = create_async_engine(database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
+    stored = 0
+    try:
+        async with async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)() as session:
+            principal = Principal(
+                user_id=admin["id"],
+                tenant_id=tenant_id,
+                role=Role.ADMIN,
+                data_scope=DataScope.ALL,
+                team_id=admin["team_id"],
+                device_id="demo",
+                expires_at=(now + timedelta(hours=1)).timestamp(),
+            )
+            key = await keys.issue_key(
+                session,
+                principal,
+                wire.IntegrationKeyCreate(label="演示计费系统 (demo billing)"),
+                kek=get_settings().integration_kek,
+            )
+            sender = Sender(tenant_id=tenant_id, key_id=key.id)
+            for number, (kind, amount, where) in enumerate(DEMO_EVENTS, 1):
+                pick = next(((poi, at) for poi, at in pools[where] if poi not in used), None)
+                if pick is None:  # a tiny demo (tests seed a few merchants): fewer events
+                    continue
+                poi_id, occurred_at = pick
+                used.add(poi_id)
+                event = wire.EventIn(
+                    source=DEMO_EVENT_SOURCE,
+                    external_id=f"demo-{number:04d}",
+                    kind=wire.EventKind(kind),
+                    merchant=wire.MerchantRef(id=poi_id),
+                    occurred_at=min(occurred_at, now),
+                    amount=amount,
+                    currency="CNY" if amount is not None else None,
+                )
+                await events.ingest(session, sender, event, now=now)
+                stored += 1
+            await session.commit()
+    finally:
+        await engine.dispose()
+    say(f"{stored} business events from {DEMO_EVENT_SOURCE!r}, attributed, in {time.perf_counter() - started:.1f} s")
+
+
 DEMO_CAMPAIGN_FORM = (
     '{"version": 1, "fields": ['
     '{"key": "owner_present", "label": "Owner present?", "type": "boolean", "required": true},'
@@ -639,7 +762,8 @@ async def _seed_field_service(conn: asyncpg.Connection, tenant_id: UUID) -> None
 
 
 async def _seed_campaign(conn: asyncpg.Connection, tenant_id: UUID) -> None:
-    """A running recharge campaign: each BD's 25 nearest-to-centre held merchants become their work items."""
+    """A running recharge campaign: each BD's 25 held merchants nearest to their team's patch (where their day of
+    movement starts, so the day visits some of them) become their work items."""
     campaign_id = UUID(int=random.Random(SEED + 1).getrandbits(128), version=4)
     await conn.execute(
         "INSERT INTO campaigns (id, tenant_id, type, title, instructions, goal, form, offer, starts_at, ends_at,"
@@ -655,16 +779,22 @@ async def _seed_campaign(conn: asyncpg.Connection, tenant_id: UUID) -> None:
         DEMO_CAMPAIGN_FORM,
     )
     await conn.execute(
-        "INSERT INTO work_items (id, tenant_id, campaign_id, poi_id, assignee_id, form_version)"
+        "WITH patches AS (SELECT * FROM unnest($3::text[], $4::float8[], $5::float8[]) AS p (team, lat, lon)),"
+        " bds AS ("
+        "   SELECT u.id, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)::geography AS patch FROM users u"
+        "   JOIN teams t ON t.tenant_id = u.tenant_id AND t.id = u.team_id JOIN patches p ON p.team = t.name"
+        "   WHERE u.tenant_id = $1 AND u.role = 'bd')"
+        " INSERT INTO work_items (id, tenant_id, campaign_id, poi_id, assignee_id, form_version)"
         " SELECT gen_random_uuid(), $1, $2, id, holder_id, 1 FROM ("
-        "   SELECT id, holder_id, row_number() OVER (PARTITION BY holder_id"
-        "     ORDER BY location <-> ST_SetSRID(ST_MakePoint($3, $4), 4326)::geography, id) AS rank"
-        "   FROM pois WHERE tenant_id = $1 AND holder_id IS NOT NULL) AS held"
+        "   SELECT p.id, p.holder_id, row_number() OVER (PARTITION BY p.holder_id"
+        "     ORDER BY p.location <-> b.patch, p.id) AS rank"
+        "   FROM pois p JOIN bds b ON b.id = p.holder_id WHERE p.tenant_id = $1) AS held"
         " WHERE rank <= 25",
         tenant_id,
         campaign_id,
-        CENTRE_LON,
-        CENTRE_LAT,
+        list(TEAM_PATCHES),
+        [lat for lat, _ in TEAM_PATCHES.values()],
+        [lon for _, lon in TEAM_PATCHES.values()],
     )
 
 
