@@ -194,12 +194,28 @@ async def test_seed_demo_for_real_is_idempotent_and_logs_in(settings: Settings) 
             )
             assert bad_paths == 0
             # Every held merchant and every work item is in its user's change feed (what a first sync sends).
-            feed = await conn.fetchval("SELECT count(*) FROM sync_changes WHERE collection <> 'visits'")
+            feed = await conn.fetchval(
+                "SELECT count(*) FROM sync_changes WHERE collection IN ('pois', 'work_items', 'jobs')"
+            )
             items = await conn.fetchval("SELECT count(*) FROM work_items")
             assert items > 0
             assigned_jobs = await conn.fetchval("SELECT count(*) FROM jobs WHERE assignee_id IS NOT NULL")
             assert assigned_jobs > 0
             assert feed == counts["held"] + items + assigned_jobs
+            # The demo billing system's events (after the day's visits): credited recharges that count toward the
+            # recharge goal, credited signings that do not (and win their leads, in their holders' feeds), and
+            # non-credits with their reasons.
+            events = await conn.fetch(
+                "SELECT a.credited, a.reason, a.goal_reason, e.kind FROM business_events e"
+                " JOIN event_attributions a ON a.tenant_id = e.tenant_id AND a.event_id = e.id"
+            )
+            reasons = Counter((row["reason"], row["goal_reason"]) for row in events)
+            assert reasons[("visited", "counts")] >= 3
+            assert reasons[("visited", "kind_mismatch")] >= 1
+            assert {"no_follow_up", "outside_campaign", "not_targeted"} <= {row["reason"] for row in events}
+            won = await conn.fetchval("SELECT count(*) FROM leads WHERE state = 'won'")
+            assert won == sum(1 for row in events if row["kind"] == "signing")
+            assert await conn.fetchval("SELECT count(*) FROM sync_changes WHERE collection = 'leads'") == won
             # And the day's visits (backend/demo/movement.py) are in their BDs' feeds.
             visits = await conn.fetchval("SELECT count(*) FROM visits")
             assert visits > 0
