@@ -26,6 +26,8 @@ from backend.db.engine import Database
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
 from backend.health import ROUTES as HEALTH_ROUTES
+from backend.intake import tasks as intake_tasks
+from backend.intake.routes import IntakeController
 from backend.jobs import sync as jobs_sync
 from backend.jobs import tasks as jobs_tasks
 from backend.jobs.routes import JobController, TechnicianController
@@ -62,11 +64,12 @@ PULL_PAGES = PullPages(SYNC_REGISTRY)
 # The domains' periodic work, run by every `groundwork worker` at most once per period (backend/queue/scheduler.py).
 PERIODIC: list[Periodic] = [*offline_tasks.PERIODIC, *tasks_tasks.PERIODIC, *tracking_tasks.PERIODIC]
 # The domains' queue handlers (push delivery, ...), run by every `groundwork worker`.
-QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers, jobs_tasks.handlers]
+QUEUE_HANDLERS: list[HandlerProvider] = [push_tasks.handlers, jobs_tasks.handlers, intake_tasks.handlers]
 
 ROUTES: list[ControllerRouterHandler] = [
     AuthController,
     PoiController,
+    IntakeController,
     VisitController,
     CampaignController,
     WorkItemController,

@@ -10,7 +10,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -222,6 +222,42 @@ def rerun(user_id: uuid.UUID | None, mutation_id: int | None, all_failed: bool) 
     )
     if counts["failed"]:
         raise SystemExit(1)
+
+
+@main.group("import", help="Bulk intake: merchants from a CSV or JSON file.")
+def import_() -> None:
+    pass
+
+
+@import_.command(
+    "merchants",
+    help="Import merchants into a tenant from FILE (CSV with a header line, or JSON): each row validated, judged "
+    "against stored merchants (sure duplicates skipped, likely ones queued for review) and reported.",
+)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tenant", "tenant_slug", required=True, help="The tenant's slug (the demo's is `demo`).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default=None, help="Default: by the suffix.")
+@click.pass_context
+def import_merchants(ctx: click.Context, file: Path, tenant_slug: str, fmt: str | None) -> None:
+    import time
+
+    from backend.intake.cli import import_file
+
+    started = time.perf_counter()
+
+    def shown(progress: Any) -> None:
+        rate = progress.rows / max(time.perf_counter() - started, 1e-9)
+        click.echo(
+            f"[import] {progress.rows:,} rows: {progress.imported:,} imported, {progress.duplicates:,} duplicates"
+            f" skipped, {progress.likely_duplicates:,} to review, {progress.refused:,} refused ({rate:,.0f} rows/s)",
+            err=True,
+        )
+
+    chosen = fmt or ("json" if file.suffix.lower() in (".json", ".ndjson", ".jsonl") else "csv")
+    outcome = _with_database(
+        _context_settings(ctx), lambda database: import_file(database, tenant_slug, file.read_bytes(), chosen, shown)
+    )
+    click.echo(outcome)
 
 
 @main.group(help="The mobile contract's OpenAPI document.")

@@ -6,6 +6,7 @@ imports none of them."""
 from backend.assignment.models import TechnicianProfile
 from backend.auth.models import LoginThrottle, RefreshToken, Team, Tenant, User
 from backend.db.base import Base
+from backend.intake.models import MerchantDuplicate, MerchantImport
 from backend.jobs.models import Job, JobCode, JobEvent, JobType
 from backend.media.models import Photo
 from backend.offline.models import WatermelonPull, WatermelonRemoval
@@ -37,6 +38,8 @@ __all__ = [
     "JobType",
     "LatestPosition",
     "LoginThrottle",
+    "MerchantDuplicate",
+    "MerchantImport",
     "Photo",
     "Poi",
     "PoiContact",

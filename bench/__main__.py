@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from backend.settings import get_settings
-from bench import dispatch, logins, nearby, photos, report
+from bench import dispatch, intake, logins, nearby, photos, report
 from bench import sync as sync_bench
 from bench import tracking as tracking_bench
 from bench.progress import BenchError, say
@@ -271,6 +271,30 @@ def run_tracking(args: argparse.Namespace) -> list[report.SummaryRow]:
     ]
 
 
+def run_intake(args: argparse.Namespace) -> list[report.SummaryRow]:
+    started = report.utc_now()
+    payload = intake.run(get_settings(), intake.IntakeConfig(rows=10_000 if args.quick else intake.ROWS))
+    _write("intake", args, started, payload)
+    done, base = payload["import"], payload["baseline"]
+    print()
+    print(f"## intake: {payload['rows']:,} merchants from one CSV, chunks of {payload['chunk']:,}")
+    print()
+    print(
+        f"import: {done['rows_per_s']:,.0f} rows/s ({done['seconds']:.1f} s): {done['imported']:,} imported, "
+        f"{done['duplicates']:,} duplicates skipped, {done['likely_duplicates']:,} to review, "
+        f"{done['refused']:,} refused"
+    )
+    print(f"baseline (same INSERT, nothing judged): {base['rows_per_s']:,.0f} rows/s; ratio {payload['ratio']:.1%}")
+    return [
+        report.SummaryRow(
+            "intake",
+            f"import of {payload['rows']:,} merchants (CSV)",
+            f"{done['rows_per_s']:,.0f} rows/s ({done['seconds']:.0f} s)",
+            f"insert alone {base['rows_per_s']:,.0f} rows/s: {payload['ratio']:.0%}",
+        )
+    ]
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[report.SummaryRow]]] = {
     "nearby": run_nearby,
     "sync": run_sync,
@@ -278,6 +302,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[report.SummaryRow]]] =
     "photos": run_photos,
     "logins": run_logins,
     "tracking": run_tracking,
+    "intake": run_intake,
 }
 
 

@@ -63,6 +63,7 @@ class ErrorCode(enum.StrEnum):
     TRACKING_ID_MISSING = "tracking_id_missing"
     # unknown or revoked tracking key: ask a supervisor for a new key; retrying the same key never helps
     TRACKING_KEY_INVALID = "tracking_key_invalid"
+    IMPORT_UNREADABLE = "import_unreadable"  # the file as a whole is not CSV/JSON with a name column; fix and resend
     INTERNAL_ERROR = "internal_error"  # a bug on our side; retry later
     # capacity: nothing was done; retry the same request (same ids) after `Retry-After` seconds
     SERVICE_UNAVAILABLE = "service_unavailable"  # the database is busy or restarting; retry after Retry-After
@@ -107,6 +108,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.IMAGE_TOO_LARGE: 413,
     ErrorCode.TRACKING_ID_MISSING: 400,
     ErrorCode.TRACKING_KEY_INVALID: 401,
+    ErrorCode.IMPORT_UNREADABLE: 422,
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
     ErrorCode.SERVER_BUSY: 503,

@@ -120,4 +120,6 @@ class DuplicateCandidate(Response):
     name: str
     address: str
     distance_m: float
-    similarity: float
+    similarity: float  # of the names, 0..1, compared in every spelling (characters, pinyin, initials)
+    verdict: str = "likely"  # "same": surely this shop; "likely": probably (a person decides)
+    reasons: list[str] = []

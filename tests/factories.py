@@ -16,6 +16,7 @@ from backend.auth.models import Team, Tenant, User
 from backend.auth.passwords import hash_password
 from backend.auth.service import DEFAULT_SCOPE_BY_ROLE
 from backend.db.engine import Database
+from backend.intake.names import search_terms
 from backend.pois.models import Poi
 from geo.postgis import point_ewkt
 from mobile_contract.auth import Role
@@ -121,16 +122,19 @@ class Factory:
         holder_id: UUID | None = None,
         radius_m: float | None = None,
         polygon_wkt: str | None = None,
+        address: str = "1 Test Rd",
     ) -> UUID:
         poi_id = uuid.uuid4()
+        name = name or f"Shop {next(_counter)}"
         async with self.database.sessions() as session:
             session.add(
                 Poi(
                     id=poi_id,
                     tenant_id=tenant_id,
-                    name=name or f"Shop {next(_counter)}",
+                    name=name,
                     category=category,
-                    address="1 Test Rd",
+                    address=address,
+                    search_terms=search_terms(name, address),
                     location=point_ewkt(lat, lon),
                     geofence_radius_m=radius_m,
                     geofence=f"SRID=4326;{polygon_wkt}" if polygon_wkt else None,

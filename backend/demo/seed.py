@@ -43,6 +43,7 @@ from backend.demo.names import (
     TRADES,
     District,
 )
+from backend.intake.names import search_terms
 from backend.jobs.service import DEFAULT_JOB_TYPES
 from backend.leads.service import on_phones_sql
 
@@ -74,6 +75,10 @@ _KM_PER_DEG_LON = 111.32 * math.cos(math.radians(CENTRE_LAT))
 
 _ADVISORY_LOCK_KEY = 0x6772_6E64_5345_4544  # "grndSEED": one seeder at a time per database
 _PROGRESS_EVERY = 20_000
+
+
+# id, name, category, address, phone, lat, lon, geofence radius, holder, claimed at, search terms
+_PoiRow = tuple[UUID, str, str, str, str | None, float, float, float | None, UUID | None, datetime | None, str]
 
 
 class DemoPoi(NamedTuple):
@@ -304,7 +309,7 @@ class _Plan(NamedTuple):
     tenant_id: UUID
     teams: list[tuple[UUID, UUID, UUID | None, str, str]]  # id, tenant_id, parent_id, name, path
     users: list[tuple[UUID, UUID, UUID | None, str, str, str | None, str, str, str]]
-    pois: list[tuple[UUID, str, str, str, str | None, float, float, float | None, UUID | None, datetime | None]]
+    pois: list[_PoiRow]
     contacts: list[tuple[UUID, UUID, UUID, str, str, str | None]]  # id, tenant_id, poi_id, name, role, phone
     logins: DemoLogins
 
@@ -374,7 +379,9 @@ def _plan(poi_count: int) -> _Plan:
         holders[index] = rng.choice(bds)
     now = datetime.now(UTC)
 
-    pois: list[tuple[UUID, str, str, str, str | None, float, float, float | None, UUID | None, datetime | None]] = []
+    pois: list[
+        tuple[UUID, str, str, str, str | None, float, float, float | None, UUID | None, datetime | None, str]
+    ] = []
     contacts: list[tuple[UUID, UUID, UUID, str, str, str | None]] = []
     for index, poi in enumerate(merchants):
         poi_id = _uuid(rng)
@@ -382,7 +389,19 @@ def _plan(poi_count: int) -> _Plan:
         holder = holders.get(index)
         claimed_at = now - timedelta(seconds=rng.uniform(600, 30 * 86_400)) if holder else None
         pois.append(
-            (poi_id, poi.name, poi.category, poi.address, poi.phone, poi.lat, poi.lon, radius, holder, claimed_at)
+            (
+                poi_id,
+                poi.name,
+                poi.category,
+                poi.address,
+                poi.phone,
+                poi.lat,
+                poi.lon,
+                radius,
+                holder,
+                claimed_at,
+                search_terms(poi.name, poi.address),
+            )
         )
         if rng.random() < CONTACT_SHARE:
             for n in range(1 if rng.random() < 0.7 else 2):
@@ -454,17 +473,17 @@ async def _load(conn: asyncpg.Connection, plan: _Plan) -> None:
     await conn.execute(
         "CREATE TEMP TABLE demo_poi_staging (id uuid NOT NULL, name text NOT NULL, category text NOT NULL,"
         " address text NOT NULL, phone text, lat float8 NOT NULL, lon float8 NOT NULL, geofence_radius_m float8,"
-        " holder_id uuid, claimed_at timestamptz) ON COMMIT DROP"
+        " holder_id uuid, claimed_at timestamptz, search_terms text NOT NULL) ON COMMIT DROP"
     )
     await conn.copy_records_to_table("demo_poi_staging", records=plan.pois)
     copied = time.perf_counter()
     say(f"copied {len(plan.pois):,} merchants to staging in {copied - started:.1f} s")
     await conn.execute(
         "INSERT INTO pois (id, tenant_id, name, category, address, phone, location, geofence_radius_m, holder_id,"
-        " claimed_at, source)"
+        " claimed_at, source, search_terms)"
         " SELECT id, $1, name, category, address, phone,"
         " ST_SetSRID(ST_MakePoint(round(lon::numeric, 7)::float8, round(lat::numeric, 7)::float8), 4326)::geography,"
-        " geofence_radius_m, holder_id, claimed_at, 'import' FROM demo_poi_staging",
+        " geofence_radius_m, holder_id, claimed_at, 'import', search_terms FROM demo_poi_staging",
         plan.tenant_id,
     )
     inserted = time.perf_counter()

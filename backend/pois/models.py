@@ -20,7 +20,15 @@ class Poi(Base):
         Index("ix_pois_tenant_location", "tenant_id", "location", postgresql_using="gist"),
         # Similar-name search (possible duplicates, name filter).
         Index("ix_pois_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+        # Name search by characters, pinyin and initials (backend/intake/names.py search_terms).
+        Index(
+            "ix_pois_search_terms_trgm",
+            "search_terms",
+            postgresql_using="gin",
+            postgresql_ops={"search_terms": "gin_trgm_ops"},
+        ),
         Index("ix_pois_tenant_holder", "tenant_id", "holder_id"),
+        Index("ix_pois_tenant_phone", "tenant_id", "phone"),  # duplicates by phone number (intake)
         CheckConstraint("source IN ('import', 'field')", name="source"),
     )
 
@@ -31,6 +39,8 @@ class Poi(Base):
     name: Mapped[str] = mapped_column(String(200))
     category: Mapped[str] = mapped_column(String(64))
     address: Mapped[str] = mapped_column(Text, server_default="")
+    # Folded name and address with their pinyin and the name's initials, written with the name (search `q`).
+    search_terms: Mapped[str] = mapped_column(Text, server_default="")
     phone: Mapped[str | None] = mapped_column(String(32))
     location: Mapped[object] = mapped_column(
         Geography("POINT", srid=4326, spatial_index=False), nullable=False

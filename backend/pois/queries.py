@@ -18,11 +18,25 @@ from typing import Any
 from uuid import UUID
 
 from geoalchemy2 import Geography, Geometry
-from sqlalchemy import ColumnElement, Float, Select, and_, bindparam, cast, false, func, literal_column, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    and_,
+    bindparam,
+    cast,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
 from backend.auth.models import User
 from backend.auth.scopes import visible_to
+from backend.intake.names import key
 from backend.pois.models import Poi
 from mobile_contract.auth import DataScope
 from mobile_contract.pois import PoolFilter
@@ -85,7 +99,13 @@ def nearby_query(variant: NearbyVariant) -> CompiledQuery:
     if variant.by_category:
         conditions.append(Poi.category == bindparam("category"))
     if variant.by_name:
-        conditions.append(Poi.name.ilike(bindparam("name_pattern"), escape="\\"))
+        # The name as typed, or its folded key among the search terms (pinyin, initials, simplified characters).
+        conditions.append(
+            or_(
+                Poi.name.ilike(bindparam("name_pattern"), escape="\\"),
+                Poi.search_terms.like(bindparam("terms_pattern"), escape="\\"),
+            )
+        )
     if variant.after_cursor:
         conditions.append(tuple_(distance, Poi.id) > tuple_(bindparam("after_distance"), bindparam("after_id")))
     # KNN on PostgreSQL 15 only works when ordering by the distance alone; the id tie-breaker (which keeps pages
@@ -148,6 +168,7 @@ def nearby_params(
         "limit": limit,
         "category": category,
         "name_pattern": like_pattern(name) if name else None,
+        "terms_pattern": like_pattern(key(name)) if name and key(name) else None,
         "after_distance": after[0] if after else None,
         "after_id": after[1] if after else None,
     }

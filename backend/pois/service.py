@@ -22,6 +22,8 @@ from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.db.hotpool import HotPool
 from backend.errors import DomainError, forbidden, not_found
+from backend.intake import names as merchant_names
+from backend.intake.names import CHAIN_SPACING_M, NEAR_M, MerchantRecord, judge, search_terms
 from backend.leads.service import claim, holder_view, merchants_on_phone
 from backend.paging import decode_cursor, encode_cursor
 from backend.pois.models import Poi, PoiContact
@@ -48,8 +50,6 @@ from mobile_contract.pois import (
 from sync.feed import Change, record_changes
 
 RECENT_VISITS = 10
-DUPLICATE_RADIUS_M = 50.0
-DUPLICATE_MIN_SIMILARITY = 0.3  # pg_trgm's own default threshold
 
 
 # -- nearby ------------------------------------------------------------------------------------------------
@@ -288,12 +288,12 @@ async def create(session: AsyncSession, principal: Principal, data: PoiCreate) -
         return replay, False
     if not data.confirm_new:
         candidates = await find_duplicates(
-            session, principal.tenant_id, data.name, data.location.lat, data.location.lon
+            session, principal.tenant_id, data.name, data.location.lat, data.location.lon, data.phone
         )
         if candidates:
             raise DomainError(
                 ErrorCode.POSSIBLE_DUPLICATE,
-                "A merchant with a similar name is within 50 m. Open it instead, or resend with confirm_new=true.",
+                "A merchant nearby is probably this shop. Open it instead, or resend with confirm_new=true.",
                 candidates=[msgspec.to_builtins(c) for c in candidates],
             )
     inserted = await session.scalar(
@@ -304,6 +304,7 @@ async def create(session: AsyncSession, principal: Principal, data: PoiCreate) -
             name=data.name.strip(),
             category=data.category,
             address=data.address.strip(),
+            search_terms=search_terms(data.name, data.address),
             phone=data.phone,
             location=point_ewkt(data.location.lat, data.location.lon),
             **claim(principal.user_id, datetime.now(UTC)),  # whoever finds a merchant holds it as their lead
@@ -349,38 +350,48 @@ async def _replay_create(
 
 
 async def find_duplicates(
-    session: AsyncSession, tenant_id: UUID, name: str, lat: float, lon: float
+    session: AsyncSession, tenant_id: UUID, name: str, lat: float, lon: float, phone: str | None = None
 ) -> list[DuplicateCandidate]:
+    """Merchants of this tenant that are probably the shop being added, judged by `backend.intake.names.judge`
+    (brand and branch, every spelling, phone, distance): the one rule imports and the review queue use too."""
     rows = await session.execute(
         text(
             """
             WITH origin AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography AS g)
-            SELECT p.id, p.name, p.address, ST_Distance(p.location, origin.g, false) AS distance_m,
-                   similarity(lower(p.name), lower(:name)) AS similarity
+            SELECT p.id, p.name, p.address, p.phone, ST_Distance(p.location, origin.g, false) AS distance_m
             FROM pois p, origin
             WHERE p.tenant_id = :tenant_id
               AND ST_DWithin(p.location, origin.g, :radius, false)
-              AND similarity(lower(p.name), lower(:name)) >= :min_similarity
-            ORDER BY similarity DESC, distance_m
-            LIMIT 5
+              AND (ST_DWithin(p.location, origin.g, :near, false)
+                   OR p.search_terms % :terms OR similarity(lower(p.name), lower(:name)) >= 0.3
+                   OR (p.phone IS NOT NULL AND p.phone = :phone))
+            ORDER BY p.location <-> origin.g
+            LIMIT 50
             """
         ),
         {
             "lon": lon,
             "lat": lat,
             "name": name.strip(),
+            "terms": search_terms(name),
+            "phone": phone,
             "tenant_id": tenant_id,
-            "radius": DUPLICATE_RADIUS_M,
-            "min_similarity": DUPLICATE_MIN_SIMILARITY,
+            "radius": CHAIN_SPACING_M,
+            "near": NEAR_M,
         },
     )
+    new = MerchantRecord(name, phone)
+    judged = [(r, judge(new, MerchantRecord(r.name, r.phone, r.address), r.distance_m)) for r in rows]
     return [
         DuplicateCandidate(
             id=r.id,
             name=r.name,
             address=r.address,
             distance_m=round(r.distance_m, 1),
-            similarity=round(r.similarity, 3),
+            similarity=round(j.name_similarity, 3),
+            verdict=j.verdict.value,
+            reasons=list(j.reasons),
         )
-        for r in rows
-    ]
+        for r, j in sorted(judged, key=lambda rj: (rj[1].verdict is not merchant_names.Verdict.SAME, rj[0].distance_m))
+        if j.verdict is not merchant_names.Verdict.DIFFERENT
+    ][:5]

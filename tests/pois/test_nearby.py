@@ -77,6 +77,27 @@ async def test_cursor_pages_cover_everything_once_and_stay_stable(factory: Facto
     assert set(seen) == expected
 
 
+async def test_name_search_by_characters_pinyin_and_initials(factory: Factory, client: Client) -> None:
+    """`q` finds a Chinese name by its characters (traditional or full-width typed too), pinyin, initials and
+    address; another tenant's merchant of the same name never."""
+    tenant, other = await factory.tenant(), await factory.tenant()
+    bd = await factory.user(tenant)
+    luckin = await factory.poi(tenant, *offset(10), name="瑞幸咖啡（南京西路店）", address="静安区南京西路1266号")
+    await factory.poi(tenant, *offset(20), name="麦当劳(人民广场店)", address="黄浦区西藏中路")
+    await factory.poi(other, *offset(5), name="瑞幸咖啡（南京西路店）")
+
+    async def ids(q: str) -> list[str]:
+        response = await client.get(
+            "/v1/pois/nearby", params={"lat": CENTRE[0], "lon": CENTRE[1], "q": q}, headers=bd.headers
+        )
+        assert response.status_code == 200, response.text
+        return [i["id"] for i in response.json()["items"]]
+
+    for q in ("瑞幸", "瑞幸咖啡(南京西路店)", "ruixing", "RuiXing KaFei", "rxkf", "南京西路", "nanjingxilu", "靜安"):
+        assert await ids(q) == [str(luckin)], q
+    assert await ids("咖啡店") == []
+
+
 async def test_category_name_and_pool_filters(factory: Factory, client: Client) -> None:
     tenant = await factory.tenant()
     team = await factory.team(tenant)

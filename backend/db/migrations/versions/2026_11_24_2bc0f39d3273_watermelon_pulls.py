@@ -12,25 +12,26 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '2bc0f39d3273'
-down_revision: str | None = '07d38f939ce3'
+revision: str = "2bc0f39d3273"
+down_revision: str | None = "07d38f939ce3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
     op.execute("SET LOCAL lock_timeout = '5s'")
-    op.create_table('watermelon_pulls',
-    sa.Column('user_id', sa.Uuid(), nullable=False),
-    sa.Column('device_id', sa.String(length=128), nullable=False),
-    sa.Column('timestamp', sa.BigInteger(), nullable=False),
-    sa.Column('base', sa.BigInteger(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('user_id', 'device_id', 'timestamp', name=op.f('pk_watermelon_pulls'))
+    op.create_table(
+        "watermelon_pulls",
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("device_id", sa.String(length=128), nullable=False),
+        sa.Column("timestamp", sa.BigInteger(), nullable=False),
+        sa.Column("base", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", "device_id", "timestamp", name=op.f("pk_watermelon_pulls")),
     )
-    op.create_index('ix_watermelon_pulls_created', 'watermelon_pulls', ['created_at'], unique=False)
+    op.create_index("ix_watermelon_pulls_created", "watermelon_pulls", ["created_at"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index('ix_watermelon_pulls_created', table_name='watermelon_pulls')
-    op.drop_table('watermelon_pulls')
+    op.drop_index("ix_watermelon_pulls_created", table_name="watermelon_pulls")
+    op.drop_table("watermelon_pulls")

@@ -14,15 +14,15 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '5b7e1c9a3d20'
-down_revision: str | None = '30c048312a16'
+revision: str = "5b7e1c9a3d20"
+down_revision: str | None = "30c048312a16"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
     op.execute("SET LOCAL lock_timeout = '5s'")
-    op.add_column('jobs', sa.Column('proof_photos', sa.Integer(), server_default='0', nullable=False))
+    op.add_column("jobs", sa.Column("proof_photos", sa.Integer(), server_default="0", nullable=False))
     op.execute(
         """
         UPDATE jobs SET proof_photos = proof.n
@@ -37,4 +37,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_column('jobs', 'proof_photos')
+    op.drop_column("jobs", "proof_photos")

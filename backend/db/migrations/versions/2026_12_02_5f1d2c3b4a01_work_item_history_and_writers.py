@@ -61,9 +61,7 @@ def upgrade() -> None:
         sa.Column("record_id", sa.Uuid(), nullable=False),
         sa.Column("marked_at", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "user_id", "device_id", "collection", "record_id", name=op.f("pk_watermelon_removals")
-        ),
+        sa.PrimaryKeyConstraint("user_id", "device_id", "collection", "record_id", name=op.f("pk_watermelon_removals")),
     )
 
 

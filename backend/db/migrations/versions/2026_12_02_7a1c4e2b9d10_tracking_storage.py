@@ -126,7 +126,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_tracking_keys_tenant_id_tenants"), ondelete="CASCADE"
         ),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_tracking_keys_user_id_users"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_tracking_keys_user_id_users"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tracking_keys")),
         sa.UniqueConstraint("key_hash", name=op.f("uq_tracking_keys_key_hash")),
     )

@@ -65,7 +65,9 @@ INDEXES = [
     ("ix_work_item_visits_visit", "work_item_visits", None, ["tenant_id", "visit_id"]),
 ]
 
-UNIQUES = [("uq_work_items_campaign_poi", "work_items", ["campaign_id", "poi_id"], ["tenant_id", "campaign_id", "poi_id"])]
+UNIQUES = [
+    ("uq_work_items_campaign_poi", "work_items", ["campaign_id", "poi_id"], ["tenant_id", "campaign_id", "poi_id"])
+]
 
 
 def _convert(new: bool) -> None:
