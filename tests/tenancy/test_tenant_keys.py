@@ -225,7 +225,8 @@ REFERENCES = _composite_references()
 @pytest.fixture
 async def two_tenants_with_everything(factory: Factory, keyed_client: Client) -> tuple[Side, Side]:
     """A and B, each with a merchant with contacts, a campaign targeting it, a BD's check-in there (which links
-    the work item and writes its history), a job with its audit trail and a code, and a photo."""
+    the work item and writes its history), a job with its audit trail and a code, a photo, and a pair of
+    merchants for the duplicate review."""
     client = keyed_client
     sides = []
     for _ in range(2):
@@ -252,6 +253,13 @@ async def two_tenants_with_everything(factory: Factory, keyed_client: Client) ->
                     " VALUES (:t, :job, 'x', now() + interval '1 hour')"
                 ),
                 {"t": me.tenant, "job": me.job},
+            )
+            await session.execute(  # a pair for the duplicate review (intake), the merchant against itself
+                text(
+                    "INSERT INTO merchant_duplicates (tenant_id, id, poi_id, candidate_id, verdict, similarity,"
+                    " distance_m, reasons) VALUES (:t, gen_random_uuid(), :poi, :poi, 'likely', 1, 0, '[]')"
+                ),
+                {"t": me.tenant, "poi": me.poi},
             )
             await session.commit()
         sides.append(me)
