@@ -23,10 +23,13 @@ from backend.auth.throttle import KnownLocks
 from backend.auth.tokens import TokenCodec
 from backend.auth.userstate import UserState, UserStates, hot_loader
 from backend.bodies import BoundedRequest
+from backend.console.routes import CONSOLE_ROUTES
 from backend.db.engine import Database
 from backend.db.shares import RequestScope
 from backend.deps import DEPENDENCIES
 from backend.errors import EXCEPTION_HANDLERS
+from backend.events import tasks as events_tasks
+from backend.events.routes import EventController
 from backend.health import ROUTES as HEALTH_ROUTES
 from backend.intake import tasks as intake_tasks
 from backend.intake.routes import IntakeController
@@ -58,8 +61,11 @@ from backend.tasks import tasks as tasks_tasks
 from backend.tasks.routes import CampaignController, WorkItemController
 from backend.tenants.routes import TenantController
 from backend.tracking import tasks as tracking_tasks
+from backend.tracking.live_routes import LiveController
 from backend.tracking.routes import TrackingController, TrackingDayController
+from backend.tracking.stream import LiveHub
 from backend.visits import sync as visits_sync
+from backend.visits import tasks as visits_tasks
 from backend.visits.routes import VisitController
 from sync.cursor import CursorCodec
 
@@ -80,6 +86,8 @@ QUEUE_HANDLERS: list[HandlerProvider] = [
     push_tasks.handlers,
     jobs_tasks.handlers,
     intake_tasks.handlers,
+    events_tasks.handlers,
+    visits_tasks.handlers,
     tracking_tasks.handlers,
 ]
 
@@ -98,6 +106,8 @@ ROUTES: list[ControllerRouterHandler] = [
     TenantController,
     DeviceController,
     TrackingController,
+    EventController,
+    LiveController,
     TrackingDayController,
     *HEALTH_ROUTES,
 ]
@@ -123,16 +133,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.database = await Database.connect(settings, observe_wait=observe_pool_wait)
+        app.state.live_hub = LiveHub(settings.database_url)
         if settings.gc_freeze:
             freeze_start_up_objects()
         try:
             yield
         finally:
+            await app.state.live_hub.close()
             app.state.passwords.close()
             await app.state.database.close()
 
     app = Litestar(
-        route_handlers=[*ROUTES, metrics, *DOCS_ROUTES],
+        route_handlers=[*ROUTES, metrics, *DOCS_ROUTES, CONSOLE_ROUTES],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=BoundedRequest,
@@ -144,7 +156,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # A first sync is megabytes of JSON that gzip shrinks ten-fold (bench/); small answers are sent as they
         # are, and the hottest route is left out so it pays nothing for the check.
         compression_config=CompressionConfig(
-            backend="gzip", minimum_size=16 * 1024, gzip_compress_level=5, exclude=["/v1/pois/nearby", "/healthz"]
+            backend="gzip",
+            minimum_size=16 * 1024,
+            gzip_compress_level=5,
+            exclude=["/v1/pois/nearby", "/healthz", "/v1/tracking/live/stream"],
         ),
         debug=False,
         # Our own log handler (observability.py) writes every line, with its request id; Litestar's would add a

@@ -39,6 +39,9 @@ class Settings:
     watermelon_pull_retention_days: int  # WatermelonDB pull bases kept; an older push is judged as it is
     sms_outbox: Path | None = None  # demo only: SMS texts (customer codes) written to this file instead of sent
     code_key: bytes = b""  # keys the hashes of customer codes; GROUNDWORK_CODE_KEY, else derived from jwt_secret
+    # Seals integration keys' secrets (AES-256-GCM, backend/events/keys.py); GROUNDWORK_INTEGRATION_KEK (64 hex
+    # digits), else derived from jwt_secret.
+    integration_kek: bytes = b""
     # Operations (README, "Operating Groundwork"). Defaults here too, so a Settings built by hand stays valid.
     log_format: str = "text"  # "text" or "json" (one JSON object per line)
     log_level: str = "INFO"
@@ -63,6 +66,12 @@ class Settings:
     def tenant_share_of(self, overflow: int) -> int:
         """A tenant's share of the ORM pool of `orm_pool_size` + `overflow` connections."""
         return self.tenant_pool_share if self.tenant_pool_share > 0 else max(1, (self.orm_pool_size + overflow) // 2)
+
+    # The supervisor console (backend/console/): its base map. The default is the app's own grid tile, which needs
+    # no internet; a tile server's URL template ({z}/{x}/{y}, {s} for subdomains) replaces it.
+    console_tile_url: str = "/console/tiles/{z}/{x}/{y}.png"
+    console_tile_crs: str = "wgs84"  # the tiles' coordinate system: wgs84, gcj02 (AMap, Tencent) or bd09 (Baidu)
+    console_tile_attribution: str = "Groundwork grid (no base map)"
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -96,6 +105,17 @@ def _code_key(jwt_secret: str) -> bytes:
     if configured:
         return configured.encode()
     return hmac.new(jwt_secret.encode(), b"groundwork customer codes v1", hashlib.sha256).digest()
+
+
+def _integration_kek(jwt_secret: str) -> bytes:
+    """GROUNDWORK_INTEGRATION_KEK (32 bytes as hex), else a key derived from the JWT secret for this one purpose."""
+    configured = os.environ.get("GROUNDWORK_INTEGRATION_KEK")
+    if configured:
+        key = bytes.fromhex(configured)
+        if len(key) != 32:
+            raise ValueError("GROUNDWORK_INTEGRATION_KEK: expected 64 hex digits (32 bytes)")
+        return key
+    return hmac.new(jwt_secret.encode(), b"groundwork integration keys v1", hashlib.sha256).digest()
 
 
 def embedded_database_url(port: int, database: str = "groundwork") -> str:
@@ -132,6 +152,7 @@ def get_settings() -> Settings:
         watermelon_pull_retention_days=int(env.get("GROUNDWORK_WATERMELON_PULL_RETENTION_DAYS", "30")),
         sms_outbox=Path(env["GROUNDWORK_SMS_OUTBOX"]) if env.get("GROUNDWORK_SMS_OUTBOX") else None,
         code_key=_code_key(jwt_secret),
+        integration_kek=_integration_kek(jwt_secret),
         log_format=_choice(env, "GROUNDWORK_LOG_FORMAT", "text", ("text", "json")),
         log_level=env.get("GROUNDWORK_LOG_LEVEL", "INFO").upper(),
         pool_timeout_s=float(env.get("GROUNDWORK_POOL_TIMEOUT_S", "5")),
@@ -149,6 +170,9 @@ def get_settings() -> Settings:
         login_lockout_s=int(env.get("GROUNDWORK_LOGIN_LOCKOUT_S", "900")),
         refusal_delay_s=float(env.get("GROUNDWORK_REFUSAL_DELAY_S", "1")),
         gc_freeze=env.get("GROUNDWORK_GC_FREEZE", "1") != "0",
+        console_tile_url=env.get("GROUNDWORK_CONSOLE_TILE_URL", "/console/tiles/{z}/{x}/{y}.png"),
+        console_tile_crs=_choice(env, "GROUNDWORK_CONSOLE_TILE_CRS", "wgs84", ("wgs84", "gcj02", "bd09")),
+        console_tile_attribution=env.get("GROUNDWORK_CONSOLE_TILE_ATTRIBUTION", "Groundwork grid (no base map)"),
     )
 
 

@@ -6,6 +6,15 @@ imports none of them."""
 from backend.assignment.models import TechnicianProfile
 from backend.auth.models import LoginThrottle, RefreshToken, Team, Tenant, User
 from backend.db.base import Base
+from backend.events.models import (
+    BusinessEvent,
+    EventAttribution,
+    EventSettings,
+    IntegrationKey,
+    MerchantCode,
+    MerchantSigning,
+    RefusedEvent,
+)
 from backend.intake.models import MerchantDuplicate, MerchantImport
 from backend.jobs.models import Job, JobCode, JobEvent, JobType
 from backend.leads.pool_tables import LeadEvent, LeadPolicyRecord, LeadRecord
@@ -30,18 +39,22 @@ from backend.tracking.models import (
     Trip,
     positions,
 )
-from backend.visits.models import Visit
+from backend.visits.models import Visit, VisitVerdictChange
 from sync.tables import metadata as sync_metadata
 
 __all__ = [
     "BackgroundJob",
     "Base",
+    "BusinessEvent",
     "Campaign",
     "DerivedDay",
     "Device",
+    "EventAttribution",
+    "EventSettings",
     "FenceEvent",
     "FixId",
     "Gap",
+    "IntegrationKey",
     "Job",
     "JobCode",
     "JobEvent",
@@ -51,13 +64,16 @@ __all__ = [
     "LeadPolicyRecord",
     "LeadRecord",
     "LoginThrottle",
+    "MerchantCode",
     "MerchantDuplicate",
     "MerchantImport",
+    "MerchantSigning",
     "Photo",
     "Poi",
     "PoiContact",
     "Presence",
     "RefreshToken",
+    "RefusedEvent",
     "RefusedFix",
     "ScheduledRun",
     "Stop",
@@ -70,6 +86,7 @@ __all__ = [
     "Trip",
     "User",
     "Visit",
+    "VisitVerdictChange",
     "WatermelonPull",
     "WatermelonRemoval",
     "WorkItem",

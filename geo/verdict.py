@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -26,6 +26,7 @@ __all__ = [
     "VerdictPolicy",
     "VerdictStatus",
     "judge",
+    "status_for",
     "trusted_capture_time",
 ]
 
@@ -147,10 +148,27 @@ class Reason(enum.StrEnum):
     STALE_FIX = "stale_fix"
     CLOCK_SKEW = "clock_skew"
     FUTURE_FIX = "future_fix"
+    # What the person's trail says about a check-in (geo.trail): fixes close in time place them too far away to
+    # have been there; they left at once; the trail is a recording played back.
+    TRAIL_CONTRADICTS = "trail_contradicts"
+    SHORT_DWELL = "short_dwell"
+    PLAYBACK = "playback"
 
 
 # Any one of these makes the claim `rejected`; every other reason makes it at most `uncertain`.
-_REJECTING = frozenset({Reason.MOCK_LOCATION, Reason.FUTURE_FIX, Reason.IMPOSSIBLE_SPEED})
+_REJECTING = frozenset(
+    {Reason.MOCK_LOCATION, Reason.FUTURE_FIX, Reason.IMPOSSIBLE_SPEED, Reason.TRAIL_CONTRADICTS, Reason.PLAYBACK}
+)
+
+
+def status_for(reasons: Iterable[Reason], confidence: float, policy: VerdictPolicy) -> VerdictStatus:
+    """The status that these reasons and this confidence earn: the one rule `judge` and a re-judgment share."""
+    found = set(reasons)
+    if found & _REJECTING or confidence < policy.uncertain_min_confidence:
+        return VerdictStatus.REJECTED
+    if found:
+        return VerdictStatus.UNCERTAIN
+    return VerdictStatus.VERIFIED
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,14 +265,8 @@ def judge(
     if (trusted_at - received_at).total_seconds() > policy.future_tolerance_s:
         reasons.add(Reason.FUTURE_FIX)
 
-    if reasons & _REJECTING or confidence < policy.uncertain_min_confidence:
-        status = VerdictStatus.REJECTED
-    elif reasons:
-        status = VerdictStatus.UNCERTAIN
-    else:
-        status = VerdictStatus.VERIFIED
     return Verdict(
-        status=status,
+        status=status_for(reasons, confidence, policy),
         confidence=confidence,
         distance_m=distance_m,
         reasons=tuple(reason for reason in Reason if reason in reasons),

@@ -71,6 +71,16 @@ class ErrorCode(enum.StrEnum):
     LEAD_NOT_HELD = "lead_not_held"  # the lead is not in your private pool (released, reassigned or never yours)
     LEAD_WON = "lead_won"  # a won lead is locked: no release, no extension, no reassignment
     EXTENSION_LIMIT_REACHED = "extension_limit_reached"  # no extensions left or too long; see `max_*`
+    # business events (POST /v1/events, signed by an integration key; README "Business events")
+    SIGNATURE_MISSING = "signature_missing"  # no X-Groundwork-Key-Id / -Timestamp / -Signature header
+    INTEGRATION_KEY_INVALID = "integration_key_invalid"  # unknown or revoked key id: issue a new key
+    SIGNATURE_INVALID = "signature_invalid"  # the HMAC does not match: wrong secret, or the body changed on the way
+    # the timestamp is more than 5 minutes from the server's clock: sign again now (check the sender's clock)
+    STALE_TIMESTAMP = "stale_timestamp"
+    UNKNOWN_MERCHANT = "unknown_merchant"  # no merchant of this tenant has this id or external code (kept as refused)
+    UNKNOWN_CURRENCY = "unknown_currency"  # not an active ISO 4217 code, or more decimals than its minor unit
+    OCCURRED_IN_FUTURE = "occurred_in_future"  # occurred_at is ahead of the server's clock by more than 5 minutes
+    MERCHANT_CODE_TAKEN = "merchant_code_taken"  # another merchant of the tenant already has this external code
     # a trail asked for a longer span than one answer covers (`max_days`): ask for it in parts
     RANGE_TOO_LONG = "range_too_long"
     INTERNAL_ERROR = "internal_error"  # a bug on our side; retry later
@@ -118,6 +128,14 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.TRACKING_ID_MISSING: 400,
     ErrorCode.TRACKING_KEY_INVALID: 401,
     ErrorCode.IMPORT_UNREADABLE: 422,
+    ErrorCode.SIGNATURE_MISSING: 401,
+    ErrorCode.INTEGRATION_KEY_INVALID: 401,
+    ErrorCode.SIGNATURE_INVALID: 401,
+    ErrorCode.STALE_TIMESTAMP: 401,
+    ErrorCode.UNKNOWN_MERCHANT: 422,
+    ErrorCode.UNKNOWN_CURRENCY: 422,
+    ErrorCode.OCCURRED_IN_FUTURE: 422,
+    ErrorCode.MERCHANT_CODE_TAKEN: 409,
     ErrorCode.RANGE_TOO_LONG: 422,
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.SERVICE_UNAVAILABLE: 503,

@@ -55,6 +55,13 @@ class VerdictStatus(enum.StrEnum):
 
 
 class VerdictReason(enum.StrEnum):
+    """Why a verdict is less than `verified`. The fix's own: `outside_geofence`, `low_accuracy`, `mock_location`,
+    `impossible_speed`, `stale_fix`, `clock_skew`, `future_fix`. The person's trail around a check-in (judged again
+    when late fixes arrive, so a visit's verdict can change after the fact; the visit then comes again in sync):
+    `trail_contradicts` (fixes close in time place the person too far away to have been there; rejected),
+    `short_dwell` (they left the fence at once; uncertain), `playback` (the trail is a recording played back;
+    rejected)."""
+
     OUTSIDE_GEOFENCE = "outside_geofence"
     LOW_ACCURACY = "low_accuracy"
     MOCK_LOCATION = "mock_location"
@@ -62,6 +69,9 @@ class VerdictReason(enum.StrEnum):
     STALE_FIX = "stale_fix"
     CLOCK_SKEW = "clock_skew"
     FUTURE_FIX = "future_fix"
+    TRAIL_CONTRADICTS = "trail_contradicts"
+    SHORT_DWELL = "short_dwell"
+    PLAYBACK = "playback"
 
 
 class Verdict(Response):

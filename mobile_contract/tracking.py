@@ -128,6 +128,111 @@ class TrackingSettings(Response):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# The supervisor's live view (GET /v1/tracking/live, its stream, and the exceptions list)
+
+
+class LiveState(enum.StrEnum):
+    """What a person is doing now, judged from their newest fix (thresholds: backend/tracking/live.py)."""
+
+    MOVING = "moving"
+    STOPPED = "stopped"
+    OFFLINE = "offline"  # no fix for longer than the offline threshold, or never one
+
+
+class LivePosition(Response):
+    """A person's newest believable fix (mocked ones never move it), in the caller's `crs`."""
+
+    point: Point
+    accuracy_m: float
+    recorded_at: datetime  # trusted capture time
+    age_s: float  # how old the fix is, at the answer's `as_of`
+    speed_mps: float | None
+    bearing_deg: float | None
+    activity: str | None
+    source: str  # "app" or "osmand"
+
+
+class LiveVisit(Response):
+    """An open visit: checked in at a merchant, not yet out."""
+
+    id: UUID
+    poi_id: UUID
+    poi_name: str
+    checked_in_at: datetime
+    check_in_status: str  # the check-in's verdict
+
+
+class LiveJob(Response):
+    """A job the person is on site for (arrived or gathering proof)."""
+
+    id: UUID
+    status: str
+    customer_name: str
+    address: str
+
+
+class LivePerson(Response):
+    user_id: UUID
+    display_name: str
+    role: str
+    team_id: UUID | None
+    state: LiveState
+    position: LivePosition | None
+    battery: float | None  # percent, from the newest fix
+    charging: bool | None
+    open_visit: LiveVisit | None
+    open_job: LiveJob | None
+
+
+class LiveView(Response):
+    """Everyone in the caller's data scope, people without any fix included (offline, no position)."""
+
+    as_of: datetime
+    offline_after_s: int
+    moving_from_mps: float
+    items: list[LivePerson]
+
+
+class LiveUpdate(Response):
+    """One event of GET /v1/tracking/live/stream (`event: position`): a person's newest fix moved."""
+
+    user_id: UUID
+    state: LiveState
+    position: LivePosition
+    battery: float | None
+    charging: bool | None
+
+
+class ExceptionKind(enum.StrEnum):
+    FLAGGED_CHECK_IN = "flagged_check_in"  # a check-in whose verdict is not `verified`
+    SHORT_DWELL = "short_dwell"  # checked in and left at once (a verdict reason)
+    LONG_GAP = "long_gap"  # no fix for a long stretch of the working day
+    REUSED_PHOTO = "reused_photo"  # a job photo first seen with another job
+
+
+class TrackingException(Response):
+    """One thing a supervisor should look at, most serious first."""
+
+    kind: ExceptionKind
+    user_id: UUID
+    display_name: str
+    at: datetime
+    severity: Annotated[int, msgspec.Meta(description="1 most serious .. 3")]
+    title: str
+    reasons: list[str]
+    point: Point | None  # where it happened, when known (caller's crs)
+    visit_id: UUID | None = None
+    job_id: UUID | None = None
+    photo_id: UUID | None = None
+    ends_at: datetime | None = None  # for a gap: when the trail resumed
+
+
+class ExceptionList(Response):
+    date: str  # the local day asked for, YYYY-MM-DD
+    tz: str
+    items: list[TrackingException]
+
+
 # A person's day and trail (GET /v1/tracking/users/{user_id}/day and .../trail)
 
 MAX_TRAIL_DAYS = 7  # the longest span one trail export covers

@@ -7,7 +7,7 @@ from datetime import datetime
 from uuid import UUID
 
 from mobile_contract.base import AwareDatetime, LongText, Request, Response
-from mobile_contract.location import Fix, Point, Verdict
+from mobile_contract.location import Fix, Point, Verdict, VerdictReason, VerdictStatus
 
 
 class CheckIn(Request):
@@ -68,3 +68,24 @@ class Visit(Response):
 class VisitPage(Response):
     items: list[Visit]
     next_cursor: str | None
+
+
+class VerdictChange(Response):
+    """One change of a visit's verdict after the fact: a later arrival (the trail's fixes, sent after the check-in)
+    made the server judge the check-in again. `claim` is which verdict moved (`check_in`); `why` is what arrived
+    (`late_fixes`). The check-in itself is never changed or dropped: only its verdict moves."""
+
+    claim: str
+    old_status: VerdictStatus
+    old_reasons: list[VerdictReason]
+    new_status: VerdictStatus
+    new_reasons: list[VerdictReason]
+    why: str
+    changed_at: datetime
+
+
+class VerdictHistory(Response):
+    """`GET /v1/visits/{id}/verdicts`: the visit's verdict changes, oldest first (empty: never changed)."""
+
+    visit_id: UUID
+    items: list[VerdictChange]

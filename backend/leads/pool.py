@@ -26,8 +26,7 @@ from backend.errors import DomainError, forbidden, not_found
 from backend.leads import policy as lead_policy
 from backend.leads.pool_tables import LeadEvent, LeadRecord
 from backend.leads.release import dates_of
-from backend.leads.service import bump_merchants, poi_in_scope
-from backend.pois.models import Poi
+from backend.leads.service import MERCHANTS, bump_merchants, poi_in_scope
 from mobile_contract.auth import Role
 from mobile_contract.errors import ErrorCode
 from mobile_contract.leads import (
@@ -42,6 +41,9 @@ from mobile_contract.leads import (
 )
 from mobile_contract.pois import Holder
 from sync.feed import Change, record_changes
+
+# A merchant's lead state, if it has one yet (LeadRecord rows are written on the first transition).
+_LEAD_OF_MERCHANT = (LeadRecord.tenant_id == MERCHANTS.c.tenant_id) & (LeadRecord.poi_id == MERCHANTS.c.id)
 
 LEADS = "leads"  # the sync collection of the leads a user holds
 POIS = "pois"
@@ -60,10 +62,19 @@ async def lead_views(
         return {}
     rows = (
         await session.execute(
-            select(Poi.id, Poi.name, Poi.holder_id, Poi.claimed_at, User.display_name, LeadRecord)
-            .outerjoin(User, (User.id == Poi.holder_id) & (User.tenant_id == Poi.tenant_id))
-            .outerjoin(LeadRecord, (LeadRecord.tenant_id == Poi.tenant_id) & (LeadRecord.poi_id == Poi.id))
-            .where(Poi.tenant_id == tenant_id, Poi.id.in_(list(poi_ids)))
+            select(
+                MERCHANTS.c.id,
+                MERCHANTS.c.name,
+                MERCHANTS.c.holder_id,
+                MERCHANTS.c.claimed_at,
+                User.display_name,
+                LeadRecord,
+            )
+            .outerjoin(User, (User.id == MERCHANTS.c.holder_id) & (User.tenant_id == MERCHANTS.c.tenant_id))
+            .outerjoin(
+                LeadRecord, (LeadRecord.tenant_id == MERCHANTS.c.tenant_id) & (LeadRecord.poi_id == MERCHANTS.c.id)
+            )
+            .where(MERCHANTS.c.tenant_id == tenant_id, MERCHANTS.c.id.in_(list(poi_ids)))
             # The transitions write with Core upserts: reread the rows, not the session's copies of them.
             .execution_options(populate_existing=True)
         )
@@ -124,7 +135,9 @@ async def expiring(session: AsyncSession, principal: Principal, now: datetime) -
 
 
 async def history(session: AsyncSession, principal: Principal, poi_id: UUID) -> LeadHistory:
-    exists = await session.scalar(select(Poi.id).where(Poi.tenant_id == principal.tenant_id, Poi.id == poi_id))
+    exists = await session.scalar(
+        select(MERCHANTS.c.id).where(MERCHANTS.c.tenant_id == principal.tenant_id, MERCHANTS.c.id == poi_id)
+    )
     if exists is None:
         raise not_found("merchant")
     events = await session.scalars(
@@ -162,9 +175,11 @@ async def fetch_for_sync(
 async def _load(session: AsyncSession, tenant_id: UUID, poi_id: UUID) -> tuple[UUID | None, LeadRecord | None]:
     row = (
         await session.execute(
-            select(Poi.holder_id, LeadRecord)
-            .outerjoin(LeadRecord, (LeadRecord.tenant_id == Poi.tenant_id) & (LeadRecord.poi_id == Poi.id))
-            .where(Poi.tenant_id == tenant_id, Poi.id == poi_id)
+            select(MERCHANTS.c.holder_id, LeadRecord)
+            .outerjoin(
+                LeadRecord, (LeadRecord.tenant_id == MERCHANTS.c.tenant_id) & (LeadRecord.poi_id == MERCHANTS.c.id)
+            )
+            .where(MERCHANTS.c.tenant_id == tenant_id, MERCHANTS.c.id == poi_id)
         )
     ).one_or_none()
     if row is None:
@@ -219,14 +234,14 @@ async def _take(
 ) -> bool:
     """Move the merchant from `from_holder` (None: the pool) to `user_id`, only if it is still there."""
     taken = await session.scalar(
-        update(Poi)
+        update(MERCHANTS)
         .where(
-            Poi.tenant_id == tenant_id,
-            Poi.id == poi_id,
-            Poi.holder_id.is_(None) if from_holder is None else Poi.holder_id == from_holder,
+            MERCHANTS.c.tenant_id == tenant_id,
+            MERCHANTS.c.id == poi_id,
+            MERCHANTS.c.holder_id.is_(None) if from_holder is None else MERCHANTS.c.holder_id == from_holder,
         )
         .values(holder_id=user_id, claimed_at=now, updated_at=now)
-        .returning(Poi.id)
+        .returning(MERCHANTS.c.id)
     )
     return taken is not None
 
@@ -263,11 +278,13 @@ async def claim(session: AsyncSession, principal: Principal, poi_id: UUID, now: 
                 .where(LeadEvent.tenant_id == tenant_id, LeadEvent.from_user_id == me, LeadEvent.poi_id == poi_id)
                 .scalar_subquery(),
                 select(func.count())
-                .select_from(Poi)
-                .outerjoin(LeadRecord, (LeadRecord.tenant_id == Poi.tenant_id) & (LeadRecord.poi_id == Poi.id))
+                .select_from(MERCHANTS)
+                .outerjoin(
+                    LeadRecord, (LeadRecord.tenant_id == MERCHANTS.c.tenant_id) & (LeadRecord.poi_id == MERCHANTS.c.id)
+                )
                 .where(
-                    Poi.tenant_id == tenant_id,
-                    Poi.holder_id == me,
+                    MERCHANTS.c.tenant_id == tenant_id,
+                    MERCHANTS.c.holder_id == me,
                     func.coalesce(LeadRecord.state, LeadState.PRIVATE.value) != LeadState.WON.value,
                 )
                 .scalar_subquery(),
@@ -358,10 +375,10 @@ async def _to_pool(
     changes: list[Change] = []
     for poi_id, holder_id in leads:
         done = await session.scalar(
-            update(Poi)
-            .where(Poi.tenant_id == tenant_id, Poi.id == poi_id, Poi.holder_id == holder_id)
+            update(MERCHANTS)
+            .where(MERCHANTS.c.tenant_id == tenant_id, MERCHANTS.c.id == poi_id, MERCHANTS.c.holder_id == holder_id)
             .values(holder_id=None, claimed_at=None, updated_at=now)
-            .returning(Poi.id)
+            .returning(MERCHANTS.c.id)
         )
         if done is None:
             continue
@@ -465,7 +482,7 @@ async def extend(
                 extensions_used=used,
             )
     since = (record.since if record is not None else None) or await session.scalar(
-        select(Poi.claimed_at).where(Poi.tenant_id == tenant_id, Poi.id == poi_id)
+        select(MERCHANTS.c.claimed_at).where(MERCHANTS.c.tenant_id == tenant_id, MERCHANTS.c.id == poi_id)
     )
     await _set_state(
         session,
@@ -513,14 +530,16 @@ async def handover(
     tenant_id = principal.tenant_id
     held = list(
         await session.scalars(
-            select(Poi.id)
-            .outerjoin(LeadRecord, (LeadRecord.tenant_id == Poi.tenant_id) & (LeadRecord.poi_id == Poi.id))
+            select(MERCHANTS.c.id)
+            .outerjoin(
+                LeadRecord, (LeadRecord.tenant_id == MERCHANTS.c.tenant_id) & (LeadRecord.poi_id == MERCHANTS.c.id)
+            )
             .where(
-                Poi.tenant_id == tenant_id,
-                Poi.holder_id == from_user_id,
+                MERCHANTS.c.tenant_id == tenant_id,
+                MERCHANTS.c.holder_id == from_user_id,
                 func.coalesce(LeadRecord.state, LeadState.PRIVATE.value) != LeadState.WON.value,
             )
-            .order_by(Poi.id)
+            .order_by(MERCHANTS.c.id)
         )
     )
     if to_user_id is None or to_user_id == from_user_id:
@@ -550,10 +569,12 @@ async def on_signing(session: AsyncSession, tenant_id: UUID, poi_id: UUID, at: d
     a no-op (False): events may arrive for merchants this tenant never had."""
     row = (
         await session.execute(
-            select(Poi.holder_id, LeadRecord.state)
-            .outerjoin(LeadRecord, (LeadRecord.tenant_id == Poi.tenant_id) & (LeadRecord.poi_id == Poi.id))
-            .where(Poi.tenant_id == tenant_id, Poi.id == poi_id)
-            .with_for_update(of=Poi)
+            select(MERCHANTS.c.holder_id, LeadRecord.state)
+            .outerjoin(
+                LeadRecord, (LeadRecord.tenant_id == MERCHANTS.c.tenant_id) & (LeadRecord.poi_id == MERCHANTS.c.id)
+            )
+            .where(MERCHANTS.c.tenant_id == tenant_id, MERCHANTS.c.id == poi_id)
+            .with_for_update(of=MERCHANTS)
         )
     ).one_or_none()
     if row is None or row[1] == LeadState.WON:

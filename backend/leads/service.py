@@ -48,6 +48,7 @@ MERCHANTS = table(
     column("name", String),
     column("holder_id", Uuid),
     column("claimed_at", DateTime(timezone=True)),
+    column("updated_at", DateTime(timezone=True)),
 )
 # Whom a work item puts a merchant in front of (tasks.models.WorkItem's columns of the same names).
 WORK_ITEMS_HELD = table("work_items", column("tenant_id", Uuid), column("poi_id", Uuid), column("assignee_id", Uuid))

@@ -38,6 +38,7 @@ from backend.auth.models import User
 from backend.auth.scopes import effective_scope, scope_params, users_in_scope, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
+from backend.events import service as events_service
 from backend.leads.service import MERCHANTS, POIS, bump_merchants, holders_of, poi_in_scope
 from backend.paging import decode_cursor, encode_cursor
 from backend.push.service import notify_users
@@ -192,6 +193,10 @@ async def add_targets(
         changes += [Change(assignee, WORK_ITEMS, work_item_id), Change(assignee, POIS, target.poi_id)]
     await record_changes(session, principal.tenant_id, changes)
     await bump_merchants(session, principal.tenant_id, [c.record_id for c in changes if c.collection == POIS])
+    # The new targets' stored business events get their (campaign, target, assignee) rows, after the commit.
+    await events_service.targets_added(
+        session, principal.tenant_id, [c.record_id for c in changes if c.collection == POIS]
+    )
     # One push per phone, not per work item: it only tells the app to sync.
     await notify_users(
         session, principal.tenant_id, {c.user_id for c in changes}, reason="assigned", collection=WORK_ITEMS
@@ -673,6 +678,8 @@ async def update_work_item(
     await _record_history(
         session, principal.tenant_id, item_id, edits, writer=writer, user_id=principal.user_id, origin=origin
     )
+    if edits:  # a logged follow-up: the merchant's later business events may now be credited to it
+        await events_service.follow_up_recorded(session, principal.tenant_id, poi_id, None)
     # Bump even when nothing changed: the phone's view may be behind (a kept server value, a no-op replay).
     await record_changes(session, principal.tenant_id, [Change(assignee_id, WORK_ITEMS, item_id)])
     loaded = await load_wire(session, principal.tenant_id, [item_id])
@@ -800,6 +807,7 @@ async def _reassign(
             changes.append(Change(previous, POIS, poi_id, "remove"))
         changes += [Change(assignee_id, WORK_ITEMS, item_id), Change(assignee_id, POIS, poi_id)]
         await bump_merchants(session, tenant_id, [poi_id])
+        await events_service.targets_added(session, tenant_id, [poi_id])  # credits follow the new assignee
         await notify_users(session, tenant_id, [previous], reason="removed", collection=WORK_ITEMS, record_id=item_id)
         await notify_users(
             session, tenant_id, [assignee_id], reason="assigned", collection=WORK_ITEMS, record_id=item_id

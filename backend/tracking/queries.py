@@ -32,6 +32,7 @@ from geo.verdict import Fix, PriorFix, Reason, VerdictPolicy, judge
 
 __all__ = [
     "INGEST_SQL",
+    "LIVE_CHANNEL",
     "LatestPosition",
     "StoredFix",
     "ensure_partitions",
@@ -127,7 +128,14 @@ async def partition_days(conn: Conn) -> list[date]:
 # ---------------------------------------------------------------------------------------------------------------
 # Ingest
 
+# The channel on which the ingest announces that a person's newest fix moved (backend/tracking/stream.py listens).
+LIVE_CHANNEL = "tracking_live"
+
 # $1 tenant, $2 user, $3 device, $4 received_at, $5 source, then one array per column, in `IngestRows` order.
+# When the newest fix moves, the statement also sends a NOTIFY on `LIVE_CHANNEL` with the new position and the
+# person's team (what a subscriber's scope is judged by). A NOTIFY is delivered only when its transaction commits
+# (here: the statement's own), so a failed or rolled-back batch announces nothing. The final WHERE makes the
+# `notified` CTE run (a SELECT CTE nobody reads is skipped); it is always true.
 INGEST_SQL = f"""
 WITH batch AS (
     SELECT * FROM unnest(
@@ -167,8 +175,20 @@ newest AS (
         battery = excluded.battery, charging = excluded.charging, activity = excluded.activity,
         event = excluded.event, mock = excluded.mock, source = excluded.source
     WHERE tracking_latest.recorded_at < excluded.recorded_at
+    RETURNING recorded_at, lat, lon, accuracy_m, speed_mps, bearing_deg, battery, charging, activity, source
+),
+notified AS (
+    SELECT pg_notify('{LIVE_CHANNEL}', json_build_object(
+        'tenant_id', $1::uuid, 'user_id', $2::uuid,
+        'team_id', (SELECT u.team_id FROM users u WHERE u.tenant_id = $1::uuid AND u.id = $2::uuid),
+        'team_path', (SELECT t.path FROM users u JOIN teams t ON t.tenant_id = $1::uuid AND t.id = u.team_id
+                      WHERE u.tenant_id = $1::uuid AND u.id = $2::uuid),
+        'recorded_at', n.recorded_at, 'lat', n.lat, 'lon', n.lon, 'accuracy_m', n.accuracy_m,
+        'speed_mps', n.speed_mps, 'bearing_deg', n.bearing_deg, 'battery', n.battery, 'charging', n.charging,
+        'activity', n.activity, 'source', n.source)::text)
+    FROM newest n
 )
-SELECT fix_id FROM claimed
+SELECT fix_id FROM claimed WHERE (SELECT count(*) FROM notified) >= 0
 """  # noqa: S608 - the table name is this module's constant
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.scopes import users_in_scope
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
+from backend.evidence import trail
 from backend.queue.service import enqueue
 from backend.tracking import derived, queries
 from backend.tracking.models import TrackingKey, TrackingSettings, TrackingWindow
@@ -256,6 +257,13 @@ async def ingest(
     if refusals:
         await _store_refusals(conn, who, refusals, received_at=received_at, source=source)
     if new:
+        # The fixes are committed (the insert is its own statement): check-ins they can speak for are judged again.
+        moved = [
+            at
+            for fix_id, at, mock in zip(rows.fix_id, rows.recorded_at, rows.mock, strict=True)
+            if fix_id in new and not mock
+        ]
+        await trail.request_rejudge(conn, who.tenant_id, who.user_id, moved)
         # After the trail's statement committed (the hot pool is autocommit): the days it changed are derived
         # again, late fixes included. A crash between the two leaves the day to the next fix of that day.
         changed = [at for fix_id, at in zip(rows.fix_id, rows.recorded_at, strict=True) if fix_id in new]

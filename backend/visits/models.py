@@ -7,7 +7,20 @@ from typing import Any
 from uuid import UUID
 
 from geoalchemy2 import Geography
-from sqlalchemy import ARRAY, CheckConstraint, Float, ForeignKey, ForeignKeyConstraint, Index, String, Text, text
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -77,3 +90,34 @@ class Visit(Base):
 
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
+
+
+class VisitVerdictChange(Base):
+    """The history of a visit's verdict: each time a later arrival (fixes of the trail that reached the server
+    after the check-in) changed it, what it was, what it became, why and when. The check-in itself stays as it
+    was stored; only its verdict moves, and every move is here."""
+
+    __tablename__ = "visit_verdict_history"
+    __table_args__ = (
+        Index("ix_visit_verdict_history_visit", "tenant_id", "visit_id", "id"),
+        ForeignKeyConstraint(
+            ["tenant_id", "visit_id"],
+            ["visits.tenant_id", "visits.id"],
+            name="fk_visit_verdict_history_visit_id_visits",
+            ondelete="CASCADE",
+        ),
+        CheckConstraint("claim IN ('check_in', 'check_out')", name="claim"),
+        CheckConstraint("old_status IN ('verified', 'uncertain', 'rejected')", name="old_status"),
+        CheckConstraint("new_status IN ('verified', 'uncertain', 'rejected')", name="new_status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    visit_id: Mapped[UUID]
+    claim: Mapped[str] = mapped_column(String(16))  # which of the visit's verdicts: check_in (check_out later)
+    old_status: Mapped[str] = mapped_column(String(16))
+    old_reasons: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    new_status: Mapped[str] = mapped_column(String(16))
+    new_reasons: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    why: Mapped[str] = mapped_column(String(32))  # late_fixes: the trail around the check-in grew
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # by the caller's clock

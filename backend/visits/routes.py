@@ -15,10 +15,10 @@ from backend.auth.tokens import Principal
 from backend.coordinates import answer_in, request_in_wgs84
 from backend.errors import problems
 from backend.openapi import replayed
-from backend.visits import service
+from backend.visits import service, verdicts
 from mobile_contract.base import SINGLE_LINE
 from mobile_contract.location import CrsName
-from mobile_contract.visits import CheckIn, CheckOut, Visit, VisitPage
+from mobile_contract.visits import CheckIn, CheckOut, VerdictHistory, Visit, VisitPage
 
 CrsParam = Annotated[CrsName, Parameter(description="Coordinate system of lat/lon in and out")]
 
@@ -81,6 +81,17 @@ class VisitController(Controller):
         crs: CrsParam = CrsName.WGS84,
     ) -> Visit:
         return answer_in(await service.get_visit(session, principal, visit_id), crs)
+
+    @get(
+        "/{visit_id:uuid}/verdicts",
+        operation_id="getVisitVerdicts",
+        responses=problems(401, 404),
+        summary="How the visit's verdict changed after the fact (late fixes of the trail), oldest first",
+    )
+    async def get_verdicts(
+        self, visit_id: FromPath[UUID], principal: NamedDependency[Principal], session: NamedDependency[AsyncSession]
+    ) -> VerdictHistory:
+        return await verdicts.history(session, principal, visit_id)
 
     @get(
         "/",

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, not_found
+from backend.events import service as events_service
 from backend.evidence.positions import PRIOR_FIX_SQL, UNTRUSTWORTHY_REASONS
 from backend.evidence.service import (
     action_time,
@@ -29,6 +30,7 @@ from backend.evidence.service import (
     judge_claim,
     to_geo_fix,
 )
+from backend.evidence.trail import with_trail_of
 from backend.leads.service import bump_merchants, merchant_bump_from
 from backend.paging import decode_cursor, encode_cursor
 from backend.tasks import service as tasks_service
@@ -130,6 +132,9 @@ async def check_in(
     if found.prior_at is not None:
         prior = PriorFix(lat=found.prior_lat, lon=found.prior_lon, accuracy_m=found.prior_accuracy_m, at=found.prior_at)
     verdict = judge(geo_fix, fence, received_at=received_at, policy=policy.verdict, prior=prior, action_at=acted_at)
+    # The trail stored so far speaks at once (a check-in synced after its fixes); fixes that come later judge it
+    # again (backend/visits/verdicts.py). One more round trip: a range read of the trail.
+    verdict = await with_trail_of(session, principal.tenant_id, principal.user_id, fence, verdict, policy)
     # A check-in the server rejects (800 m away, mocked) is kept as evidence but is no visit of the merchant: only
     # the others count for the user's open work items there (linked in the same statement).
     linked = verdict.status is not VerdictStatus.REJECTED
@@ -158,6 +163,9 @@ async def check_in(
     if inserted is None:
         # A concurrent request with the same id won the race: answer as a replay of it.
         return await _replay_of_taken(session, principal, data.id, request_hash)
+    # A late visit may change the credit of the merchant's business events stored since (rejected ones too: they
+    # are the reason given for a non-credit). Queued only when such events exist.
+    await events_service.follow_up_recorded(session, principal.tenant_id, data.poi_id, acted_at)
     return to_wire(inserted), True
 
 

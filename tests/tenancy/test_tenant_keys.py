@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from backend.tables import Base
 from mobile_contract.auth import Role
+from tests.events.helpers import Clock, event_body, integration
 from tests.factories import Factory, FieldUser, fix
 from tests.jobs.helpers import job_body
 from tests.media.helpers import make_job, site_photo
@@ -225,7 +226,8 @@ REFERENCES = _composite_references()
 @pytest.fixture
 async def two_tenants_with_everything(factory: Factory, keyed_client: Client) -> tuple[Side, Side]:
     """A and B, each with a merchant with contacts, a campaign targeting it, a BD's check-in there (which links
-    the work item and writes its history), a job with its audit trail and a code, and a photo."""
+    the work item and writes its history; a change of its verdict), a job with its audit trail and a code, and a
+    photo."""
     client = keyed_client
     sides = []
     for _ in range(2):
@@ -245,6 +247,14 @@ async def two_tenants_with_everything(factory: Factory, keyed_client: Client) ->
             headers={**me.tech.headers, "Content-Type": "image/jpeg"},
         )
         assert photo.status_code == 201, photo.text
+        # A merchant code and a signing event (its attribution and the merchant's signing row come with it).
+        code = await client.put(
+            f"/v1/events/merchants/{me.poi}/external-code", json={"external_code": "M-1"}, headers=me.ops.headers
+        )
+        assert code.status_code == 200, code.text
+        sender = await integration(factory, client, Clock(), me.ops)
+        event = await sender.send(event_body(me.poi, occurred_at=datetime.now(UTC)))
+        assert event.status_code == 201, event.text
         async with factory.database.sessions() as session:  # a code, as an arrival would issue it
             await session.execute(
                 text(
@@ -253,13 +263,20 @@ async def two_tenants_with_everything(factory: Factory, keyed_client: Client) ->
                 ),
                 {"t": me.tenant, "job": me.job},
             )
-            # A likely duplicate the intake found (merchant_duplicates references two merchants).
-            await session.execute(
+            await session.execute(  # a pair waiting in the duplicate review (intake)
                 text(
                     "INSERT INTO merchant_duplicates (tenant_id, id, poi_id, candidate_id, verdict, similarity,"
-                    " distance_m, reasons) VALUES (:t, :id, :poi, :other, 'likely', 0.9, 5, '[]'::jsonb)"
+                    " distance_m, reasons) VALUES (:t, :id, :poi, :poi, 'likely', 0.9, 1, '[]')"
                 ),
-                {"t": me.tenant, "id": uuid.uuid4(), "poi": me.poi, "other": await factory.poi(me.tenant)},
+                {"t": me.tenant, "id": uuid.uuid4(), "poi": me.poi},
+            )
+            await session.execute(  # a change of the check-in's verdict, as a re-judge would record it
+                text(
+                    "INSERT INTO visit_verdict_history (tenant_id, visit_id, claim, old_status, old_reasons,"
+                    " new_status, new_reasons, why, changed_at) VALUES (:t, :visit, 'check_in', 'verified', '{}',"
+                    " 'uncertain', '{short_dwell}', 'late_fixes', now())"
+                ),
+                {"t": me.tenant, "visit": UUID(visit.json()["id"])},
             )
             # What the trail derived at the merchant and the job site (tracking's presence and geofence events).
             for seq, (kind, poi_id, job_id) in enumerate([("merchant", me.poi, None), ("job_site", None, me.job)]):
@@ -332,6 +349,7 @@ def test_the_references_cover_every_link_between_tenant_records() -> None:
         ("job_events", "job_id", "jobs"),
         ("photos", "job_id", "jobs"),
         ("poi_contacts", "poi_id", "pois"),
+        ("visit_verdict_history", "visit_id", "visits"),
         ("visits", "poi_id", "pois"),
         ("work_item_history", "work_item_id", "work_items"),
         ("work_item_visits", "visit_id", "visits"),

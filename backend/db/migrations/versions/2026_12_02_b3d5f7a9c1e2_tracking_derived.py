@@ -2,7 +2,7 @@
 job sites, geofence events, and when the day was derived
 
 Revision ID: b3d5f7a9c1e2
-Revises: 3b8e5f1a2c47
+Revises: b3e8d2f41c07
 Create Date: 2026-12-02 13:35:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = "b3d5f7a9c1e2"
-down_revision: str | None = "3b8e5f1a2c47"
+down_revision: str | None = "b3e8d2f41c07"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

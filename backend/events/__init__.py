@@ -1,0 +1,1 @@
+"""Business events from integrations (signings, recharges, orders) and their attribution to campaigns."""
