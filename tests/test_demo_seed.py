@@ -23,6 +23,7 @@ from backend.demo.seed import (
     SEED,
     DemoPoi,
     _plan,
+    _SearchTerms,
     generate_pois,
 )
 from backend.intake.names import search_terms
@@ -106,6 +107,13 @@ def test_names_and_addresses_look_real(merchants: list[DemoPoi]) -> None:
         assert int(number) >= 1
     assert len({poi.name for poi in merchants}) > 0.3 * SAMPLE  # varied, not a handful of names repeated
     assert any(poi.name.endswith("店)") for poi in merchants)  # chain branches: 瑞幸咖啡(南京西路店)
+
+
+def test_the_seeds_search_terms_are_search_terms(merchants: list[DemoPoi]) -> None:
+    terms = _SearchTerms()
+    for poi in merchants:
+        assert terms.of(poi.name, poi.address) == search_terms(poi.name, poi.address), poi
+    assert terms.of("老王面馆", "长寿路88号(近西康路)") == search_terms("老王面馆", "长寿路88号(近西康路)")
 
 
 def test_names_are_found_by_characters_pinyin_and_initials(merchants: list[DemoPoi]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -45,7 +46,8 @@ from backend.demo.names import (
     TRADES,
     District,
 )
-from backend.intake.names import search_terms
+from backend.intake.names import key as folded_key
+from backend.intake.names import pinyin_key, search_terms
 from backend.jobs.service import DEFAULT_JOB_TYPES
 from backend.leads.service import on_phones_sql
 
@@ -324,6 +326,34 @@ class _Plan(NamedTuple):
     logins: DemoLogins
 
 
+_ADDRESS = re.compile(r"(\D+)(\d+)号")  # 静安区南京西路 1266 号
+
+
+class _SearchTerms:
+    """`search_terms(name, address)` of backend/intake/names.py, the same string, at a fraction of the cost for
+    100,000 merchants: pinyin is the costly part, and the demo repeats names (chains, owners' shops) and builds every
+    address from one of ~150 district-and-road runs, a number and 号. pinyin converts each run of characters on its
+    own, so an address's key and pinyin are its run's plus the number plus `号`/`hao`
+    (tests/test_demo_seed.py compares with search_terms)."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, list[str]] = {}
+        self.runs: dict[str, tuple[str, str]] = {}
+
+    def of(self, name: str, address: str) -> str:
+        name_parts = self.names.get(name)
+        if name_parts is None:
+            name_parts = self.names[name] = search_terms(name).split(" ")
+        match = _ADDRESS.fullmatch(address)
+        if match is None:  # not a demo address: the plain way
+            return search_terms(name, address)
+        run, number = match.groups()
+        keys = self.runs.get(run)
+        if keys is None:
+            keys = self.runs[run] = (folded_key(run), pinyin_key(run))
+        return " ".join(dict.fromkeys([*name_parts, f"{keys[0]}{number}号", f"{keys[1]}{number}hao"]))
+
+
 def _lead_age(drawn_s: float) -> timedelta:
     """A held lead's age, from one draw in [600 s, 30 days] (the same draws as before the lead pool, so every other
     seeded value stays the same): nine in ten claimed in the last 11 days, safe under the default policy (15 days
@@ -403,6 +433,7 @@ def _plan(poi_count: int) -> _Plan:
         tuple[UUID, str, str, str, str | None, float, float, float | None, UUID | None, datetime | None, str]
     ] = []
     contacts: list[tuple[UUID, UUID, UUID, str, str, str | None]] = []
+    terms = _SearchTerms()
     for index, poi in enumerate(merchants):
         poi_id = _uuid(rng)
         radius = float(rng.randrange(30, 85, 5)) if rng.random() < CUSTOM_GEOFENCE_SHARE else None
@@ -420,7 +451,7 @@ def _plan(poi_count: int) -> _Plan:
                 radius,
                 holder,
                 claimed_at,
-                search_terms(poi.name, poi.address),
+                terms.of(poi.name, poi.address),
             )
         )
         if rng.random() < CONTACT_SHARE:
