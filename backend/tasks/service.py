@@ -655,10 +655,20 @@ async def update_work_item(
             try:
                 closing = patch.status in ("goal_met", "visited_not_met")
                 _check_answers(campaign.form, answers, complete=closing)
-                if patch.status == "goal_met" and not _goal_met(campaign.goal, outcome):
-                    raise DomainError(
-                        ErrorCode.GOAL_NOT_MET, "The outcome does not meet the campaign's goal; record it first."
-                    )
+                if patch.status == "goal_met":
+                    # Measured from business events where an order or contract system reports them; the BD's
+                    # recorded outcome only where none is connected.
+                    measured = await events_service.goal_measured(session, item.tenant_id, item.id, campaign.goal)
+                    if measured is False:
+                        raise DomainError(
+                            ErrorCode.GOAL_NOT_MET,
+                            "No credited business event meets the campaign's goal yet (the order or contract system"
+                            " reports them); set the status once it has.",
+                        )
+                    if measured is None and not _goal_met(campaign.goal, outcome):
+                        raise DomainError(
+                            ErrorCode.GOAL_NOT_MET, "The outcome does not meet the campaign's goal; record it first."
+                        )
             except DomainError as refused:
                 if origin is Origin.ONLINE:
                     raise  # the person is there to read the problem and fix the edit
