@@ -138,6 +138,27 @@ async def _campaign_in_tenant(session: AsyncSession, principal: Principal, campa
     return campaign
 
 
+async def get_campaign(session: AsyncSession, principal: Principal, campaign_id: UUID) -> wire.Campaign:
+    """Any user of the tenant reads a campaign: its title, form and goal are what a phone shows beside a work item."""
+    return _campaign_wire(await _campaign_in_tenant(session, principal, campaign_id))
+
+
+async def list_campaigns(
+    session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
+) -> wire.CampaignPage:
+    """The tenant's campaigns, newest first (keyset-paged on created_at, id)."""
+    statement = select(Campaign).where(Campaign.tenant_id == principal.tenant_id)
+    if cursor:
+        at, after = decode_cursor(cursor, tuple[AwareDatetime, UUID])
+        statement = statement.where(tuple_(Campaign.created_at, Campaign.id) < tuple_(at, after))
+    rows = list(
+        await session.scalars(statement.order_by(Campaign.created_at.desc(), Campaign.id.desc()).limit(limit + 1))
+    )
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return wire.CampaignPage(items=[_campaign_wire(c) for c in page], next_cursor=next_cursor)
+
+
 async def add_targets(
     session: AsyncSession, principal: Principal, campaign_id: UUID, data: wire.TargetsAdd
 ) -> wire.TargetsAdded:
