@@ -17,7 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
-from backend.admin.routes import TeamController, UserController
+from backend.admin.routes import PermissionController, SetPasswordController, TeamController, UserController
 from backend.auth.passwords import Passwords
 from backend.auth.routes import AuthController
 from backend.auth.throttle import KnownLocks
@@ -105,6 +105,8 @@ ROUTES: list[ControllerRouterHandler] = [
     JobTypeController,
     UserController,
     TeamController,
+    SetPasswordController,
+    PermissionController,
     PhotoController,
     sync_controller(SYNC_REGISTRY, PULL_PAGES),
     TenantController,

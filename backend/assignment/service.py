@@ -22,12 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.assignment.models import TechnicianProfile
 from backend.auth.models import User
+from backend.auth.permissions import require
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
 from backend.paging import decode_cursor, encode_cursor
 from geo.postgis import KNN_WITHOUT_INDEX_ORDER, degrees_sql, is_knn_order_error, point_ewkt
 from mobile_contract import jobs as wire
+from mobile_contract.admin import Feature
 from mobile_contract.auth import DataScope, Role
 from mobile_contract.errors import ErrorCode
 from mobile_contract.jobs import JobStatus
@@ -284,8 +286,7 @@ async def list_technicians(
     session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
 ) -> wire.TechnicianPage:
     """Technicians in the caller's data scope with their dispatch profiles, by name (dispatchers only)."""
-    if not principal.has_role(*DISPATCHERS):
-        raise forbidden("Only dispatchers list technicians.")
+    await require(session, principal, Feature.MANAGE_TECHNICIANS, "Your role cannot list technicians.")
     lat = literal_column(_PROFILE_LAT, Float).label("lat")
     lon = literal_column(_PROFILE_LON, Float).label("lon")
     statement = (
@@ -341,8 +342,7 @@ async def set_profile(
     now: datetime | None = None,
 ) -> None:
     """A technician's dispatch profile (its location in WGS-84: the route converts the caller's `crs`)."""
-    if not principal.has_role(*DISPATCHERS):
-        raise forbidden("Only dispatchers edit technician profiles.")
+    await require(session, principal, Feature.MANAGE_TECHNICIANS, "Your role cannot edit technician profiles.")
     user = await session.scalar(
         select(User).where(User.id == user_id, User.tenant_id == principal.tenant_id, User.role == "technician")
     )
