@@ -359,14 +359,20 @@ async def set_active(
 async def reset_password(
     session: AsyncSession, principal: Principal, user_id: UUID, *, now: datetime
 ) -> wire.SetPasswordLink:
-    """A new one-time token for the user. Their current password stops working and every session ends at once:
-    a reset is what an admin does when a password is lost or known to someone else."""
     await require(session, principal, Feature.MANAGE_USERS, "Your role cannot manage users.")
     await _user(session, principal.tenant_id, user_id)
-    await auth_service.bump_user(session, tenant_id=principal.tenant_id, user_id=user_id, password_hash=NO_PASSWORD)
-    await auth_service.revoke_user_tokens(session, principal.tenant_id, user_id, now)
+    return await reset_user_password(session, principal.tenant_id, user_id, now=now, created_by=principal.user_id)
+
+
+async def reset_user_password(
+    session: AsyncSession, tenant_id: UUID, user_id: UUID, *, now: datetime, created_by: UUID | None
+) -> wire.SetPasswordLink:
+    """A new one-time token for the user. Their current password stops working and every session ends at once:
+    a reset is what an admin does when a password is lost or known to someone else."""
+    await auth_service.bump_user(session, tenant_id=tenant_id, user_id=user_id, password_hash=NO_PASSWORD)
+    await auth_service.revoke_user_tokens(session, tenant_id, user_id, now)
     return await issue_set_password(
-        session, tenant_id=principal.tenant_id, user_id=user_id, purpose="reset", now=now, created_by=principal.user_id
+        session, tenant_id=tenant_id, user_id=user_id, purpose="reset", now=now, created_by=created_by
     )
 
 

@@ -267,3 +267,30 @@ async def test_creates_are_retried_safely(factory: Factory, client: Client) -> N
     assert (await client.post("/v1/auth/set-password", json={"token": old, "password": "p" * 12})).status_code == 400
     assert (await client.post("/v1/auth/set-password", json={"token": new, "password": "p" * 12})).status_code == 204
     assert (await client.post("/v1/users", json=user, headers=admin.headers)).status_code == 409  # password chosen
+
+
+async def test_a_feature_taken_from_a_role_is_refused_where_it_was_hard_coded(factory: Factory, client: Client) -> None:
+    tenant = await factory.tenant()
+    admin = await factory.user(tenant, Role.ADMIN)
+    ops = await factory.user(tenant, Role.OPS)
+    tech = await factory.user(tenant, Role.TECHNICIAN)
+    policy = {"default_geofence_radius_m": 150}
+    profile = {"skills": ["fiber"], "regions": ["huangpu"]}
+    assert (await client.patch("/v1/tenant/verification-policy", json=policy, headers=ops.headers)).status_code == 403
+    assert (
+        await client.put(f"/v1/technicians/{tech.id}/profile", json=profile, headers=ops.headers)
+    ).status_code == 204
+    assert (await client.get("/v1/technicians", headers=ops.headers)).status_code == 200
+
+    given_and_taken = {
+        "features": [
+            {"feature": "edit_verification_policy", "roles": ["admin", "ops"]},
+            {"feature": "manage_technicians", "roles": ["admin", "supervisor"]},
+        ]
+    }
+    assert (await client.put("/v1/admin/permissions", json=given_and_taken, headers=admin.headers)).status_code == 200
+    assert (await client.patch("/v1/tenant/verification-policy", json=policy, headers=ops.headers)).status_code == 200
+    assert (
+        await client.put(f"/v1/technicians/{tech.id}/profile", json=profile, headers=ops.headers)
+    ).status_code == 403
+    assert (await client.get("/v1/technicians", headers=ops.headers)).status_code == 403
