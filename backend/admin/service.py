@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 import msgspec
 from sqlalchemy import ColumnElement, func, literal, select, text, true, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from backend.admin.models import SetPasswordToken
 from backend.auth import service as auth_service
@@ -79,8 +80,9 @@ def _teams_visible(principal: Principal) -> ColumnElement[bool]:
     if principal.team_id is None:
         return Team.id.is_(None)
     if scope is DataScope.TEAM_AND_BELOW:
-        root = select(Team.path).where(Team.tenant_id == principal.tenant_id, Team.id == principal.team_id)
-        return Team.path.startswith(root.scalar_subquery())
+        root = aliased(Team)  # not correlated with the outer teams
+        own_path = select(root.path).where(root.tenant_id == principal.tenant_id, root.id == principal.team_id)
+        return Team.path.startswith(own_path.scalar_subquery())
     return Team.id == principal.team_id
 
 
