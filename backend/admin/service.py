@@ -336,6 +336,9 @@ async def update_user(
     if data.team_id is not msgspec.UNSET and data.team_id != user.team_id:
         await _team_in_tenant(session, principal.tenant_id, data.team_id)
         values["team_id"] = data.team_id
+    if user_id == principal.user_id and {"role", "data_scope"} & set(values):
+        # so no admin demotes themselves out of the powers that could undo it (the last admin included)
+        raise DomainError(ErrorCode.CONFLICT, "You cannot change your own role or scope; ask another admin.")
     await session.flush()
     if values:
         await auth_service.bump_user(session, tenant_id=principal.tenant_id, user_id=user_id, **values)

@@ -190,6 +190,8 @@ async def test_disable_edit_and_reset_take_effect_at_once(factory: Factory, clie
     assert (await client.post("/v1/auth/token", json=login)).status_code == 200
 
     assert (await client.post(f"/v1/users/{admin.id}/disable", headers=admin.headers)).status_code == 409
+    demoted = await client.patch(f"/v1/users/{admin.id}", json={"role": "bd"}, headers=admin.headers)
+    assert demoted.status_code == 409
     other = await factory.user(await factory.tenant(), Role.ADMIN)
     for path in ("disable", "enable", "password-reset"):
         assert (await client.post(f"/v1/users/{bd.id}/{path}", headers=other.headers)).status_code == 404
