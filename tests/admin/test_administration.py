@@ -296,3 +296,21 @@ async def test_a_feature_taken_from_a_role_is_refused_where_it_was_hard_coded(fa
         await client.put(f"/v1/technicians/{tech.id}/profile", json=profile, headers=ops.headers)
     ).status_code == 403
     assert (await client.get("/v1/technicians", headers=ops.headers)).status_code == 403
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(allowed=st.sets(st.sampled_from([Role.BD, Role.SUPERVISOR, Role.OPS])))
+async def test_a_feature_is_allowed_exactly_to_the_roles_the_tenant_gives_it(
+    factory: Factory, client: Client, allowed: set[Role]
+) -> None:
+    from tests.tasks.helpers import campaign_body
+
+    tenant = await factory.tenant()
+    admin = await factory.user(tenant, Role.ADMIN)
+    roles = sorted({Role.ADMIN, *allowed})
+    body = {"features": [{"feature": "manage_campaigns", "roles": roles}]}
+    assert (await client.put("/v1/admin/permissions", json=body, headers=admin.headers)).status_code == 200
+    for role in (Role.BD, Role.SUPERVISOR, Role.OPS, Role.TECHNICIAN):
+        user = await factory.user(tenant, role)
+        created = await client.post("/v1/campaigns", json=campaign_body(), headers=user.headers)
+        assert created.status_code == (201 if role in allowed else 403), (role, created.text)
