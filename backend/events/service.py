@@ -47,6 +47,7 @@ from backend.events.models import (
     MerchantSigning,
     RefusedEvent,
 )
+from backend.leads import pool as lead_pool
 from backend.queue.models import BackgroundJob
 from mobile_contract import events as wire
 from mobile_contract.auth import Role
@@ -321,8 +322,8 @@ def _replay(existing: Any, digest: str) -> tuple[wire.Event, bool]:
 
 async def on_signing(session: AsyncSession, tenant_id: UUID, poi_id: UUID, at: datetime) -> None:
     """A merchant signed at `at`. Recorded per merchant (first and latest signing, whatever order events arrive
-    in) for the lead pool to read: the lead is won and exempt from release. The lead pool (branch `leadpool`)
-    extends this function to move the lead to `won` in the same transaction."""
+    in) for the lead pool to read, and the lead is won in the same transaction (backend/leads/pool.py on_signing:
+    locked to its holder, exempt from release, out of the caps; a later or earlier signing changes nothing more)."""
     await session.execute(
         pg_insert(MerchantSigning)
         .values(tenant_id=tenant_id, poi_id=poi_id, first_signed_at=at, last_signed_at=at)
@@ -335,6 +336,7 @@ async def on_signing(session: AsyncSession, tenant_id: UUID, poi_id: UUID, at: d
             },
         )
     )
+    await lead_pool.on_signing(session, tenant_id, poi_id, at)
 
 
 async def signed_at(
