@@ -43,6 +43,7 @@ from backend.events.models import (
     BusinessEvent,
     EventAttribution,
     EventSettings,
+    IntegrationKey,
     MerchantCode,
     MerchantSigning,
     RefusedEvent,
@@ -748,6 +749,41 @@ async def progress(session: AsyncSession, principal: Principal, campaign_id: UUI
         ]
     out.sort(key=lambda r: (r.name, str(r.key)))
     return wire.EventProgress(campaign_id=campaign_id, by=by, goal_kind=goal_kind, goal_target=target, rows=out)
+
+
+async def goal_measured(
+    session: AsyncSession, tenant_id: UUID, work_item_id: UUID, goal: dict[str, Any]
+) -> bool | None:
+    """Whether the events credited to this work item meet its campaign's goal (sign, recharge amount, order
+    count), as the progress reads them. None when the tenant has no event source connected (no active integration
+    key): then there is nothing to measure with, and the goal is what the BD recorded."""
+    connected = await session.scalar(
+        select(exists().where(IntegrationKey.tenant_id == tenant_id, IntegrationKey.revoked_at.is_(None)))
+    )
+    if not connected:
+        return None
+    rows = (
+        await session.execute(
+            select(
+                EventAttribution.counts_toward_goal, BusinessEvent.kind, BusinessEvent.amount, BusinessEvent.currency
+            )
+            .join(
+                BusinessEvent,
+                (BusinessEvent.tenant_id == EventAttribution.tenant_id)
+                & (BusinessEvent.id == EventAttribution.event_id),
+            )
+            .where(
+                EventAttribution.tenant_id == tenant_id,
+                BusinessEvent.tenant_id == tenant_id,
+                EventAttribution.work_item_id == work_item_id,
+                EventAttribution.credited.is_(True),
+            )
+        )
+    ).all()
+    tally = _Tally()
+    for row in rows:
+        tally.add(row)
+    return tally.met(str(goal.get("kind")), float(goal.get("target", 1)))
 
 
 class _Tally:
