@@ -17,10 +17,25 @@ from enum import StrEnum
 from functools import lru_cache
 
 from opencc import OpenCC
-from pypinyin import Style, lazy_pinyin
+from pypinyin import Style, lazy_pinyin, load_phrases_dict
 from rapidfuzz import fuzz
 
 _TO_SIMPLIFIED = OpenCC("t2s")
+
+# Place names pypinyin's dictionary reads wrong (闵行 as "minxing", 长宁 as "zhangning"): `q=minhang` must find
+# 闵行区. Loaded once into pypinyin's phrase table; add a city's names here as they show up.
+load_phrases_dict(
+    {
+        "闵行": [["mǐn"], ["háng"]],
+        "长宁": [["cháng"], ["níng"]],
+        "长寿": [["cháng"], ["shòu"]],
+        "长乐": [["cháng"], ["lè"]],
+        "长阳": [["cháng"], ["yáng"]],
+        "长治": [["cháng"], ["zhì"]],
+        "长江": [["cháng"], ["jiāng"]],
+        "重庆": [["chóng"], ["qìng"]],
+    }
+)
 
 # Brackets after NFKC folding (which already turns （） and ［］ into ASCII); the rest are CJK brackets NFKC keeps.
 _OPEN = "([{【〔〖「『《<"

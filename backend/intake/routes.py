@@ -29,11 +29,14 @@ class _FileUpload(Operation):
         self.request_body = RequestBody(
             content={
                 "text/csv": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)),
-                "application/json": OpenAPIMediaType(
-                    schema=Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.OBJECT))
-                ),
+                # Any array: each item is judged as a row (see ImportRow), and an item that is no merchant is a
+                # refused row in the report, not a refusal of the file (a partner's export is imported whole).
+                "application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.ARRAY, items=Schema())),
             },
-            description="The merchants: CSV with a header line, or a JSON array of objects (see ImportRow).",
+            description=(
+                "The merchants: CSV with a header line, or a JSON array (or NDJSON) of merchants shaped as ImportRow;"
+                " an item that is not a merchant is refused alone and listed in the import's report."
+            ),
             required=True,
         )
 

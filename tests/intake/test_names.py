@@ -117,6 +117,12 @@ def test_brand_and_branch() -> None:
     assert phone_key("12") is None
 
 
+def test_place_names_are_read_as_shanghai_reads_them() -> None:
+    assert "minhang" in search_terms("闵行区七宝镇")
+    assert "changning" in search_terms("长宁区天山路")
+    assert "changshoulu" in search_terms("长寿路")
+
+
 def test_search_terms_cover_characters_pinyin_and_initials() -> None:
     terms = search_terms("瑞幸咖啡（南京西路店）", "静安区南京西路1266号")
     for query in ("瑞幸", "ruixing", "rxkf", "南京西路", "nanjingxilu"):
