@@ -17,6 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
+from backend.assignment.routes import AssignmentController, TerritoryController
 from backend.auth.passwords import Passwords
 from backend.auth.routes import AuthController
 from backend.auth.throttle import KnownLocks
@@ -109,6 +110,8 @@ ROUTES: list[ControllerRouterHandler] = [
     EventController,
     LiveController,
     TrackingDayController,
+    AssignmentController,
+    TerritoryController,
     *HEALTH_ROUTES,
 ]
 

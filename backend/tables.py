@@ -3,7 +3,13 @@
 With backend/app.py, the only module that lists the domains: backend/db/ is the foundation they build on and
 imports none of them."""
 
-from backend.assignment.models import TechnicianProfile
+from backend.assignment.models import (
+    AssignmentCursor,
+    AssignmentDecision,
+    AssignmentRuleVersion,
+    TechnicianProfile,
+    Territory,
+)
 from backend.auth.models import LoginThrottle, RefreshToken, Team, Tenant, User
 from backend.db.base import Base
 from backend.events.models import (
@@ -43,6 +49,9 @@ from backend.visits.models import Visit, VisitVerdictChange
 from sync.tables import metadata as sync_metadata
 
 __all__ = [
+    "AssignmentCursor",
+    "AssignmentDecision",
+    "AssignmentRuleVersion",
     "BackgroundJob",
     "Base",
     "BusinessEvent",
@@ -80,6 +89,7 @@ __all__ = [
     "Team",
     "TechnicianProfile",
     "Tenant",
+    "Territory",
     "TrackingKey",
     "TrackingSettings",
     "TrackingWindow",

@@ -1,0 +1,543 @@
+"""Rule-based assignment: the tenant's rules, tried in order, pick a group and a way of choosing in it.
+
+One engine for three uses: new leads (a BD's private pool, or the team's queue when nobody can take it), campaign
+targets (`mode: rule`) and a job's group before dispatch. `evaluate` decides for a batch of records; a dry run
+(`persist=False`) reads the round-robin positions without moving them and counts its own choices in memory, so a
+proposed rule set answers as it would run. A real decision locks the group's cursor row (INSERT ... ON CONFLICT DO
+UPDATE ... RETURNING), so concurrent assignments in one group take turns, and stores its explanation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import msgspec
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.assignment.models import AssignmentDecision, AssignmentRuleVersion
+from backend.assignment.service import ACTIVE_FOR_LOAD
+from backend.assignment.territories import EDITORS, READERS
+from backend.auth.tokens import Principal
+from backend.errors import DomainError, forbidden, not_found
+from mobile_contract import assignment as wire
+from mobile_contract.errors import ErrorCode
+
+# -- the records' attributes -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    id: UUID
+    category: str | None = None
+    source: str | None = None
+    territory: UUID | None = None
+    job_type: str | None = None
+    region: str | None = None
+    skills: tuple[str, ...] = ()
+    holder_id: UUID | None = None
+
+
+_LEADS_SQL = """
+    SELECT p.id, p.category, p.source, p.holder_id, territory_of(p.tenant_id, p.location) AS territory
+    FROM pois p WHERE p.tenant_id = :tenant_id
+"""
+_LEADS_BY_ID = text(_LEADS_SQL + " AND p.id = ANY(:ids)")
+_LEADS_SAMPLE = text(_LEADS_SQL + " ORDER BY p.created_at DESC, p.id LIMIT :n")
+_JOBS_SQL = """
+    SELECT j.id, j.job_type, j.region, j.required_skills, j.assignee_id AS holder_id,
+           territory_of(j.tenant_id, j.location) AS territory
+    FROM jobs j WHERE j.tenant_id = :tenant_id
+"""
+_JOBS_BY_ID = text(_JOBS_SQL + " AND j.id = ANY(:ids)")
+_JOBS_SAMPLE = text(_JOBS_SQL + " ORDER BY j.created_at DESC, j.id LIMIT :n")
+
+
+async def load_records(
+    session: AsyncSession, tenant_id: UUID, kind: wire.RecordKind, ids: list[UUID] | None, sample: int = 20
+) -> list[Record]:
+    """The records in the order asked (ids of another tenant, or unknown: not_found)."""
+    lead = kind is wire.RecordKind.LEAD
+    if ids:
+        statement = _LEADS_BY_ID if lead else _JOBS_BY_ID
+        rows = (await session.execute(statement, {"tenant_id": tenant_id, "ids": list(ids)})).all()
+    else:
+        statement = _LEADS_SAMPLE if lead else _JOBS_SAMPLE
+        rows = (await session.execute(statement, {"tenant_id": tenant_id, "n": sample})).all()
+    records = {
+        r.id: (
+            Record(id=r.id, category=r.category, source=r.source, territory=r.territory, holder_id=r.holder_id)
+            if lead
+            else Record(
+                id=r.id,
+                job_type=r.job_type,
+                region=r.region,
+                skills=tuple(r.required_skills or ()),
+                territory=r.territory,
+                holder_id=r.holder_id,
+            )
+        )
+        for r in rows
+    }
+    if ids:
+        missing = [i for i in ids if i not in records]
+        if missing:
+            raise not_found("merchant" if lead else "job")
+        return [records[i] for i in dict.fromkeys(ids)]
+    return list(records.values())
+
+
+def matches(conditions: wire.Conditions, record: Record) -> bool:
+    """Every given condition holds (a list: any of its values)."""
+    checks: list[tuple[list[Any], Any]] = [
+        (conditions.categories, record.category),
+        (conditions.sources, record.source),
+        (conditions.territories, record.territory),
+        (conditions.job_types, record.job_type),
+        (conditions.regions, record.region),
+    ]
+    if any(wanted and value not in wanted for wanted, value in checks):
+        return False
+    return not conditions.skills or bool(set(conditions.skills) & set(record.skills))
+
+
+# -- the people of a group -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Member:
+    id: UUID
+    name: str
+    active: bool
+    on_leave_until: datetime | None
+    load: int
+
+
+_MEMBERS_SQL = """
+    SELECT u.id, u.display_name, u.is_active, u.on_leave_until,
+           (SELECT count(*) FROM {load_table} o
+            WHERE o.tenant_id = u.tenant_id AND o.{load_column} = u.id{open}) AS load
+    FROM users u
+    WHERE u.tenant_id = :tenant_id AND {who}
+    ORDER BY u.id
+"""
+
+
+def _members_statement(kind: wire.RecordKind, by_team: bool) -> Any:
+    if kind is wire.RecordKind.LEAD:
+        load = {"load_table": "pois", "load_column": "holder_id", "open": ""}
+    else:
+        load = {"load_table": "jobs", "load_column": "assignee_id", "open": " AND o.status = ANY(:active)"}
+    who = (
+        "u.team_id IN (SELECT t.id FROM teams t WHERE t.tenant_id = :tenant_id AND t.path LIKE :path || '%')"
+        if by_team
+        else "u.id = ANY(:ids)"
+    )
+    return text(_MEMBERS_SQL.format(who=who, **load))
+
+
+_STATEMENTS = {
+    (kind, by_team): _members_statement(kind, by_team) for kind in wire.RecordKind for by_team in (True, False)
+}
+
+
+async def members(session: AsyncSession, tenant_id: UUID, kind: wire.RecordKind, group: wire.Group) -> list[Member]:
+    params: dict[str, Any] = {"tenant_id": tenant_id, "active": list(ACTIVE_FOR_LOAD)}
+    if group.team_id is not None:
+        path = await session.scalar(
+            text("SELECT path FROM teams WHERE tenant_id = :tenant_id AND id = :id"),
+            {"tenant_id": tenant_id, "id": group.team_id},
+        )
+        if path is None:
+            return []
+        params["path"] = path
+    else:
+        params["ids"] = list(group.user_ids)
+    if kind is wire.RecordKind.LEAD:
+        params.pop("active")
+    rows = (await session.execute(_STATEMENTS[(kind, group.team_id is not None)], params)).all()
+    return [Member(r.id, r.display_name, r.is_active, r.on_leave_until, int(r.load)) for r in rows]
+
+
+def group_key(kind: wire.RecordKind, group: wire.Group) -> str:
+    """The round-robin cursor's name: a team, or a list of users (by a digest of its sorted ids)."""
+    if group.team_id is not None:
+        return f"{kind.value}:team:{group.team_id}"
+    digest = hashlib.sha256(",".join(sorted(str(u) for u in group.user_ids)).encode()).hexdigest()[:32]
+    return f"{kind.value}:users:{digest}"
+
+
+# -- choosing --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    """What one evaluation has already decided: choices count towards load and move round-robins, in memory
+    for a dry run, in PostgreSQL for a real one."""
+
+    persist: bool
+    cursors: dict[str, UUID | None] = field(default_factory=dict)
+    extra_load: dict[UUID, int] = field(default_factory=dict)
+    members: dict[tuple[str, str], list[Member]] = field(default_factory=dict)
+
+
+_LOCK_CURSOR = text(
+    """
+    INSERT INTO assignment_cursors AS c (tenant_id, group_key) VALUES (:tenant_id, :key)
+    ON CONFLICT (tenant_id, group_key) DO UPDATE SET turns = c.turns
+    RETURNING c.last_user_id
+    """
+)
+_READ_CURSOR = text("SELECT last_user_id FROM assignment_cursors WHERE tenant_id = :tenant_id AND group_key = :key")
+_MOVE_CURSOR = text(
+    "UPDATE assignment_cursors SET last_user_id = :user_id, turns = turns + 1"
+    " WHERE tenant_id = :tenant_id AND group_key = :key"
+)
+
+
+def skip_reason(member: Member, load: int, cap: int | None, now: datetime) -> str | None:
+    if not member.active:
+        return "inactive"
+    if member.on_leave_until is not None and member.on_leave_until > now:
+        return "on_leave"
+    if cap is not None and load >= cap:
+        return "at_cap"
+    return None
+
+
+def next_in_turn(eligible: list[UUID], last: UUID | None) -> UUID:
+    """The first eligible person after the last one chosen, in id order, wrapping around."""
+    ordered = sorted(eligible)
+    if last is None:
+        return ordered[0]
+    return next((u for u in ordered if u > last), ordered[0])
+
+
+async def choose(
+    session: AsyncSession,
+    tenant_id: UUID,
+    kind: wire.RecordKind,
+    group: wire.Group,
+    strategy: wire.Strategy,
+    cap: int | None,
+    now: datetime,
+    batch: Batch,
+) -> tuple[Member | None, list[wire.Skipped], str]:
+    """Whom the group's strategy picks, whom it passed over and why, and a sentence saying so."""
+    key = group_key(kind, group)
+    cache_key = (kind.value, key)
+    if cache_key not in batch.members:
+        batch.members[cache_key] = await members(session, tenant_id, kind, group)
+    people = batch.members[cache_key]
+    known = {m.id for m in people}
+    skipped = [wire.Skipped(user_id=u, reason="not_in_tenant") for u in group.user_ids if u not in known]
+    eligible: list[Member] = []
+    loads: dict[UUID, int] = {}
+    for m in people:
+        loads[m.id] = m.load + batch.extra_load.get(m.id, 0)
+        reason = skip_reason(m, loads[m.id], cap, now)
+        if reason is None:
+            eligible.append(m)
+        else:
+            skipped.append(wire.Skipped(user_id=m.id, reason=reason))
+    if not eligible:
+        return None, skipped, f"nobody in the group can take it ({len(people)} members, {len(skipped)} skipped)"
+    by_id = {m.id: m for m in eligible}
+    if strategy is wire.Strategy.ROUND_ROBIN:
+        if key in batch.cursors:
+            last = batch.cursors[key]
+        elif batch.persist:
+            last = await session.scalar(_LOCK_CURSOR, {"tenant_id": tenant_id, "key": key})
+        else:
+            last = await session.scalar(_READ_CURSOR, {"tenant_id": tenant_id, "key": key})
+        chosen = by_id[next_in_turn(list(by_id), last)]
+        batch.cursors[key] = chosen.id
+        if batch.persist:
+            await session.execute(_MOVE_CURSOR, {"tenant_id": tenant_id, "key": key, "user_id": chosen.id})
+        why = f"{chosen.name}: next in turn among {len(eligible)} eligible"
+    elif strategy is wire.Strategy.LEAST_LOADED:
+        chosen = min(eligible, key=lambda m: (loads[m.id], m.id))
+        why = f"{chosen.name}: fewest open {kind.value}s ({loads[chosen.id]}) among {len(eligible)} eligible"
+    else:
+        room = cap if cap is not None else max(loads.values()) + 1
+        chosen = min(eligible, key=lambda m: (loads[m.id] / room, m.id))
+        why = f"{chosen.name}: most room under the cap ({loads[chosen.id]} of {room}) among {len(eligible)} eligible"
+    batch.extra_load[chosen.id] = batch.extra_load.get(chosen.id, 0) + 1
+    return chosen, skipped, why
+
+
+async def evaluate(
+    session: AsyncSession,
+    tenant_id: UUID,
+    rule_set: wire.RuleSetIn,
+    kind: wire.RecordKind,
+    records: list[Record],
+    now: datetime,
+    *,
+    persist: bool,
+) -> list[wire.Outcome]:
+    """Per record: the first rule (of this kind) whose conditions hold, else the fallback; whom it picks."""
+    batch = Batch(persist=persist)
+    outcomes = []
+    for record in records:
+        found = next(((i, r) for i, r in enumerate(rule_set.rules) if r.kind is kind and matches(r.when, record)), None)
+        if found is not None:
+            index, rule = found
+            name: str | None = rule.name
+            group, strategy, cap = rule.group, rule.strategy, rule.cap
+        elif rule_set.fallback is not None:
+            index, name = None, "fallback"
+            group, strategy, cap = rule_set.fallback.group, rule_set.fallback.strategy, rule_set.fallback.cap
+        else:
+            outcomes.append(
+                wire.Outcome(
+                    record_id=record.id,
+                    rule=None,
+                    rule_index=None,
+                    strategy=None,
+                    chosen=None,
+                    team_id=None,
+                    skipped=[],
+                    explanation="No rule matches and there is no fallback group: nobody is chosen.",
+                )
+            )
+            continue
+        chosen, skipped, why = await choose(session, tenant_id, kind, group, strategy, cap, now, batch)
+        matched = f"rule {index + 1} '{name}'" if index is not None else "no rule matches: the fallback group"
+        queue = " It waits in the team's queue." if chosen is None and group.team_id is not None else ""
+        outcomes.append(
+            wire.Outcome(
+                record_id=record.id,
+                rule=name,
+                rule_index=index,
+                strategy=strategy,
+                chosen=chosen.id if chosen else None,
+                team_id=group.team_id,
+                skipped=skipped,
+                explanation=f"{matched}, {strategy.value}: {why}.{queue}",
+            )
+        )
+    return outcomes
+
+
+# -- the rule set: saved versions, checks --------------------------------------------------------------------------
+
+_LATEST = text(
+    "SELECT version, rules, saved_by, saved_at FROM assignment_rule_versions"
+    " WHERE tenant_id = :tenant_id ORDER BY version DESC LIMIT 1"
+)
+
+
+async def current(session: AsyncSession, tenant_id: UUID) -> tuple[int, wire.RuleSetIn | None]:
+    row = (await session.execute(_LATEST, {"tenant_id": tenant_id})).first()
+    if row is None:
+        return 0, None
+    return row.version, msgspec.convert(row.rules, wire.RuleSetIn)
+
+
+async def _check(session: AsyncSession, tenant_id: UUID, rule_set: wire.RuleSetIn) -> None:
+    """Each group names a team or users (one of the two), every id is the tenant's (else not_found)."""
+    groups = [r.group for r in rule_set.rules] + ([rule_set.fallback.group] if rule_set.fallback else [])
+    teams, users, territories = set(), set(), set()
+    for group in groups:
+        if (group.team_id is None) == (not group.user_ids):
+            raise DomainError(ErrorCode.VALIDATION_FAILED, "A group names a team or a list of users, one of the two.")
+        if group.team_id is not None:
+            teams.add(group.team_id)
+        users.update(group.user_ids)
+    for rule in rule_set.rules:
+        territories.update(rule.when.territories)
+    for table, ids, what in (
+        ("teams", teams, "team"),
+        ("users", users, "user"),
+        ("territories", territories, "territory"),
+    ):
+        if not ids:
+            continue
+        found = await session.scalar(
+            text(f"SELECT count(*) FROM {table} WHERE tenant_id = :tenant_id AND id = ANY(:ids)"),  # noqa: S608
+            {"tenant_id": tenant_id, "ids": list(ids)},
+        )
+        if found != len(ids):
+            raise not_found(what)
+
+
+def _view(
+    version: int, rule_set: wire.RuleSetIn | None, saved_by: UUID | None, saved_at: datetime | None
+) -> wire.RuleSetView:
+    return wire.RuleSetView(
+        version=version,
+        rules=rule_set.rules if rule_set else [],
+        fallback=rule_set.fallback if rule_set else None,
+        saved_by=saved_by,
+        saved_at=saved_at,
+    )
+
+
+async def get_rules(session: AsyncSession, principal: Principal) -> wire.RuleSetView:
+    if not principal.has_role(*READERS):
+        raise forbidden("Only supervisors, ops and admins read the assignment rules.")
+    row = (await session.execute(_LATEST, {"tenant_id": principal.tenant_id})).first()
+    if row is None:
+        return _view(0, None, None, None)
+    return _view(row.version, msgspec.convert(row.rules, wire.RuleSetIn), row.saved_by, row.saved_at)
+
+
+async def rule_versions(session: AsyncSession, principal: Principal) -> list[wire.RuleSetView]:
+    """Every saved version, newest first: the audit trail of the rules."""
+    if not principal.has_role(*READERS):
+        raise forbidden("Only supervisors, ops and admins read the assignment rules.")
+    rows = (
+        await session.execute(
+            text(
+                "SELECT version, rules, saved_by, saved_at FROM assignment_rule_versions"
+                " WHERE tenant_id = :tenant_id ORDER BY version DESC"
+            ),
+            {"tenant_id": principal.tenant_id},
+        )
+    ).all()
+    return [_view(r.version, msgspec.convert(r.rules, wire.RuleSetIn), r.saved_by, r.saved_at) for r in rows]
+
+
+async def save_rules(session: AsyncSession, principal: Principal, rule_set: wire.RuleSetIn) -> wire.RuleSetView:
+    """A new version of the tenant's rules (the old ones stay, as the audit trail)."""
+    if not principal.has_role(*EDITORS):
+        raise forbidden("Only ops and admins change the assignment rules.")
+    await _check(session, principal.tenant_id, rule_set)
+    # Serialise savers of one tenant, so two saves never take the same version number.
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"rules:{principal.tenant_id}"}
+    )
+    version, _ = await current(session, principal.tenant_id)
+    session.add(
+        AssignmentRuleVersion(
+            tenant_id=principal.tenant_id,
+            version=version + 1,
+            rules=msgspec.to_builtins(rule_set),
+            saved_by=principal.user_id,
+        )
+    )
+    await session.flush()
+    return await get_rules(session, principal)
+
+
+async def dry_run(session: AsyncSession, principal: Principal, data: wire.DryRunIn, now: datetime) -> wire.DryRunResult:
+    """The proposed rules on real records, saving nothing: which rule, who would be chosen, who was skipped."""
+    if not principal.has_role(*EDITORS):
+        raise forbidden("Only ops and admins dry-run assignment rules.")
+    await _check(session, principal.tenant_id, data.rules)
+    records = await load_records(session, principal.tenant_id, data.kind, data.record_ids or None, data.sample)
+    outcomes = await evaluate(session, principal.tenant_id, data.rules, data.kind, records, now, persist=False)
+    return wire.DryRunResult(outcomes=outcomes)
+
+
+# -- real decisions --------------------------------------------------------------------------------------------------
+
+
+async def decide(
+    session: AsyncSession, tenant_id: UUID, kind: wire.RecordKind, record: Record, now: datetime
+) -> tuple[int, wire.Outcome]:
+    """The tenant's rules in force, on one record, for real: moves the round-robin and stores the decision."""
+    version, rule_set = await current(session, tenant_id)
+    rule_set = rule_set or wire.RuleSetIn(rules=[])
+    [outcome] = await evaluate(session, tenant_id, rule_set, kind, [record], now, persist=True)
+    return version, outcome
+
+
+async def record_decision(
+    session: AsyncSession,
+    tenant_id: UUID,
+    kind: wire.RecordKind,
+    version: int,
+    outcome: wire.Outcome,
+    now: datetime,
+    *,
+    explanation: str | None = None,
+) -> None:
+    session.add(
+        AssignmentDecision(
+            tenant_id=tenant_id,
+            id=uuid4(),
+            kind=kind.value,
+            record_id=outcome.record_id,
+            rule_version=version or None,
+            rule_name=outcome.rule,
+            strategy=outcome.strategy.value if outcome.strategy else None,
+            chosen_user_id=outcome.chosen,
+            team_id=outcome.team_id,
+            skipped=msgspec.to_builtins(outcome.skipped),
+            explanation=explanation or outcome.explanation,
+            decided_at=now,
+        )
+    )
+    await session.flush()
+
+
+async def assign_lead(session: AsyncSession, tenant_id: UUID, poi_id: UUID, now: datetime) -> wire.Outcome:
+    """A new merchant through the rules: into the chosen BD's private pool (backend/leads), or, when nobody in a
+    team can take it, left in the pool as the team's queue. The decision and its explanation are stored."""
+    from backend.leads.pool import assign_by_rule  # leads sit above assignment; imported at use
+
+    [record] = await load_records(session, tenant_id, wire.RecordKind.LEAD, [poi_id])
+    if record.holder_id is not None:
+        return wire.Outcome(
+            record_id=poi_id,
+            rule=None,
+            rule_index=None,
+            strategy=None,
+            chosen=None,
+            team_id=None,
+            skipped=[],
+            explanation="The lead is already held: the rules leave it with its holder.",
+        )
+    version, outcome = await decide(session, tenant_id, wire.RecordKind.LEAD, record, now)
+    explanation = None
+    if outcome.chosen is not None and not await assign_by_rule(
+        session, tenant_id, poi_id, outcome.chosen, now, reason=f"rule: {outcome.rule}"
+    ):
+        explanation = outcome.explanation + " The lead had left the pool meanwhile: nobody was given it."
+        outcome = msgspec.structs.replace(outcome, chosen=None, explanation=explanation)
+    await record_decision(session, tenant_id, wire.RecordKind.LEAD, version, outcome, now, explanation=explanation)
+    return outcome
+
+
+async def assign_lead_for(session: AsyncSession, principal: Principal, poi_id: UUID, now: datetime) -> wire.Outcome:
+    from backend.leads.pool import MANAGERS
+
+    if not principal.has_role(*MANAGERS):
+        raise forbidden("Only a supervisor, ops or an admin routes leads by the rules.")
+    return await assign_lead(session, principal.tenant_id, poi_id, now)
+
+
+async def decisions(session: AsyncSession, principal: Principal, record_id: UUID) -> list[wire.DecisionView]:
+    if not principal.has_role(*READERS):
+        raise forbidden("Only supervisors, ops and admins read assignment decisions.")
+    rows = (
+        await session.execute(
+            text(
+                "SELECT id, kind, record_id, rule_version, rule_name, strategy, chosen_user_id, skipped, explanation,"
+                " decided_at FROM assignment_decisions WHERE tenant_id = :tenant_id AND record_id = :record_id"
+                " ORDER BY decided_at DESC, id"
+            ),
+            {"tenant_id": principal.tenant_id, "record_id": record_id},
+        )
+    ).all()
+    return [
+        wire.DecisionView(
+            id=r.id,
+            kind=wire.RecordKind(r.kind),
+            record_id=r.record_id,
+            rule_version=r.rule_version,
+            rule=r.rule_name,
+            strategy=r.strategy,
+            chosen=r.chosen_user_id,
+            skipped=msgspec.convert(r.skipped, list[wire.Skipped]),
+            explanation=r.explanation,
+            decided_at=r.decided_at,
+        )
+        for r in rows
+    ]
