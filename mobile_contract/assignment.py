@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
@@ -16,11 +16,13 @@ Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\u00
 
 
 class TerritoryIn(Request):
-    """A territory: its exterior ring (at least 3 distinct points, closed or not; no self-intersection)."""
+    """A territory: its exterior ring (at least 3 distinct points, closed or not; no self-intersection). `id`: the
+    client's, so a retried create is the same territory (omitted: the server picks one)."""
 
     name: ShortText
     ring: Annotated[list[PointIn], msgspec.Meta(min_length=3, max_length=2000)]
     team_id: UUID | None = None
+    id: UUID | None = None
 
 
 class TerritoryView(Response):
@@ -40,6 +42,12 @@ class Strategy(enum.StrEnum):
 class RecordKind(enum.StrEnum):
     LEAD = "lead"  # a merchant (POI) to put in someone's private pool
     JOB = "job"  # a job to dispatch within a group
+
+
+# Request shapes spell the two enums above as literals: their defaults then read the same in msgspec's schema and
+# in the OpenAPI document.
+StrategyName = Literal["round_robin", "least_loaded", "capacity"]
+KindName = Literal["lead", "job"]
 
 
 class Conditions(Request):
@@ -63,15 +71,15 @@ class Group(Request):
 class Rule(Request):
     name: ShortText
     group: Group
-    kind: RecordKind = RecordKind.LEAD
+    kind: KindName = "lead"
     when: Conditions = msgspec.field(default_factory=Conditions)
-    strategy: Strategy = Strategy.ROUND_ROBIN
+    strategy: StrategyName = "round_robin"
     cap: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None  # open items per person; None: no cap
 
 
 class Fallback(Request):
     group: Group
-    strategy: Strategy = Strategy.ROUND_ROBIN
+    strategy: StrategyName = "round_robin"
     cap: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
 
 
@@ -94,7 +102,7 @@ class DryRunIn(Request):
     """A proposed rule set run on real records: the given ids, or a sample of the newest `sample` records."""
 
     rules: RuleSetIn
-    kind: RecordKind = RecordKind.LEAD
+    kind: KindName = "lead"
     record_ids: Annotated[list[UUID], msgspec.Meta(max_length=500)] = []
     sample: Annotated[int, msgspec.Meta(ge=1, le=200)] = 20
 

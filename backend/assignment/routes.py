@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +16,7 @@ from backend.auth.tokens import Principal
 from backend.coordinates import answer_in, request_in_wgs84
 from backend.errors import problems
 from backend.leads.clock import CLOCK
+from backend.openapi import replayed
 from mobile_contract import assignment as wire
 from mobile_contract.location import CrsName
 
@@ -39,7 +40,10 @@ class TerritoryController(Controller):
         "/",
         operation_id="createTerritory",
         status_code=201,
-        responses=problems(401, 403, 404, 422),
+        responses={
+            **problems(401, 403, 404, 409, 422),
+            **replayed(wire.TerritoryView, "A retry of the same id: the territory as stored, nothing changed"),
+        },
         summary="Draw a territory (a simple polygon), optionally a team's",
     )
     async def create(
@@ -48,10 +52,10 @@ class TerritoryController(Controller):
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
         crs: CrsParam = CrsName.WGS84,
-    ) -> wire.TerritoryView:
-        view = await territories.save_territory(session, principal, request_in_wgs84(data, crs))
+    ) -> Response[wire.TerritoryView]:
+        view, created = await territories.save_territory(session, principal, request_in_wgs84(data, crs))
         await session.commit()
-        return answer_in(view, crs)
+        return Response(answer_in(view, crs), status_code=201 if created else 200)
 
     @get("/{territory_id:uuid}", operation_id="getTerritory", responses=problems(401, 403, 404), summary="A territory")
     async def get_one(
@@ -77,7 +81,7 @@ class TerritoryController(Controller):
         session: NamedDependency[AsyncSession],
         crs: CrsParam = CrsName.WGS84,
     ) -> wire.TerritoryView:
-        view = await territories.save_territory(session, principal, request_in_wgs84(data, crs), territory_id)
+        view, _ = await territories.save_territory(session, principal, request_in_wgs84(data, crs), territory_id)
         await session.commit()
         return answer_in(view, crs)
 

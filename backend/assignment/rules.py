@@ -284,14 +284,15 @@ async def evaluate(
     batch = Batch(persist=persist)
     outcomes = []
     for record in records:
-        found = next(((i, r) for i, r in enumerate(rule_set.rules) if r.kind is kind and matches(r.when, record)), None)
+        found = next(((i, r) for i, r in enumerate(rule_set.rules) if r.kind == kind and matches(r.when, record)), None)
         if found is not None:
             index, rule = found
             name: str | None = rule.name
-            group, strategy, cap = rule.group, rule.strategy, rule.cap
+            group, strategy, cap = rule.group, wire.Strategy(rule.strategy), rule.cap
         elif rule_set.fallback is not None:
             index, name = None, "fallback"
-            group, strategy, cap = rule_set.fallback.group, rule_set.fallback.strategy, rule_set.fallback.cap
+            fallback = rule_set.fallback
+            group, strategy, cap = fallback.group, wire.Strategy(fallback.strategy), fallback.cap
         else:
             outcomes.append(
                 wire.Outcome(
@@ -430,8 +431,9 @@ async def dry_run(session: AsyncSession, principal: Principal, data: wire.DryRun
     if not principal.has_role(*EDITORS):
         raise forbidden("Only ops and admins dry-run assignment rules.")
     await _check(session, principal.tenant_id, data.rules)
-    records = await load_records(session, principal.tenant_id, data.kind, data.record_ids or None, data.sample)
-    outcomes = await evaluate(session, principal.tenant_id, data.rules, data.kind, records, now, persist=False)
+    kind = wire.RecordKind(data.kind)
+    records = await load_records(session, principal.tenant_id, kind, data.record_ids or None, data.sample)
+    outcomes = await evaluate(session, principal.tenant_id, data.rules, kind, records, now, persist=False)
     return wire.DryRunResult(outcomes=outcomes)
 
 

@@ -95,33 +95,51 @@ async def list_territories(session: AsyncSession, principal: Principal) -> list[
 
 async def save_territory(
     session: AsyncSession, principal: Principal, data: TerritoryIn, territory_id: UUID | None = None
-) -> TerritoryView:
-    """Create (no id) or replace a territory. `data` is in WGS-84 (the route converts the caller's `crs`)."""
+) -> tuple[TerritoryView, bool]:
+    """Create (no `territory_id`) or replace a territory; True when it was created. A create retried with the
+    same client id and body answers the stored territory; the same id with another body is an idempotency
+    conflict. `data` is in WGS-84 (the route converts the caller's `crs`)."""
     if not principal.has_role(*EDITORS):
         raise forbidden("Only ops and admins draw territories.")
     area = polygon_ewkt([(p.lat, p.lon) for p in data.ring])
     await _check_team(session, principal.tenant_id, data.team_id)
     params = {"tenant_id": principal.tenant_id, "name": data.name, "team_id": data.team_id, "area": area}
     if territory_id is None:
-        territory_id = uuid4()
-        await session.execute(
+        territory_id = data.id or uuid4()
+        created = await session.scalar(
             text(
                 "INSERT INTO territories (tenant_id, id, name, team_id, area)"
                 " VALUES (:tenant_id, :id, :name, :team_id, ST_GeogFromText(:area))"
+                " ON CONFLICT (tenant_id, id) DO NOTHING RETURNING id"
             ),
             {**params, "id": territory_id},
         )
-    else:
-        updated = await session.scalar(
-            text(
-                "UPDATE territories SET name = :name, team_id = :team_id, area = ST_GeogFromText(:area),"
-                " updated_at = now() WHERE tenant_id = :tenant_id AND id = :id RETURNING id"
-            ),
-            {**params, "id": territory_id},
-        )
-        if updated is None:
-            raise not_found("territory")
-    return await get_territory(session, principal, territory_id)
+        if created is None:
+            same = await session.scalar(
+                text(
+                    "SELECT name = :name AND team_id IS NOT DISTINCT FROM :team_id"
+                    " AND ST_Equals(area::geometry, ST_GeomFromEWKT(:area))"
+                    " FROM territories WHERE tenant_id = :tenant_id AND id = :id"
+                ),
+                {**params, "id": territory_id},
+            )
+            if not same:
+                raise DomainError(
+                    ErrorCode.IDEMPOTENCY_CONFLICT, "This territory id was already used with another name or shape."
+                )
+        return await get_territory(session, principal, territory_id), created is not None
+    if data.id is not None and data.id != territory_id:
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "The body's `id` is not the territory's in the path.")
+    updated = await session.scalar(
+        text(
+            "UPDATE territories SET name = :name, team_id = :team_id, area = ST_GeogFromText(:area),"
+            " updated_at = now() WHERE tenant_id = :tenant_id AND id = :id RETURNING id"
+        ),
+        {**params, "id": territory_id},
+    )
+    if updated is None:
+        raise not_found("territory")
+    return await get_territory(session, principal, territory_id), False
 
 
 async def delete_territory(session: AsyncSession, principal: Principal, territory_id: UUID) -> None:

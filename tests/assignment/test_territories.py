@@ -146,3 +146,16 @@ async def test_a_merchant_belongs_to_the_smallest_territory_covering_it(factory:
 
         found = [await session.scalar(text(sql), {"t": tenant, "p": p}) for p in (in_circle, in_district, outside)]
     assert found == [circle["id"], district["id"], None]
+
+
+async def test_a_retried_create_is_the_same_territory(factory: Factory, client: Client) -> None:
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    body = {"id": str(uuid.uuid4()), "name": "D", "ring": ring(DISTRICT)}
+    first = await client.post("/v1/territories", json=body, headers=ops.headers)
+    again = await client.post("/v1/territories", json=body, headers=ops.headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    other = await client.post("/v1/territories", json={**body, "ring": ring(CIRCLE)}, headers=ops.headers)
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency_conflict"
