@@ -129,7 +129,7 @@ class DryRunResult(Response):
 
 class DecisionView(Response):
     id: UUID
-    kind: RecordKind
+    kind: str  # lead (routed at intake or on request), target (a campaign's, `assign: rule`), job
     record_id: UUID
     rule_version: int | None
     rule: str | None

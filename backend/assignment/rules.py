@@ -453,7 +453,7 @@ async def decide(
 async def record_decision(
     session: AsyncSession,
     tenant_id: UUID,
-    kind: wire.RecordKind,
+    kind: wire.RecordKind | str,
     version: int,
     outcome: wire.Outcome,
     now: datetime,
@@ -464,7 +464,7 @@ async def record_decision(
         AssignmentDecision(
             tenant_id=tenant_id,
             id=uuid4(),
-            kind=kind.value,
+            kind=str(kind),
             record_id=outcome.record_id,
             rule_version=version or None,
             rule_name=outcome.rule,
@@ -531,7 +531,7 @@ async def decisions(session: AsyncSession, principal: Principal, record_id: UUID
     return [
         wire.DecisionView(
             id=r.id,
-            kind=wire.RecordKind(r.kind),
+            kind=r.kind,
             record_id=r.record_id,
             rule_version=r.rule_version,
             rule=r.rule_name,
@@ -543,3 +543,20 @@ async def decisions(session: AsyncSession, principal: Principal, record_id: UUID
         )
         for r in rows
     ]
+
+
+async def assign_targets(
+    session: AsyncSession, tenant_id: UUID, poi_ids: list[UUID], now: datetime
+) -> dict[UUID, wire.Outcome]:
+    """Campaign targets (`assign: rule`): the lead rules in force choose each merchant's assignee, as one batch
+    (least-loaded counts the batch's own choices; round-robin takes turns across it). Decisions are stored with
+    kind `target`."""
+    if not poi_ids:
+        return {}
+    records = await load_records(session, tenant_id, wire.RecordKind.LEAD, list(dict.fromkeys(poi_ids)))
+    version, rule_set = await current(session, tenant_id)
+    rule_set = rule_set or wire.RuleSetIn(rules=[])
+    outcomes = await evaluate(session, tenant_id, rule_set, wire.RecordKind.LEAD, records, now, persist=True)
+    for outcome in outcomes:
+        await record_decision(session, tenant_id, "target", version, outcome, now)
+    return {o.record_id: o for o in outcomes}
