@@ -20,12 +20,24 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.assignment.models import AssignmentDecision, AssignmentRuleVersion
-from backend.assignment.service import ACTIVE_FOR_LOAD
 from backend.assignment.territories import EDITORS, READERS
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
 from mobile_contract import assignment as wire
 from mobile_contract.errors import ErrorCode
+from mobile_contract.jobs import JobStatus
+
+ACTIVE_FOR_LOAD = tuple(
+    s.value
+    for s in (
+        JobStatus.ASSIGNED,
+        JobStatus.ACCEPTED,
+        JobStatus.SCHEDULED,
+        JobStatus.ARRIVED,
+        JobStatus.VERIFICATION,
+        JobStatus.ON_HOLD,
+    )
+)  # a job in these statuses is open: it counts towards its technician's load
 
 # -- the records' attributes -------------------------------------------------------------------------------------
 
@@ -560,3 +572,46 @@ async def assign_targets(
     for outcome in outcomes:
         await record_decision(session, tenant_id, "target", version, outcome, now)
     return {o.record_id: o for o in outcomes}
+
+
+@dataclass(frozen=True)
+class JobGroup:
+    """The group a job rule names for a job: the members free to take it, and the rule's outcome."""
+
+    members: set[UUID]
+    version: int
+    outcome: wire.Outcome
+
+
+async def job_group(session: AsyncSession, tenant_id: UUID, job_id: UUID, now: datetime) -> tuple[JobGroup | None, str]:
+    """Before dispatch: the first job rule whose conditions hold names the group the candidates come from
+    (dispatch's score still chooses within it). None when no job rule matches: every technician is considered.
+    The lead fallback does not apply to jobs."""
+    version, rule_set = await current(session, tenant_id)
+    job_rules = [r for r in rule_set.rules if r.kind == "job"] if rule_set else []
+    if not job_rules:
+        return None, ""
+    [record] = await load_records(session, tenant_id, wire.RecordKind.JOB, [job_id])
+    rule = next((r for r in job_rules if matches(r.when, record)), None)
+    if rule is None:
+        return None, " No job rule matches: every technician is considered."
+    people = await members(session, tenant_id, wire.RecordKind.JOB, rule.group)
+    free, skipped = set(), []
+    for m in people:
+        reason = skip_reason(m, m.load, rule.cap, now)
+        if reason is None:
+            free.add(m.id)
+        else:
+            skipped.append(wire.Skipped(user_id=m.id, reason=reason))
+    outcome = wire.Outcome(
+        record_id=job_id,
+        rule=rule.name,
+        rule_index=rule_set.rules.index(rule) if rule_set else None,
+        strategy=None,
+        chosen=None,
+        team_id=rule.group.team_id,
+        skipped=skipped,
+        explanation="",
+    )
+    note = f" Rule '{rule.name}' limits the candidates to its group ({len(free)} of {len(people)} free)."
+    return JobGroup(free, version, outcome), note

@@ -1,4 +1,5 @@
-"""The engine's other uses: campaign targets `assign: rule` (beside explicit and the lead holder)."""
+"""The engine's other uses: campaign targets `assign: rule` (beside explicit and the lead holder), and the group
+a job is dispatched within."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections import Counter
 
 from mobile_contract.auth import Role
 from tests.factories import Factory
+from tests.jobs.helpers import SITE, create_job, technician
 from tests.leads.helpers import Client
 from tests.tasks.helpers import create_campaign
 
@@ -49,3 +51,38 @@ async def test_campaign_targets_by_rule_take_turns_and_explain_themselves(factor
     assert decisions[0]["kind"] == "target"
     assert decisions[0]["rule"] == "cafes"
     assert decisions[0]["chosen"] == str(cafe_bd.id)
+
+
+async def test_a_job_rule_names_the_group_dispatch_chooses_from(factory: Factory, client: Client) -> None:
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    near = await technician(factory, client, ops, tenant, at=(SITE[0] + 0.01, SITE[1]), name="Near")
+    far = await technician(factory, client, ops, tenant, at=(SITE[0] + 0.2, SITE[1]), name="Far")
+    rules = [
+        {
+            "name": "fiber in huangpu",
+            "kind": "job",
+            "when": {"job_types": ["return_visit"], "skills": ["fiber"], "regions": ["huangpu"]},
+            "group": {"user_ids": [str(far.id)]},
+        },
+        {"name": "leads", "group": {"user_ids": [str(near.id)]}},  # a lead rule: never applies to jobs
+    ]
+    saved = await client.put("/v1/assignment/rules", json={"rules": rules}, headers=ops.headers)
+    assert saved.status_code == 200, saved.text
+    job = await create_job(client, ops)
+    dry = (await client.post(f"/v1/jobs/{job['id']}/dispatch", json={"dry_run": True}, headers=ops.headers)).json()
+    assert dry["chosen"] == str(far.id)  # the nearer technician is outside the rule's group
+    assert "fiber in huangpu" in dry["explanation"]
+    assert [c["technician_id"] for c in dry["candidates"]] == [str(far.id)]
+    assert (await client.get(f"/v1/assignment/decisions/{job['id']}", headers=ops.headers)).json() == []
+    real = (await client.post(f"/v1/jobs/{job['id']}/dispatch", json={}, headers=ops.headers)).json()
+    assert real["chosen"] == str(far.id)
+    [decision] = (await client.get(f"/v1/assignment/decisions/{job['id']}", headers=ops.headers)).json()
+    assert decision["kind"] == "job"
+    assert decision["chosen"] == str(far.id)
+    other = await create_job(client, ops, job_type="install")  # no job rule matches: everyone is considered
+    unmatched = (
+        await client.post(f"/v1/jobs/{other['id']}/dispatch", json={"dry_run": True}, headers=ops.headers)
+    ).json()
+    assert unmatched["chosen"] == str(near.id)
+    assert "No job rule matches" in unmatched["explanation"]
