@@ -452,16 +452,6 @@ async def dry_run(session: AsyncSession, principal: Principal, data: wire.DryRun
 # -- real decisions --------------------------------------------------------------------------------------------------
 
 
-async def decide(
-    session: AsyncSession, tenant_id: UUID, kind: wire.RecordKind, record: Record, now: datetime
-) -> tuple[int, wire.Outcome]:
-    """The tenant's rules in force, on one record, for real: moves the round-robin and stores the decision."""
-    version, rule_set = await current(session, tenant_id)
-    rule_set = rule_set or wire.RuleSetIn(rules=[])
-    [outcome] = await evaluate(session, tenant_id, rule_set, kind, [record], now, persist=True)
-    return version, outcome
-
-
 async def record_decision(
     session: AsyncSession,
     tenant_id: UUID,
@@ -494,8 +484,6 @@ async def record_decision(
 async def assign_lead(session: AsyncSession, tenant_id: UUID, poi_id: UUID, now: datetime) -> wire.Outcome:
     """A new merchant through the rules: into the chosen BD's private pool (backend/leads), or, when nobody in a
     team can take it, left in the pool as the team's queue. The decision and its explanation are stored."""
-    from backend.leads.pool import assign_by_rule  # leads sit above assignment; imported at use
-
     [record] = await load_records(session, tenant_id, wire.RecordKind.LEAD, [poi_id])
     if record.holder_id is not None:
         return wire.Outcome(
@@ -508,15 +496,43 @@ async def assign_lead(session: AsyncSession, tenant_id: UUID, poi_id: UUID, now:
             skipped=[],
             explanation="The lead is already held: the rules leave it with its holder.",
         )
-    version, outcome = await decide(session, tenant_id, wire.RecordKind.LEAD, record, now)
-    explanation = None
-    if outcome.chosen is not None and not await assign_by_rule(
-        session, tenant_id, poi_id, outcome.chosen, now, reason=f"rule: {outcome.rule}"
-    ):
-        explanation = outcome.explanation + " The lead had left the pool meanwhile: nobody was given it."
-        outcome = msgspec.structs.replace(outcome, chosen=None, explanation=explanation)
-    await record_decision(session, tenant_id, wire.RecordKind.LEAD, version, outcome, now, explanation=explanation)
+    [outcome] = await _assign_leads(session, tenant_id, [record], now)
     return outcome
+
+
+async def assign_new_leads(session: AsyncSession, tenant_id: UUID, poi_ids: list[UUID], now: datetime) -> int:
+    """Merchants just imported with no holder, through the rules in force, as one batch (round-robin turns,
+    least-loaded counting the batch's own choices). Nothing at all (one query) when the tenant has no rules.
+    Returns how many went to a BD."""
+    if not poi_ids:
+        return 0
+    _, rule_set = await current(session, tenant_id)
+    if rule_set is None or not (rule_set.fallback or any(r.kind == "lead" for r in rule_set.rules)):
+        return 0
+    records = await load_records(session, tenant_id, wire.RecordKind.LEAD, poi_ids)
+    outcomes = await _assign_leads(session, tenant_id, [r for r in records if r.holder_id is None], now)
+    return sum(o.chosen is not None for o in outcomes)
+
+
+async def _assign_leads(
+    session: AsyncSession, tenant_id: UUID, records: list[Record], now: datetime
+) -> list[wire.Outcome]:
+    from backend.leads.pool import assign_by_rule  # leads sit above assignment; imported at use
+
+    version, rule_set = await current(session, tenant_id)
+    rule_set = rule_set or wire.RuleSetIn(rules=[])
+    outcomes = await evaluate(session, tenant_id, rule_set, wire.RecordKind.LEAD, records, now, persist=True)
+    done = []
+    for outcome in outcomes:
+        explanation = None
+        if outcome.chosen is not None and not await assign_by_rule(
+            session, tenant_id, outcome.record_id, outcome.chosen, now, reason=f"rule: {outcome.rule}"
+        ):
+            explanation = outcome.explanation + " The lead had left the pool meanwhile: nobody was given it."
+            outcome = msgspec.structs.replace(outcome, chosen=None, explanation=explanation)
+        await record_decision(session, tenant_id, wire.RecordKind.LEAD, version, outcome, now)
+        done.append(outcome)
+    return done
 
 
 async def assign_lead_for(session: AsyncSession, principal: Principal, poi_id: UUID, now: datetime) -> wire.Outcome:

@@ -1,5 +1,5 @@
-"""The engine's other uses: campaign targets `assign: rule` (beside explicit and the lead holder), and the group
-a job is dispatched within."""
+"""The engine's other uses: campaign targets `assign: rule` (beside explicit and the lead holder), the group
+a job is dispatched within, and imported merchants that name no holder."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections import Counter
 
 from mobile_contract.auth import Role
 from tests.factories import Factory
+from tests.intake.test_imports import run_imports, upload
 from tests.jobs.helpers import SITE, create_job, technician
 from tests.leads.helpers import Client
 from tests.tasks.helpers import create_campaign
@@ -86,3 +87,29 @@ async def test_a_job_rule_names_the_group_dispatch_chooses_from(factory: Factory
     ).json()
     assert unmatched["chosen"] == str(near.id)
     assert "No job rule matches" in unmatched["explanation"]
+
+
+async def test_imported_rows_naming_no_holder_are_routed_by_the_rules(factory: Factory, client: Client) -> None:
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    team = await factory.team(tenant)
+    a, b = [await factory.user(tenant, team_id=team, login=False) for _ in range(2)]
+    named = await factory.user(tenant, login=False)
+    rules = {
+        "rules": [{"name": "restaurants", "when": {"categories": ["restaurant"]}, "group": {"team_id": str(team)}}]
+    }
+    assert (await client.put("/v1/assignment/rules", json=rules, headers=ops.headers)).status_code == 200
+    header = "name,category,lat,lon,holder"
+    rows = [f"面馆{i},restaurant,{SITE[0] + 0.01 * i},{SITE[1]}," for i in range(4)]
+    rows += [f"咖啡馆,cafe,{SITE[0] - 0.01},{SITE[1]},", f"小店,restaurant,{SITE[0] - 0.02},{SITE[1]},{named.username}"]
+    created = await upload(client, ops.headers, "\n".join([header, *rows]) + "\n")
+    assert created.status_code == 202, created.text
+    await run_imports(factory.database, tenant)
+    held = {
+        user: await factory.count("SELECT count(*) FROM pois WHERE tenant_id = :t AND holder_id = :u", t=tenant, u=user)
+        for user in (a.id, b.id, named.id)
+    }
+    assert held == {a.id: 2, b.id: 2, named.id: 1}  # the cafe matches no rule and has no fallback: it stays in the pool
+    assert await factory.count("SELECT count(*) FROM pois WHERE tenant_id = :t AND holder_id IS NULL", t=tenant) == 1
+    decided = await factory.count("SELECT count(*) FROM assignment_decisions WHERE tenant_id = :t", t=tenant)
+    assert decided == 5
