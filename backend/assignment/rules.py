@@ -282,6 +282,20 @@ async def choose(
     return chosen, skipped, why
 
 
+def _first_rule(
+    rule_set: wire.RuleSetIn, kind: wire.RecordKind, record: Record
+) -> tuple[int | None, str, wire.Group, wire.Strategy, int | None] | None:
+    """The first rule of this kind whose conditions hold (its index and name), else the fallback (leads only),
+    else None."""
+    for index, rule in enumerate(rule_set.rules):
+        if rule.kind == kind and matches(rule.when, record):
+            return index, rule.name, rule.group, wire.Strategy(rule.strategy), rule.cap
+    if rule_set.fallback is not None and kind is wire.RecordKind.LEAD:
+        fallback = rule_set.fallback
+        return None, "fallback", fallback.group, wire.Strategy(fallback.strategy), fallback.cap
+    return None
+
+
 async def evaluate(
     session: AsyncSession,
     tenant_id: UUID,
@@ -292,19 +306,20 @@ async def evaluate(
     *,
     persist: bool,
 ) -> list[wire.Outcome]:
-    """Per record: the first rule (of this kind) whose conditions hold, else the fallback; whom it picks."""
+    """Per record: the first rule (of this kind) whose conditions hold, else the fallback; whom it picks. In the
+    results, `rule_index` counts every rule of the set (both kinds)."""
     batch = Batch(persist=persist)
+    matched = [_first_rule(rule_set, kind, record) for record in records]
+    if persist:
+        # Lock every round-robin cursor the batch will move up front, in one order (by name): two batches that
+        # touch the same groups then queue on the first, never deadlock on each other's.
+        keys = sorted({group_key(kind, m[2]) for m in matched if m is not None and m[3] is wire.Strategy.ROUND_ROBIN})
+        for key in keys:
+            batch.cursors[key] = await session.scalar(_LOCK_CURSOR, {"tenant_id": tenant_id, "key": key})
     outcomes = []
-    for record in records:
-        found = next(((i, r) for i, r in enumerate(rule_set.rules) if r.kind == kind and matches(r.when, record)), None)
+    for record, found in zip(records, matched, strict=True):
         if found is not None:
-            index, rule = found
-            name: str | None = rule.name
-            group, strategy, cap = rule.group, wire.Strategy(rule.strategy), rule.cap
-        elif rule_set.fallback is not None:
-            index, name = None, "fallback"
-            fallback = rule_set.fallback
-            group, strategy, cap = fallback.group, wire.Strategy(fallback.strategy), fallback.cap
+            index, name, group, strategy, cap = found
         else:
             outcomes.append(
                 wire.Outcome(
@@ -320,7 +335,7 @@ async def evaluate(
             )
             continue
         chosen, skipped, why = await choose(session, tenant_id, kind, group, strategy, cap, now, batch)
-        matched = f"rule {index + 1} '{name}'" if index is not None else "no rule matches: the fallback group"
+        how = f"rule {index + 1} '{name}'" if index is not None else "no rule matches: the fallback group"
         queue = " It waits in the team's queue." if chosen is None and group.team_id is not None else ""
         outcomes.append(
             wire.Outcome(
@@ -331,7 +346,7 @@ async def evaluate(
                 chosen=chosen.id if chosen else None,
                 team_id=group.team_id,
                 skipped=skipped,
-                explanation=f"{matched}, {strategy.value}: {why}.{queue}",
+                explanation=f"{how}, {strategy.value}: {why}.{queue}",
             )
         )
     return outcomes

@@ -3,6 +3,7 @@ a job is dispatched within, and imported merchants that name no holder."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 from mobile_contract.auth import Role
@@ -113,3 +114,35 @@ async def test_imported_rows_naming_no_holder_are_routed_by_the_rules(factory: F
     assert await factory.count("SELECT count(*) FROM pois WHERE tenant_id = :t AND holder_id IS NULL", t=tenant) == 1
     decided = await factory.count("SELECT count(*) FROM assignment_decisions WHERE tenant_id = :t", t=tenant)
     assert decided == 5
+
+
+async def test_parallel_target_batches_over_two_groups_never_deadlock(factory: Factory, client: Client) -> None:
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    east, west = await factory.team(tenant, "East"), await factory.team(tenant, "West")
+    for team in (east, west, east, west):
+        await factory.user(tenant, team_id=team, login=False)
+    rules = [
+        {"name": "cafes", "when": {"categories": ["cafe"]}, "group": {"team_id": str(east)}},
+        {"name": "restaurants", "when": {"categories": ["restaurant"]}, "group": {"team_id": str(west)}},
+    ]
+    assert (await client.put("/v1/assignment/rules", json={"rules": rules}, headers=ops.headers)).status_code == 200
+    batches = []
+    for first, second in [("cafe", "restaurant"), ("restaurant", "cafe")] * 3:
+        pois = [await factory.poi(tenant, category=first), await factory.poi(tenant, category=second)]
+        batches.append(pois)
+    campaigns = [await create_campaign(client, ops) for _ in batches]
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                f"/v1/campaigns/{campaign}/targets",
+                json={"assign": "rule", "targets": [{"poi_id": str(p)} for p in pois]},
+                headers=ops.headers,
+            )
+            for campaign, pois in zip(campaigns, batches, strict=True)
+        )
+    )
+    assert [r.status_code for r in responses] == [200] * len(batches)
+    assert all(len(r.json()["created"]) == 2 for r in responses)
+    turns = await factory.count("SELECT sum(turns) FROM assignment_cursors WHERE tenant_id = :t", t=tenant)
+    assert turns == 2 * len(batches)
