@@ -9,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from mobile_contract.base import Request, Response, ShortText
+from mobile_contract.base import AwareDatetime, Request, Response, ShortText
 from mobile_contract.location import Point, PointIn
 
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\u0000-\u001f\u007f]*$")]
@@ -105,6 +105,7 @@ class DryRunIn(Request):
     kind: KindName = "lead"
     record_ids: Annotated[list[UUID], msgspec.Meta(max_length=500)] = []
     sample: Annotated[int, msgspec.Meta(ge=1, le=200)] = 20
+    as_of: AwareDatetime | None = None  # judge leave as of this moment (default: now)
 
 
 class Skipped(Response):

@@ -1,8 +1,9 @@
-"""HTTP routes of rule-based assignment: territories, the rule set (versions, dry run), routing a lead by the
-rules, and the stored decisions."""
+"""HTTP routes of rule-based assignment: territories, the rule set (versions, dry run) and the stored decisions.
+Routing a lead by the rules is the intake's (`POST /v1/intake/leads/{poi_id}/route`): it needs the lead pool."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -15,7 +16,6 @@ from backend.assignment import rules, territories
 from backend.auth.tokens import Principal
 from backend.coordinates import answer_in, request_in_wgs84
 from backend.errors import problems
-from backend.leads.clock import CLOCK
 from backend.openapi import replayed
 from mobile_contract import assignment as wire
 from mobile_contract.location import CrsName
@@ -151,23 +151,9 @@ class AssignmentController(Controller):
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
     ) -> wire.DryRunResult:
-        result = await rules.dry_run(session, principal, data, CLOCK.now())
+        result = await rules.dry_run(session, principal, data, data.as_of or datetime.now(UTC))
         await session.rollback()  # nothing of a dry run is kept
         return result
-
-    @post(
-        "/leads/{poi_id:uuid}",
-        operation_id="assignLeadByRules",
-        status_code=200,
-        responses=problems(401, 403, 404),
-        summary="Route a lead by the rules in force (stores the decision)",
-    )
-    async def assign_lead(
-        self, poi_id: FromPath[UUID], principal: NamedDependency[Principal], session: NamedDependency[AsyncSession]
-    ) -> wire.Outcome:
-        outcome = await rules.assign_lead_for(session, principal, poi_id, CLOCK.now())
-        await session.commit()
-        return outcome
 
     @get(
         "/decisions/{record_id:uuid}",

@@ -1,8 +1,9 @@
 """Rule-based assignment: the tenant's rules, tried in order, pick a group and a way of choosing in it.
 
-One engine for three uses: new leads (a BD's private pool, or the team's queue when nobody can take it), campaign
-targets (`mode: rule`) and a job's group before dispatch. `evaluate` decides for a batch of records; a dry run
-(`persist=False`) reads the round-robin positions without moving them and counts its own choices in memory, so a
+One engine for three uses: new leads (backend/intake/routing.py puts them in a BD's private pool, or leaves them in
+the team's queue when nobody can take it: assignment and the lead pool are siblings that never import each other),
+campaign targets (`assign: rule`) and a job's group before dispatch. `evaluate` decides for a batch of records; a
+dry run (`persist=False`) reads the round-robin positions without moving them and counts its own choices in memory, so a
 proposed rule set answers as it would run. A real decision locks the group's cursor row (INSERT ... ON CONFLICT DO
 UPDATE ... RETURNING), so concurrent assignments in one group take turns, and stores its explanation.
 """
@@ -494,68 +495,6 @@ async def record_decision(
         )
     )
     await session.flush()
-
-
-async def assign_lead(session: AsyncSession, tenant_id: UUID, poi_id: UUID, now: datetime) -> wire.Outcome:
-    """A new merchant through the rules: into the chosen BD's private pool (backend/leads), or, when nobody in a
-    team can take it, left in the pool as the team's queue. The decision and its explanation are stored."""
-    [record] = await load_records(session, tenant_id, wire.RecordKind.LEAD, [poi_id])
-    if record.holder_id is not None:
-        return wire.Outcome(
-            record_id=poi_id,
-            rule=None,
-            rule_index=None,
-            strategy=None,
-            chosen=None,
-            team_id=None,
-            skipped=[],
-            explanation="The lead is already held: the rules leave it with its holder.",
-        )
-    [outcome] = await _assign_leads(session, tenant_id, [record], now)
-    return outcome
-
-
-async def assign_new_leads(session: AsyncSession, tenant_id: UUID, poi_ids: list[UUID], now: datetime) -> int:
-    """Merchants just imported with no holder, through the rules in force, as one batch (round-robin turns,
-    least-loaded counting the batch's own choices). Nothing at all (one query) when the tenant has no rules.
-    Returns how many went to a BD."""
-    if not poi_ids:
-        return 0
-    _, rule_set = await current(session, tenant_id)
-    if rule_set is None or not (rule_set.fallback or any(r.kind == "lead" for r in rule_set.rules)):
-        return 0
-    records = await load_records(session, tenant_id, wire.RecordKind.LEAD, poi_ids)
-    outcomes = await _assign_leads(session, tenant_id, [r for r in records if r.holder_id is None], now)
-    return sum(o.chosen is not None for o in outcomes)
-
-
-async def _assign_leads(
-    session: AsyncSession, tenant_id: UUID, records: list[Record], now: datetime
-) -> list[wire.Outcome]:
-    from backend.leads.pool import assign_by_rule  # leads sit above assignment; imported at use
-
-    version, rule_set = await current(session, tenant_id)
-    rule_set = rule_set or wire.RuleSetIn(rules=[])
-    outcomes = await evaluate(session, tenant_id, rule_set, wire.RecordKind.LEAD, records, now, persist=True)
-    done = []
-    for outcome in outcomes:
-        explanation = None
-        if outcome.chosen is not None and not await assign_by_rule(
-            session, tenant_id, outcome.record_id, outcome.chosen, now, reason=f"rule: {outcome.rule}"
-        ):
-            explanation = outcome.explanation + " The lead had left the pool meanwhile: nobody was given it."
-            outcome = msgspec.structs.replace(outcome, chosen=None, explanation=explanation)
-        await record_decision(session, tenant_id, wire.RecordKind.LEAD, version, outcome, now)
-        done.append(outcome)
-    return done
-
-
-async def assign_lead_for(session: AsyncSession, principal: Principal, poi_id: UUID, now: datetime) -> wire.Outcome:
-    from backend.leads.pool import MANAGERS
-
-    if not principal.has_role(*MANAGERS):
-        raise forbidden("Only a supervisor, ops or an admin routes leads by the rules.")
-    return await assign_lead(session, principal.tenant_id, poi_id, now)
 
 
 async def decisions(session: AsyncSession, principal: Principal, record_id: UUID) -> list[wire.DecisionView]:

@@ -31,13 +31,13 @@ import msgspec
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.assignment.rules import assign_new_leads
 from backend.auth.models import User
 from backend.auth.tokens import Principal
 from backend.coordinates import point_to_wgs84
 from backend.errors import DomainError, forbidden, not_found
 from backend.intake.models import MerchantDuplicate, MerchantImport
 from backend.intake.names import CHAIN_SPACING_M, NEAR_M, Judgement, MerchantRecord, Verdict, judge, search_terms
+from backend.intake.routing import assign_new_leads
 from backend.queue.service import enqueue
 from geo.distance import haversine_m
 from mobile_contract import intake as wire

@@ -30,7 +30,7 @@ async def _save(client: Client, ops: FieldUser, rules: list[dict[str, Any]], fal
 
 
 async def _route(client: Client, ops: FieldUser, poi: UUID) -> dict[str, Any]:
-    response = await client.post(f"/v1/assignment/leads/{poi}", headers=ops.headers)
+    response = await client.post(f"/v1/intake/leads/{poi}/route", headers=ops.headers)
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
@@ -194,12 +194,11 @@ async def test_a_dry_run_answers_per_record_and_saves_nothing(factory: Factory, 
     await _set_user(factory, b, on_leave_until=t0 + timedelta(days=1))
     pois = [await factory.poi(tenant, category="restaurant") for _ in range(3)]
     proposed = {"rules": [{"name": "team", "when": {"categories": ["restaurant"]}, "group": {"team_id": str(team)}}]}
-    with pinned(t0):
-        response = await client.post(
-            "/v1/assignment/rules/dry-run",
-            json={"rules": proposed, "record_ids": [str(p) for p in pois]},
-            headers=ops.headers,
-        )
+    response = await client.post(
+        "/v1/assignment/rules/dry-run",
+        json={"rules": proposed, "record_ids": [str(p) for p in pois], "as_of": t0.isoformat()},
+        headers=ops.headers,
+    )
     assert response.status_code == 200, response.text
     outcomes = response.json()["outcomes"]
     assert [o["record_id"] for o in outcomes] == [str(p) for p in pois]
@@ -216,6 +215,12 @@ async def test_a_dry_run_answers_per_record_and_saves_nothing(factory: Factory, 
         "/v1/assignment/rules/dry-run", json={"rules": proposed, "sample": 2}, headers=ops.headers
     )
     assert len(sample.json()["outcomes"]) == 2
+    later = await client.post(
+        "/v1/assignment/rules/dry-run",
+        json={"rules": proposed, "record_ids": [str(pois[0])], "as_of": (t0 + timedelta(days=2)).isoformat()},
+        headers=ops.headers,
+    )
+    assert later.json()["outcomes"][0]["skipped"] == []  # the leave is over by then
 
 
 async def test_a_dry_run_takes_turns_as_the_real_run_would(factory: Factory, client: Client) -> None:
@@ -293,7 +298,7 @@ async def test_another_tenants_ids_are_404(factory: Factory, client: Client) -> 
         "/v1/assignment/rules/dry-run", json={"rules": proposed, "record_ids": [str(their_poi)]}, headers=ops.headers
     )
     assert dry.status_code == 404
-    assert (await client.post(f"/v1/assignment/leads/{their_poi}", headers=ops.headers)).status_code == 404
+    assert (await client.post(f"/v1/intake/leads/{their_poi}/route", headers=ops.headers)).status_code == 404
     assert (await client.get(f"/v1/assignment/decisions/{their_poi}", headers=ops.headers)).json() == []
     assert await _holder(factory, theirs, their_poi) is None
 
@@ -311,7 +316,7 @@ async def test_roles_without_the_permission_are_refused(factory: Factory, client
         assert dry.status_code == 403
     for user in (bd, technician):
         assert (await client.get("/v1/assignment/rules", headers=user.headers)).status_code == 403
-        assert (await client.post(f"/v1/assignment/leads/{poi}", headers=user.headers)).status_code == 403
+        assert (await client.post(f"/v1/intake/leads/{poi}/route", headers=user.headers)).status_code == 403
         assert (await client.get(f"/v1/assignment/decisions/{poi}", headers=user.headers)).status_code == 403
     assert (await client.get("/v1/assignment/rules", headers=supervisor.headers)).status_code == 200
 
@@ -335,7 +340,7 @@ async def test_parallel_assignments_keep_the_round_robin_fair(factory: Factory, 
     team, bds = await _team_of(factory, tenant, 3)
     await _save(client, ops, [{"name": "team", "group": {"team_id": str(team)}}])
     pois = [await factory.poi(tenant) for _ in range(12)]
-    responses = await asyncio.gather(*(client.post(f"/v1/assignment/leads/{p}", headers=ops.headers) for p in pois))
+    responses = await asyncio.gather(*(client.post(f"/v1/intake/leads/{p}/route", headers=ops.headers) for p in pois))
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
     counts = Counter(r.json()["chosen"] for r in responses)
     assert counts == {str(b.id): 4 for b in bds}
