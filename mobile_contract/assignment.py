@@ -110,7 +110,7 @@ class DryRunIn(Request):
 
 class Skipped(Response):
     user_id: UUID
-    reason: str  # inactive, on_leave, at_cap, not_in_tenant
+    reason: str  # role (cannot take this kind of record), inactive, on_leave, at_cap, not_in_tenant
 
 
 class Outcome(Response):

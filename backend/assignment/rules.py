@@ -25,6 +25,7 @@ from backend.assignment.territories import EDITORS, READERS
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
 from mobile_contract import assignment as wire
+from mobile_contract.auth import Role
 from mobile_contract.errors import ErrorCode
 from mobile_contract.jobs import JobStatus
 
@@ -125,13 +126,14 @@ def matches(conditions: wire.Conditions, record: Record) -> bool:
 class Member:
     id: UUID
     name: str
+    role: str
     active: bool
     on_leave_until: datetime | None
     load: int
 
 
 _MEMBERS_SQL = """
-    SELECT u.id, u.display_name, u.is_active, u.on_leave_until,
+    SELECT u.id, u.display_name, u.role, u.is_active, u.on_leave_until,
            (SELECT count(*) FROM {load_table} o
             WHERE o.tenant_id = u.tenant_id AND o.{load_column} = u.id{open}) AS load
     FROM users u
@@ -140,13 +142,25 @@ _MEMBERS_SQL = """
 """
 
 
+# Who may take what: a team group takes its members of TEAM_ROLE; a list of users, those of TAKES_ROLES.
+TEAM_ROLE = {wire.RecordKind.LEAD: Role.BD.value, wire.RecordKind.JOB: Role.TECHNICIAN.value}
+TAKES_ROLES = {
+    wire.RecordKind.LEAD: frozenset({Role.BD.value, Role.SUPERVISOR.value}),
+    wire.RecordKind.JOB: frozenset({Role.TECHNICIAN.value}),
+}
+
+
 def _members_statement(kind: wire.RecordKind, by_team: bool) -> Any:
-    if kind is wire.RecordKind.LEAD:
-        load = {"load_table": "pois", "load_column": "holder_id", "open": ""}
+    if kind is wire.RecordKind.LEAD:  # open leads: held, not won (as the lead policy's caps count them)
+        won = "SELECT 1 FROM leads w WHERE w.tenant_id = o.tenant_id AND w.poi_id = o.id AND w.state = 'won'"
+        load = {"load_table": "pois", "load_column": "holder_id", "open": f" AND NOT EXISTS ({won})"}
     else:
         load = {"load_table": "jobs", "load_column": "assignee_id", "open": " AND o.status = ANY(:active)"}
+    # A team's members of the kind's role (its BDs, its technicians); a list of users as given (`choose` skips
+    # those of another role).
     who = (
         "u.team_id IN (SELECT t.id FROM teams t WHERE t.tenant_id = :tenant_id AND t.path LIKE :path || '%')"
+        " AND u.role = :role"
         if by_team
         else "u.id = ANY(:ids)"
     )
@@ -168,12 +182,13 @@ async def members(session: AsyncSession, tenant_id: UUID, kind: wire.RecordKind,
         if path is None:
             return []
         params["path"] = path
+        params["role"] = TEAM_ROLE[kind]
     else:
         params["ids"] = list(group.user_ids)
     if kind is wire.RecordKind.LEAD:
         params.pop("active")
     rows = (await session.execute(_STATEMENTS[(kind, group.team_id is not None)], params)).all()
-    return [Member(r.id, r.display_name, r.is_active, r.on_leave_until, int(r.load)) for r in rows]
+    return [Member(r.id, r.display_name, r.role, r.is_active, r.on_leave_until, int(r.load)) for r in rows]
 
 
 def group_key(kind: wire.RecordKind, group: wire.Group) -> str:
@@ -212,7 +227,11 @@ _MOVE_CURSOR = text(
 )
 
 
-def skip_reason(member: Member, load: int, cap: int | None, now: datetime) -> str | None:
+def skip_reason(
+    member: Member, load: int, cap: int | None, now: datetime, kind: wire.RecordKind = wire.RecordKind.LEAD
+) -> str | None:
+    if member.role not in TAKES_ROLES[kind]:
+        return "role"
     if not member.active:
         return "inactive"
     if member.on_leave_until is not None and member.on_leave_until > now:
@@ -252,7 +271,7 @@ async def choose(
     loads: dict[UUID, int] = {}
     for m in people:
         loads[m.id] = m.load + batch.extra_load.get(m.id, 0)
-        reason = skip_reason(m, loads[m.id], cap, now)
+        reason = skip_reason(m, loads[m.id], cap, now, kind)
         if reason is None:
             eligible.append(m)
         else:
@@ -568,7 +587,7 @@ async def job_group(session: AsyncSession, tenant_id: UUID, job_id: UUID, now: d
     people = await members(session, tenant_id, wire.RecordKind.JOB, rule.group)
     free, skipped = set(), []
     for m in people:
-        reason = skip_reason(m, m.load, rule.cap, now)
+        reason = skip_reason(m, m.load, rule.cap, now, wire.RecordKind.JOB)
         if reason is None:
             free.add(m.id)
         else:

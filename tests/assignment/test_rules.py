@@ -346,3 +346,37 @@ async def test_parallel_assignments_keep_the_round_robin_fair(factory: Factory, 
     assert counts == {str(b.id): 4 for b in bds}
     turns = await factory.count("SELECT turns FROM assignment_cursors WHERE tenant_id = :t", t=tenant)
     assert turns == 12
+
+
+async def test_a_team_gives_leads_to_its_bds_and_a_list_skips_other_roles(factory: Factory, client: Client) -> None:
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    team, (bd,) = await _team_of(factory, tenant, 1)
+    await factory.user(tenant, Role.SUPERVISOR, team_id=team, login=False)  # the team's supervisor: not in turn
+    tech = await factory.user(tenant, Role.TECHNICIAN, team_id=team, login=False)
+    await _save(client, ops, [{"name": "team", "group": {"team_id": str(team)}}])
+    outcomes = [await _route(client, ops, await factory.poi(tenant)) for _ in range(3)]
+    assert {o["chosen"] for o in outcomes} == {str(bd.id)}
+    assert outcomes[0]["skipped"] == []
+    await _save(client, ops, [{"name": "list", "group": {"user_ids": [str(tech.id), str(bd.id)]}}])
+    listed = await _route(client, ops, await factory.poi(tenant))
+    assert listed["chosen"] == str(bd.id)
+    assert listed["skipped"] == [{"user_id": str(tech.id), "reason": "role"}]
+
+
+async def test_won_leads_do_not_count_as_load(factory: Factory, client: Client) -> None:
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    winner, other = await factory.user(tenant, login=False), await factory.user(tenant, login=False)
+    won = [await factory.poi(tenant, holder_id=winner.id) for _ in range(3)]
+    await factory.poi(tenant, holder_id=other.id)
+    async with factory.database.sessions() as session:
+        for poi in won:
+            await session.execute(
+                text("INSERT INTO leads (tenant_id, poi_id, state, updated_at) VALUES (:t, :p, 'won', now())"),
+                {"t": tenant, "p": poi},
+            )
+        await session.commit()
+    group = {"user_ids": [str(winner.id), str(other.id)]}
+    await _save(client, ops, [{"name": "all", "group": group, "strategy": "least_loaded"}])
+    assert (await _route(client, ops, await factory.poi(tenant)))["chosen"] == str(winner.id)
