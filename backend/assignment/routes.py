@@ -158,7 +158,7 @@ class AssignmentController(Controller):
     @get(
         "/decisions/{record_id:uuid}",
         operation_id="listAssignmentDecisions",
-        responses=problems(401, 403),
+        responses=problems(401, 403, 404),
         summary="The stored decisions about one record, newest first, each with its explanation",
     )
     async def decisions(
