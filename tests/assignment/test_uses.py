@@ -146,3 +146,36 @@ async def test_parallel_target_batches_over_two_groups_never_deadlock(factory: F
     assert all(len(r.json()["created"]) == 2 for r in responses)
     turns = await factory.count("SELECT sum(turns) FROM assignment_cursors WHERE tenant_id = :t", t=tenant)
     assert turns == 2 * len(batches)
+
+
+async def test_a_dry_run_on_jobs_uses_job_rules_only(factory: Factory, client: Client) -> None:
+    tenant = await factory.tenant()
+    ops = await factory.user(tenant, Role.OPS)
+    tech = await technician(factory, client, ops, tenant, name="Tech")
+    bd = await factory.user(tenant, login=False)
+    job = await create_job(client, ops)
+    proposed = {
+        "rules": [
+            {"name": "leads", "group": {"user_ids": [str(bd.id)]}},
+            {"name": "fiber", "kind": "job", "when": {"skills": ["fiber"]}, "group": {"user_ids": [str(tech.id)]}},
+        ],
+        "fallback": {"group": {"user_ids": [str(bd.id)]}},
+    }
+    response = await client.post(
+        "/v1/assignment/rules/dry-run",
+        json={"rules": proposed, "kind": "job", "record_ids": [job["id"]]},
+        headers=ops.headers,
+    )
+    assert response.status_code == 200, response.text
+    [outcome] = response.json()["outcomes"]
+    assert (outcome["rule"], outcome["rule_index"], outcome["chosen"]) == ("fiber", 1, str(tech.id))
+    other = await client.post(
+        "/v1/assignment/rules/dry-run",
+        json={
+            "rules": {"rules": proposed["rules"][:1], "fallback": proposed["fallback"]},
+            "kind": "job",
+            "record_ids": [job["id"]],
+        },
+        headers=ops.headers,
+    )
+    assert other.json()["outcomes"][0]["rule"] is None  # the lead fallback never takes a job
