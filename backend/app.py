@@ -17,6 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
+from backend.admin.routes import PermissionController, SetPasswordController, TeamController, UserController
 from backend.assignment.routes import AssignmentController, TerritoryController
 from backend.auth.passwords import Passwords
 from backend.auth.routes import AuthController
@@ -37,7 +38,7 @@ from backend.intake.routes import IntakeController
 from backend.jobs import sync as jobs_sync
 from backend.jobs import tasks as jobs_tasks
 from backend.jobs.codelocks import KnownCodeLocks
-from backend.jobs.routes import JobController, TechnicianController
+from backend.jobs.routes import JobController, JobTypeController, TechnicianController
 from backend.leads import pool_sync as leads_sync
 from backend.leads import pool_tasks as leads_tasks
 from backend.leads.routes import LeadController
@@ -102,6 +103,11 @@ ROUTES: list[ControllerRouterHandler] = [
     WorkItemController,
     JobController,
     TechnicianController,
+    JobTypeController,
+    UserController,
+    TeamController,
+    SetPasswordController,
+    PermissionController,
     PhotoController,
     sync_controller(SYNC_REGISTRY, PULL_PAGES),
     TenantController,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from backend.settings import REPO_ROOT, Settings, get_settings
+from mobile_contract.auth import Role
 
 if TYPE_CHECKING:
     from backend.db.engine import Database
@@ -317,6 +318,57 @@ def import_merchants(ctx: click.Context, file: Path, tenant_slug: str, fmt: str 
         _context_settings(ctx), lambda database: import_file(database, tenant_slug, file.read_bytes(), chosen, shown)
     )
     click.echo(outcome)
+
+
+@main.group(help="Tenants (platform admins): make one with its first admin.")
+def tenants() -> None:
+    pass
+
+
+@tenants.command("create", help="Create tenant SLUG named NAME with an admin; prints the admin's set-password token.")
+@click.argument("slug")
+@click.argument("name")
+@click.option("--admin", "admin", required=True, help="The first admin's username (their login).")
+@click.pass_context
+def tenants_create(ctx: click.Context, slug: str, name: str, admin: str) -> None:
+    from backend.admin.cli import create_tenant
+
+    click.echo(_with_database(_context_settings(ctx), lambda database: create_tenant(database, slug, name, admin)))
+
+
+@main.group(help="Users of a tenant (platform admins): create, disable, enable, reset a password.")
+def users() -> None:
+    pass
+
+
+@users.command("create", help="Add USERNAME to a tenant; prints their one-time set-password token.")
+@click.argument("username")
+@click.option("--tenant", "tenant_slug", required=True, help="The tenant's slug.")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--name", "display_name", default=None, help="Display name (default: the username).")
+@click.pass_context
+def users_create(ctx: click.Context, username: str, tenant_slug: str, role: str, display_name: str | None) -> None:
+    from backend.admin.cli import create_user
+
+    click.echo(
+        _with_database(
+            _context_settings(ctx),
+            lambda database: create_user(database, tenant_slug, username, Role(role), display_name),
+        )
+    )
+
+
+@users.command("set", help="ACTION (disable, enable, reset-password) the user USERNAME of a tenant.")
+@click.argument("action", type=click.Choice(["disable", "enable", "reset-password"]))
+@click.argument("username")
+@click.option("--tenant", "tenant_slug", required=True, help="The tenant's slug.")
+@click.pass_context
+def users_set(ctx: click.Context, action: str, username: str, tenant_slug: str) -> None:
+    from backend.admin.cli import user_action
+
+    click.echo(
+        _with_database(_context_settings(ctx), lambda database: user_action(database, tenant_slug, username, action))
+    )
 
 
 @main.group(help="The mobile contract's OpenAPI document.")

@@ -3,6 +3,7 @@
 With backend/app.py, the only module that lists the domains: backend/db/ is the foundation they build on and
 imports none of them."""
 
+from backend.admin.models import SetPasswordToken
 from backend.assignment.models import (
     AssignmentCursor,
     AssignmentDecision,
@@ -10,7 +11,7 @@ from backend.assignment.models import (
     TechnicianProfile,
     Territory,
 )
-from backend.auth.models import LoginThrottle, RefreshToken, Team, Tenant, User
+from backend.auth.models import LoginThrottle, RefreshToken, RolePermission, Team, Tenant, User
 from backend.db.base import Base
 from backend.events.models import (
     BusinessEvent,
@@ -84,7 +85,9 @@ __all__ = [
     "RefreshToken",
     "RefusedEvent",
     "RefusedFix",
+    "RolePermission",
     "ScheduledRun",
+    "SetPasswordToken",
     "Stop",
     "Team",
     "TechnicianProfile",

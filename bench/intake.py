@@ -34,6 +34,7 @@ BRANDS = ("瑞幸咖啡", "星巴克", "肯德基", "麦当劳", "喜茶", "奈�
 ROADS = ("南京西路", "淮海中路", "徐家汇", "陆家嘴", "静安寺", "人民广场", "中山公园", "五角场", "长寿路", "虹桥")
 OWNERS = ("老王", "小李", "张记", "阿娘", "刘家", "陈师傅", "黄阿姨", "赵氏")
 TRADES = ("面馆", "水果店", "便利店", "烧烤", "馄饨店", "理发店", "药房", "花店", "生煎", "茶叶店")
+LUCKY = "金银福禄寿喜财旺兴隆昌盛顺发祥瑞吉安康乐和美华丽新鑫源泰丰恒达富贵龙凤鹏飞宏伟明星光辉"
 _TRAD = str.maketrans("面馆烧烤馄饨药房叶记师发阿长门", "麵館燒烤餛飩藥房葉記師髮阿長門")
 
 
@@ -57,10 +58,12 @@ def merchants_csv(rows: int, seed: int = 7) -> bytes:
         elif roll < 0.0505:
             name, lat, lon = f"坏数据{n}", 999.0, 121.47
         else:
+            # Distinct shops, named as shops are: a chain's branch by its road and a landmark, a family shop by its
+            # owner, trade and a lucky word (no serial numbers, which would make every name a near twin).
             if rng.random() < 0.4:
-                name = f"{rng.choice(BRANDS)}({rng.choice(ROADS)}{n}店)"
+                name = f"{rng.choice(BRANDS)}({rng.choice(ROADS)}{''.join(rng.sample(LUCKY, 2))}店)"
             else:
-                name = f"{rng.choice(OWNERS)}{rng.choice(TRADES)}{n}"
+                name = f"{rng.choice(OWNERS)}{''.join(rng.sample(LUCKY, 2))}{rng.choice(TRADES)}"
             lat, lon = 31.23 + rng.gauss(0, 0.08), 121.47 + rng.gauss(0, 0.1)
             made.append((name, lat, lon))
         phone = f"021-{rng.randrange(10**7, 10**8)}" if rng.random() < 0.3 else ""

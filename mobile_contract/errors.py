@@ -83,6 +83,10 @@ class ErrorCode(enum.StrEnum):
     MERCHANT_CODE_TAKEN = "merchant_code_taken"  # another merchant of the tenant already has this external code
     # a trail asked for a longer span than one answer covers (`max_days`): ask for it in parts
     RANGE_TOO_LONG = "range_too_long"
+    # a set-password token that is unknown, expired or already used: ask an admin for a new one
+    SET_PASSWORD_TOKEN_INVALID = "set_password_token_invalid"
+    USERNAME_TAKEN = "username_taken"  # another user (of any tenant) already logs in with this username
+    TEAM_CYCLE = "team_cycle"  # a team cannot move under itself or under a team below it
     INTERNAL_ERROR = "internal_error"  # a bug on our side; retry later
     # capacity: nothing was done; retry the same request (same ids) after `Retry-After` seconds
     SERVICE_UNAVAILABLE = "service_unavailable"  # the database is busy or restarting; retry after Retry-After
@@ -137,6 +141,9 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.OCCURRED_IN_FUTURE: 422,
     ErrorCode.MERCHANT_CODE_TAKEN: 409,
     ErrorCode.RANGE_TOO_LONG: 422,
+    ErrorCode.SET_PASSWORD_TOKEN_INVALID: 400,
+    ErrorCode.USERNAME_TAKEN: 409,
+    ErrorCode.TEAM_CYCLE: 409,
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
     ErrorCode.SERVER_BUSY: 503,

@@ -124,6 +124,36 @@ class JobPage(Response):
     next_cursor: str | None
 
 
+class JobTypeView(Response):
+    key: str
+    name: str
+    policy: VerificationPolicy
+
+
+class TechnicianView(Response):
+    """A technician with their dispatch profile (`profile` null until a dispatcher sets one)."""
+
+    id: UUID
+    display_name: str
+    team_id: UUID | None
+    is_active: bool
+    profile: TechnicianProfileView | None
+
+
+class TechnicianProfileView(Response):
+    skills: list[str]
+    regions: list[str]
+    daily_cap: int
+    available: bool
+    location: Point | None
+    location_at: datetime | None
+
+
+class TechnicianPage(Response):
+    items: list[TechnicianView]
+    next_cursor: str | None
+
+
 class PoolJob(Response):
     """An open job as a technician sees it before taking it: what it takes and where, roughly, but not who the
     customer is (name, phone, address and exact site come with the job once taken)."""

@@ -82,6 +82,11 @@ class Campaign(Response):
     created_at: datetime
 
 
+class CampaignPage(Response):
+    items: list[Campaign]
+    next_cursor: str | None
+
+
 class Target(Request):
     poi_id: UUID
     assignee_id: UUID | None = None  # required when assign="explicit"

@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import select, text
+from sqlalchemy import Float, literal, literal_column, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,11 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.assignment.models import TechnicianProfile
 from backend.assignment.rules import ACTIVE_FOR_LOAD, job_group, record_decision
 from backend.auth.models import User
+from backend.auth.permissions import require
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
+from backend.paging import decode_cursor, encode_cursor
 from geo.postgis import KNN_WITHOUT_INDEX_ORDER, degrees_sql, is_knn_order_error, point_ewkt
 from mobile_contract import jobs as wire
+from mobile_contract.admin import Feature
 from mobile_contract.auth import DataScope, Role
 from mobile_contract.errors import ErrorCode
 from mobile_contract.location import Point
@@ -279,6 +282,59 @@ async def pool_nearby(
 
 # -- technicians' dispatch profiles --------------------------------------------------------------------------------
 
+_PROFILE_LAT, _PROFILE_LON = degrees_sql("technician_profiles.location")
+
+
+async def list_technicians(
+    session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
+) -> wire.TechnicianPage:
+    """Technicians in the caller's data scope with their dispatch profiles, by name (dispatchers only)."""
+    await require(session, principal, Feature.MANAGE_TECHNICIANS, "Your role cannot list technicians.")
+    lat = literal_column(_PROFILE_LAT, Float).label("lat")
+    lon = literal_column(_PROFILE_LON, Float).label("lon")
+    statement = (
+        select(User.id, User.display_name, User.team_id, User.is_active, TechnicianProfile, lat, lon)
+        .outerjoin(
+            TechnicianProfile,
+            (TechnicianProfile.user_id == User.id) & (TechnicianProfile.tenant_id == principal.tenant_id),
+        )
+        .where(
+            User.tenant_id == principal.tenant_id,
+            User.role == Role.TECHNICIAN.value,
+            visible_to(effective_scope(principal), User.id),
+        )
+    )
+    if cursor:
+        name, after = decode_cursor(cursor, tuple[str, UUID])
+        statement = statement.where(tuple_(User.display_name, User.id) > tuple_(literal(name), literal(after)))
+    rows = (
+        await session.execute(statement.order_by(User.display_name, User.id).limit(limit + 1), scope_params(principal))
+    ).all()
+    page = rows[:limit]
+    items = []
+    for r in page:
+        profile = r.TechnicianProfile
+        items.append(
+            wire.TechnicianView(
+                id=r.id,
+                display_name=r.display_name,
+                team_id=r.team_id,
+                is_active=r.is_active,
+                profile=None
+                if profile is None
+                else wire.TechnicianProfileView(
+                    skills=list(profile.skills),
+                    regions=list(profile.regions),
+                    daily_cap=profile.daily_cap,
+                    available=profile.available,
+                    location=Point(lat=r.lat, lon=r.lon) if r.lat is not None else None,
+                    location_at=profile.location_at,
+                ),
+            )
+        )
+    next_cursor = encode_cursor(page[-1].display_name, page[-1].id) if len(rows) > limit else None
+    return wire.TechnicianPage(items=items, next_cursor=next_cursor)
+
 
 async def set_profile(
     session: AsyncSession,
@@ -289,8 +345,7 @@ async def set_profile(
     now: datetime | None = None,
 ) -> None:
     """A technician's dispatch profile (its location in WGS-84: the route converts the caller's `crs`)."""
-    if not principal.has_role(*DISPATCHERS):
-        raise forbidden("Only dispatchers edit technician profiles.")
+    await require(session, principal, Feature.MANAGE_TECHNICIANS, "Your role cannot edit technician profiles.")
     user = await session.scalar(
         select(User).where(User.id == user_id, User.tenant_id == principal.tenant_id, User.role == "technician")
     )

@@ -1,4 +1,4 @@
-"""Tables of tenants, teams (a tree), users and refresh tokens."""
+"""Tables of tenants, teams (a tree), users, refresh tokens and the roles of each feature per tenant."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.db.base import Base, created_at_column
+from backend.db.base import Base, created_at_column, updated_at_column
 
 
 class Tenant(Base):
@@ -107,3 +107,15 @@ class LoginThrottle(Base):
     window_started_at: Mapped[datetime]
     attempts: Mapped[int]
     locked_until: Mapped[datetime | None]
+
+
+class RolePermission(Base):
+    """The roles that may use one feature in one tenant. A feature without a row has its default roles
+    (backend/auth/permissions.py DEFAULT_ROLES): a tenant stores only what it changed."""
+
+    __tablename__ = "role_permissions"
+
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    feature: Mapped[str] = mapped_column(String(64), primary_key=True)
+    roles: Mapped[list[str]] = mapped_column(ARRAY(String(16)))
+    updated_at: Mapped[datetime] = updated_at_column()

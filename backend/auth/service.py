@@ -291,6 +291,16 @@ def _pair(
 # within the user-state cache's seconds (at once in the process that calls `UserStates.forget` after commit).
 
 
+async def bump_user(session: AsyncSession, *, tenant_id: UUID, user_id: UUID, **values: object) -> None:
+    """Change a user's columns and their auth version together: their access tokens are refused at once."""
+    await _bump(session, tenant_id, user_id, **values)
+
+
+async def revoke_user_tokens(session: AsyncSession, tenant_id: UUID, user_id: UUID, now: datetime) -> None:
+    """Every refresh token of the user, revoked: they log in again."""
+    await _revoke_user_tokens(session, tenant_id, user_id, now)
+
+
 async def _bump(session: AsyncSession, tenant_id: UUID, user_id: UUID, **values: object) -> None:
     changed = await session.scalar(
         update(User)

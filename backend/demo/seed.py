@@ -433,10 +433,11 @@ def _plan(poi_count: int) -> _Plan:
 # Loading
 
 
-async def seed_demo(database_url: str, *, poi_count: int = 100_000) -> DemoLogins:
+async def seed_demo(database_url: str, *, poi_count: int = 100_000, movement: bool = True) -> DemoLogins:
     """Load the demo tenant into the (migrated) database at `database_url`, unless it is there already.
 
     Everything goes in under one transaction: a crash leaves no half-made tenant, and the next run starts over.
+    Then, unless `movement` is False, a day of field movement (backend/demo/movement.py).
     """
     if poi_count < 0:
         raise ValueError("poi_count must be >= 0")
@@ -461,7 +462,8 @@ async def seed_demo(database_url: str, *, poi_count: int = 100_000) -> DemoLogin
         say(f"analyzed in {time.perf_counter() - analyzing:.1f} s")
     finally:
         await conn.close()
-    await _seed_movement(database_url, plan.tenant_id)
+    if movement:
+        await _seed_movement(database_url, plan.tenant_id)
     say(f"demo data loaded in {time.perf_counter() - started:.1f} s")
     _say_logins(plan.logins)
     return plan.logins

@@ -43,10 +43,12 @@ from backend.events.models import (
     BusinessEvent,
     EventAttribution,
     EventSettings,
+    IntegrationKey,
     MerchantCode,
     MerchantSigning,
     RefusedEvent,
 )
+from backend.leads import pool as lead_pool
 from backend.queue.models import BackgroundJob
 from mobile_contract import events as wire
 from mobile_contract.auth import Role
@@ -321,8 +323,8 @@ def _replay(existing: Any, digest: str) -> tuple[wire.Event, bool]:
 
 async def on_signing(session: AsyncSession, tenant_id: UUID, poi_id: UUID, at: datetime) -> None:
     """A merchant signed at `at`. Recorded per merchant (first and latest signing, whatever order events arrive
-    in) for the lead pool to read: the lead is won and exempt from release. The lead pool (branch `leadpool`)
-    extends this function to move the lead to `won` in the same transaction."""
+    in) for the lead pool to read, and the lead is won in the same transaction (backend/leads/pool.py on_signing:
+    locked to its holder, exempt from release, out of the caps; a later or earlier signing changes nothing more)."""
     await session.execute(
         pg_insert(MerchantSigning)
         .values(tenant_id=tenant_id, poi_id=poi_id, first_signed_at=at, last_signed_at=at)
@@ -335,6 +337,7 @@ async def on_signing(session: AsyncSession, tenant_id: UUID, poi_id: UUID, at: d
             },
         )
     )
+    await lead_pool.on_signing(session, tenant_id, poi_id, at)
 
 
 async def signed_at(
@@ -746,6 +749,41 @@ async def progress(session: AsyncSession, principal: Principal, campaign_id: UUI
         ]
     out.sort(key=lambda r: (r.name, str(r.key)))
     return wire.EventProgress(campaign_id=campaign_id, by=by, goal_kind=goal_kind, goal_target=target, rows=out)
+
+
+async def goal_measured(
+    session: AsyncSession, tenant_id: UUID, work_item_id: UUID, goal: dict[str, Any]
+) -> bool | None:
+    """Whether the events credited to this work item meet its campaign's goal (sign, recharge amount, order
+    count), as the progress reads them. None when the tenant has no event source connected (no active integration
+    key): then there is nothing to measure with, and the goal is what the BD recorded."""
+    connected = await session.scalar(
+        select(exists().where(IntegrationKey.tenant_id == tenant_id, IntegrationKey.revoked_at.is_(None)))
+    )
+    if not connected:
+        return None
+    rows = (
+        await session.execute(
+            select(
+                EventAttribution.counts_toward_goal, BusinessEvent.kind, BusinessEvent.amount, BusinessEvent.currency
+            )
+            .join(
+                BusinessEvent,
+                (BusinessEvent.tenant_id == EventAttribution.tenant_id)
+                & (BusinessEvent.id == EventAttribution.event_id),
+            )
+            .where(
+                EventAttribution.tenant_id == tenant_id,
+                BusinessEvent.tenant_id == tenant_id,
+                EventAttribution.work_item_id == work_item_id,
+                EventAttribution.credited.is_(True),
+            )
+        )
+    ).all()
+    tally = _Tally()
+    for row in rows:
+        tally.add(row)
+    return tally.met(str(goal.get("kind")), float(goal.get("target", 1)))
 
 
 class _Tally:

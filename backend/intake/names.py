@@ -95,20 +95,24 @@ _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN_RUN = re.compile(r"[a-z0-9]+")
 
 
-def _spellings(text: str) -> list[tuple[str, str]]:
-    """(script, key) pairs a text may be compared by: its characters, their pinyin, and for a name that mixes
-    scripts (`喜茶 HEYTEA`) each script's part alone."""
+@lru_cache(maxsize=65536)
+def _spellings(text: str, with_pinyin: bool) -> tuple[tuple[str, str], ...]:
+    """(script, key) pairs a text may be compared by: its characters, their pinyin (only when the other text has
+    no Chinese to compare characters with: pinyin is the costly part), and for a name that mixes scripts
+    (`喜茶 HEYTEA`) each script's part alone."""
     k = key(text)
     if not _CJK.search(k):
-        return [("latin", k)]
-    spellings = [("cjk", k), ("pinyin", pinyin_key(text))]
+        return (("latin", k),)
+    spellings = [("cjk", k)]
+    if with_pinyin:
+        spellings.append(("pinyin", pinyin_key(text)))
     cjk_only = _LATIN_RUN.sub("", k)
     latin_only = "".join(_LATIN_RUN.findall(k))
     if cjk_only != k and cjk_only:
         spellings.append(("cjk", cjk_only))
     if len(latin_only) >= 3:
         spellings.append(("latin", latin_only))
-    return spellings
+    return tuple(spellings)
 
 
 # Characters with characters, latin with latin, and latin with pinyin (a name typed in pinyin); never pinyin
@@ -128,14 +132,17 @@ def similarity(a: str, b: str) -> float:
         return 0.0
     if ka == kb:
         return 1.0
+    chinese_a, chinese_b = bool(_CJK.search(ka)), bool(_CJK.search(kb))
     best = 0.0
-    for kind_a, text_a in _spellings(a):
-        for kind_b, text_b in _spellings(b):
+    for kind_a, text_a in _spellings(a, not chinese_b):
+        for kind_b, text_b in _spellings(b, not chinese_a):
             if {kind_a, kind_b} in _COMPARABLE:
                 best = max(best, fuzz.ratio(text_a, text_b) / 100.0)
-    ia, ib = initials_key(a), initials_key(b)
-    if len(ia) >= 3 and (ia == kb or ib == ka):
-        best = max(best, 0.9)
+    if chinese_a != chinese_b:  # a Chinese name typed by its initials (`RXKF`)
+        chinese, latin = (a, kb) if chinese_a else (b, ka)
+        initials = initials_key(chinese)
+        if len(initials) >= 3 and initials == latin:
+            best = max(best, 0.9)
     return best
 
 

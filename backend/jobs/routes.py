@@ -15,7 +15,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.assignment import service as assignment
@@ -30,6 +30,7 @@ from backend.limits import Call, UserConcurrency
 from backend.openapi import replayed
 from backend.settings import Settings
 from mobile_contract import jobs as wire
+from mobile_contract.base import SINGLE_LINE, AwareDatetime
 from mobile_contract.errors import ErrorCode
 from mobile_contract.location import CrsName, Point
 
@@ -79,17 +80,35 @@ class JobController(Controller):
         await session.commit()
         return Response(answer_in(job, crs), status_code=201 if created else 200)
 
-    @get("/", operation_id="listJobs", responses=problems(401), summary="My jobs, or the jobs in my dispatch scope")
+    @get(
+        "/",
+        operation_id="listJobs",
+        responses=problems(400, 401),
+        summary="My jobs, or the jobs in my dispatch scope: most urgent first, paged",
+    )
     async def list_jobs(
         self,
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
         status: FromQuery[wire.JobStatus | None] = None,
+        assignee_id: FromQuery[UUID | None] = None,
+        window_from: Annotated[AwareDatetime | None, QueryParameter(name="from")] = None,
+        window_to: Annotated[AwareDatetime | None, QueryParameter(name="to")] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200, pattern=SINGLE_LINE)] = None,
         crs: Crs = CrsName.WGS84,
-    ) -> list[wire.Job]:
-        jobs = await service.list_jobs(session, principal, status=status, limit=limit)
-        return answer_in(jobs, crs)
+    ) -> wire.JobPage:
+        page = await service.list_jobs(
+            session,
+            principal,
+            status=status,
+            assignee_id=assignee_id,
+            window_from=window_from,
+            window_to=window_to,
+            limit=limit,
+            cursor=cursor,
+        )
+        return answer_in(page, crs)
 
     @get(
         "/pool",
@@ -272,9 +291,36 @@ class JobController(Controller):
         code_locks.forget(principal.tenant_id, job_id)  # the new code is unlocked: judged by the table again
 
 
+class JobTypeController(Controller):
+    path = "/v1/job-types"
+    tags = ["jobs"]
+
+    @get("/", operation_id="listJobTypes", responses=problems(401), summary="The tenant's job types")
+    async def job_types(
+        self, principal: NamedDependency[Principal], session: NamedDependency[AsyncSession]
+    ) -> list[wire.JobTypeView]:
+        return await service.list_job_types(session, principal)
+
+
 class TechnicianController(Controller):
     path = "/v1/technicians"
     tags = ["jobs"]
+
+    @get(
+        "/",
+        operation_id="listTechnicians",
+        responses=problems(400, 401, 403),
+        summary="Technicians in the caller's data scope, with their dispatch profiles (dispatchers)",
+    )
+    async def list_technicians(
+        self,
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200, pattern=SINGLE_LINE)] = None,
+        crs: Crs = CrsName.WGS84,
+    ) -> wire.TechnicianPage:
+        return answer_in(await assignment.list_technicians(session, principal, limit=limit, cursor=cursor), crs)
 
     @put(
         "/{user_id:uuid}/profile",

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,11 +37,13 @@ from backend.evidence.service import action_time, evidence_record, judge_claim, 
 from backend.jobs.models import Job, JobCode, JobEvent, JobType
 from backend.jobs.reads import SITE_LAT, SITE_LON, job_visible_to
 from backend.jobs.tasks import enqueue_sms
+from backend.paging import decode_cursor, encode_cursor
 from backend.push.service import notify_users
 from geo.fence import CircleFence
 from geo.postgis import point_ewkt
 from mobile_contract import jobs as wire
 from mobile_contract.auth import Role
+from mobile_contract.base import AwareDatetime
 from mobile_contract.errors import ErrorCode
 from mobile_contract.jobs import JobAction, JobStatus
 from mobile_contract.location import Point, Verdict
@@ -283,19 +285,55 @@ async def _detail(session: AsyncSession, tenant_id: UUID, job_id: UUID) -> wire.
 
 
 async def list_jobs(
-    session: AsyncSession, principal: Principal, *, status: wire.JobStatus | None, limit: int
-) -> list[wire.Job]:
-    """The jobs the caller may see (`job_visible_to`): a technician's own, a dispatcher's scope."""
-    statement = select(Job.id).where(Job.tenant_id == principal.tenant_id, job_visible_to(principal))
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    status: wire.JobStatus | None = None,
+    assignee_id: UUID | None = None,
+    window_from: datetime | None = None,
+    window_to: datetime | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> wire.JobPage:
+    """The jobs the caller may see (`job_visible_to`): a technician's own, a dispatcher's scope. Most urgent first,
+    then by window; `window_from`/`window_to` keep the jobs whose service window overlaps [from, to)."""
+    if window_from is not None and window_to is not None and window_to <= window_from:
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "to must be after from.", errors=[])
+    statement = select(Job.id, Job.priority, Job.window_start).where(
+        Job.tenant_id == principal.tenant_id, job_visible_to(principal)
+    )
     if status is not None:
         statement = statement.where(Job.status == status.value)
-    ids = list(
-        await session.scalars(
-            statement.order_by(Job.priority, Job.window_start, Job.id).limit(limit), scope_params(principal)
+    if assignee_id is not None:
+        statement = statement.where(Job.assignee_id == assignee_id)
+    if window_from is not None:
+        statement = statement.where(Job.window_end > window_from)
+    if window_to is not None:
+        statement = statement.where(Job.window_start < window_to)
+    if cursor:
+        priority, start, after = decode_cursor(cursor, tuple[int, AwareDatetime, UUID])
+        statement = statement.where(
+            tuple_(Job.priority, Job.window_start, Job.id) > tuple_(literal(priority), literal(start), literal(after))
         )
+    statement = statement.order_by(Job.priority, Job.window_start, Job.id).limit(limit + 1)
+    rows = (await session.execute(statement, scope_params(principal))).all()
+    page = rows[:limit]
+    loaded = await load_wire(session, principal.tenant_id, [r.id for r in page])
+    last = page[-1] if page else None
+    next_cursor = (
+        encode_cursor(last.priority, last.window_start, last.id) if last is not None and len(rows) > limit else None
     )
-    loaded = await load_wire(session, principal.tenant_id, ids)
-    return [loaded[i] for i in ids]
+    return wire.JobPage(items=[loaded[r.id] for r in page], next_cursor=next_cursor)
+
+
+async def list_job_types(session: AsyncSession, principal: Principal) -> list[wire.JobTypeView]:
+    """The tenant's job types and what proves each done (a short list: not paged)."""
+    await ensure_job_types(session, principal.tenant_id)
+    rows = await session.scalars(select(JobType).where(JobType.tenant_id == principal.tenant_id).order_by(JobType.key))
+    return [
+        wire.JobTypeView(key=t.key, name=t.name, policy=msgspec.convert(t.policy, wire.VerificationPolicy))
+        for t in rows
+    ]
 
 
 # -- the lifecycle: side effects, then the table of rules --------------------------------------------------------

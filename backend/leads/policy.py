@@ -13,15 +13,13 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.auth.permissions import require
 from backend.auth.tokens import Principal
-from backend.errors import forbidden
 from backend.leads.pool_tables import LeadPolicyRecord
-from mobile_contract.auth import Role
+from mobile_contract.admin import Feature
 from mobile_contract.leads import LeadPolicy, LeadPolicyVersion
 
 DEFAULTS = LeadPolicy()
-CAN_ADOPT = (Role.ADMIN, Role.OPS)
-CAN_SIMULATE = (Role.ADMIN, Role.OPS, Role.SUPERVISOR)
 
 
 async def current(session: AsyncSession, tenant_id: UUID) -> LeadPolicyVersion:
@@ -58,8 +56,7 @@ async def load(session: AsyncSession, tenant_id: UUID) -> LeadPolicy:
 async def adopt(session: AsyncSession, principal: Principal, policy: LeadPolicy, now: datetime) -> LeadPolicyVersion:
     """A new version, in force from now; the old ones stay. Two admins adopting at once: the second insert waits on
     the first and fails on the primary key, never both at one version (answered as a conflict by the DB mapper)."""
-    if not principal.has_role(*CAN_ADOPT):
-        raise forbidden("Only ops or an admin can adopt a lead policy.")
+    await require(session, principal, Feature.ADOPT_LEAD_POLICY, "Your role cannot adopt a lead policy.")
     latest = await session.scalar(
         select(func.coalesce(func.max(LeadPolicyRecord.version), 0)).where(
             LeadPolicyRecord.tenant_id == principal.tenant_id

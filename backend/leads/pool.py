@@ -358,11 +358,11 @@ async def release(session: AsyncSession, principal: Principal, poi_id: UUID, rea
         raise DomainError(ErrorCode.LEAD_NOT_HELD, "This lead is not in your private pool, nor in your team's.")
     if record is not None and record.state == LeadState.WON:
         raise DomainError(ErrorCode.LEAD_WON, "A won lead is locked: it cannot go back to the pool.")
-    await _to_pool(session, tenant_id, [(poi_id, holder_id)], now, actor=principal.user_id, reason=reason)
+    await return_to_pool(session, tenant_id, [(poi_id, holder_id)], now, actor=principal.user_id, reason=reason)
     return await get_lead(session, principal, poi_id, now)
 
 
-async def _to_pool(
+async def return_to_pool(
     session: AsyncSession,
     tenant_id: UUID,
     leads: Sequence[tuple[UUID, UUID]],
@@ -371,6 +371,8 @@ async def _to_pool(
     actor: UUID | None,
     reason: str,
 ) -> int:
+    """Back to the pool, each (merchant, holder) only if that holder still holds it: the one release of the
+    routes, the hand-over and anyone else (the sync fleet's tests). Returns how many went."""
     released = 0
     changes: list[Change] = []
     for poi_id, holder_id in leads:
@@ -543,7 +545,7 @@ async def handover(
         )
     )
     if to_user_id is None or to_user_id == from_user_id:
-        released = await _to_pool(
+        released = await return_to_pool(
             session, tenant_id, [(p, from_user_id) for p in held], now, actor=principal.user_id, reason=reason
         )
         return HandoverResult(released=released, reassigned=0)

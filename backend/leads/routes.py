@@ -9,11 +9,13 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.auth.permissions import require
 from backend.auth.tokens import Principal
-from backend.errors import forbidden, problems
+from backend.errors import problems
 from backend.leads import policy as lead_policy
 from backend.leads import pool, simulate
 from backend.leads.clock import CLOCK
+from mobile_contract.admin import Feature
 from mobile_contract.leads import (
     HandoverResult,
     Lead,
@@ -185,6 +187,5 @@ class LeadController(Controller):
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
     ) -> SimulationResult:
-        if not principal.has_role(*lead_policy.CAN_SIMULATE):
-            raise forbidden("Only a supervisor, ops or an admin can simulate a lead policy.")
+        await require(session, principal, Feature.SIMULATE_LEAD_POLICY, "Your role cannot simulate a lead policy.")
         return await simulate.simulate(session, principal, data.policy, data.as_of)

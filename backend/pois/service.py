@@ -18,10 +18,11 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.models import User
+from backend.auth.permissions import require
 from backend.auth.scopes import effective_scope, scope_params, visible_to
 from backend.auth.tokens import Principal
 from backend.db.hotpool import HotPool
-from backend.errors import DomainError, forbidden, not_found
+from backend.errors import DomainError, not_found
 from backend.intake import names as merchant_names
 from backend.intake.names import CHAIN_SPACING_M, NEAR_M, MerchantRecord, judge, search_terms
 from backend.leads.pool import found_in_the_field
@@ -34,7 +35,7 @@ from backend.tasks import service as tasks_service
 from backend.tenants.service import load_policy
 from backend.visits.models import Visit
 from geo.postgis import point_ewkt
-from mobile_contract.auth import Role
+from mobile_contract.admin import Feature
 from mobile_contract.errors import ErrorCode
 from mobile_contract.location import Point, Verdict, VerdictReason, VerdictStatus
 from mobile_contract.pois import (
@@ -275,8 +276,6 @@ async def fetch_for_sync(session: AsyncSession, principal: Principal, poi_ids: l
 
 # -- adding a merchant from the field ------------------------------------------------------------------------
 
-CAN_ADD_MERCHANTS = (Role.BD, Role.SUPERVISOR, Role.OPS, Role.ADMIN)
-
 
 def _request_hash(data: PoiCreate) -> str:
     # `confirm_new` is how the BD answers a duplicate warning, not part of what the merchant is.
@@ -286,8 +285,7 @@ def _request_hash(data: PoiCreate) -> str:
 
 async def create(session: AsyncSession, principal: Principal, data: PoiCreate) -> tuple[PoiDetail, bool]:
     """Add a merchant. Returns the merchant view and whether it was created now (False: an idempotent replay)."""
-    if not principal.has_role(*CAN_ADD_MERCHANTS):
-        raise forbidden("Your role cannot add merchants.")
+    await require(session, principal, Feature.ADD_MERCHANTS, "Your role cannot add merchants.")
     request_hash = _request_hash(data)
     replay = await _replay_create(session, principal, data, request_hash)
     if replay is not None:

@@ -19,6 +19,7 @@ from mobile_contract.base import SINGLE_LINE
 from mobile_contract.tasks import (
     Campaign,
     CampaignCreate,
+    CampaignPage,
     HistoryPage,
     Progress,
     TargetsAdd,
@@ -53,6 +54,27 @@ class CampaignController(Controller):
         campaign, created = await service.create_campaign(session, principal, data)
         await session.commit()
         return Response(campaign, status_code=201 if created else 200)
+
+    @get(
+        "/", operation_id="listCampaigns", responses=problems(400, 401), summary="The tenant's campaigns, newest first"
+    )
+    async def list_campaigns(
+        self,
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Parameter(min_length=1, max_length=200, pattern=SINGLE_LINE)] = None,
+    ) -> CampaignPage:
+        return await service.list_campaigns(session, principal, limit=limit, cursor=cursor)
+
+    @get("/{campaign_id:uuid}", operation_id="getCampaign", responses=problems(401, 404), summary="One campaign")
+    async def get_campaign(
+        self,
+        campaign_id: FromPath[UUID],
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+    ) -> Campaign:
+        return await service.get_campaign(session, principal, campaign_id)
 
     @post(
         "/{campaign_id:uuid}/targets",

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.assignment.rules import assign_targets
 from backend.auth.models import User
+from backend.auth.permissions import require
 from backend.auth.scopes import effective_scope, scope_params, users_in_scope, visible_to
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
@@ -45,6 +46,7 @@ from backend.paging import decode_cursor, encode_cursor
 from backend.push.service import notify_users
 from backend.tasks.models import Campaign, WorkItem, WorkItemEdit, WorkItemVisit
 from mobile_contract import tasks as wire
+from mobile_contract.admin import Feature
 from mobile_contract.auth import Role
 from mobile_contract.base import AwareDatetime
 from mobile_contract.conflicts import Origin, Resolution
@@ -54,8 +56,7 @@ from sync.tables import sync_changes
 
 WORK_ITEMS = "work_items"
 OPEN_STATUSES = (wire.WorkItemStatus.ASSIGNED.value, wire.WorkItemStatus.IN_PROGRESS.value)
-CAN_MANAGE_CAMPAIGNS = (Role.OPS, Role.ADMIN)
-CAN_REASSIGN = (Role.OPS, Role.ADMIN, Role.SUPERVISOR)
+# Who may create campaigns and reassign work items: tenant configuration (auth/permissions.py).
 
 
 # -- campaigns ----------------------------------------------------------------------------------------------
@@ -99,8 +100,7 @@ def _validate_campaign(data: wire.CampaignCreate) -> None:
 async def create_campaign(
     session: AsyncSession, principal: Principal, data: wire.CampaignCreate
 ) -> tuple[wire.Campaign, bool]:
-    if not principal.has_role(*CAN_MANAGE_CAMPAIGNS):
-        raise forbidden("Only operations can create campaigns.")
+    await require(session, principal, Feature.MANAGE_CAMPAIGNS, "Your role cannot create campaigns.")
     _validate_campaign(data)
     campaign_id = data.id or uuid4()
     request_hash = hashlib.sha256(msgspec.json.encode(msgspec.structs.replace(data, id=None))).hexdigest()
@@ -139,6 +139,27 @@ async def _campaign_in_tenant(session: AsyncSession, principal: Principal, campa
     return campaign
 
 
+async def get_campaign(session: AsyncSession, principal: Principal, campaign_id: UUID) -> wire.Campaign:
+    """Any user of the tenant reads a campaign: its title, form and goal are what a phone shows beside a work item."""
+    return _campaign_wire(await _campaign_in_tenant(session, principal, campaign_id))
+
+
+async def list_campaigns(
+    session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
+) -> wire.CampaignPage:
+    """The tenant's campaigns, newest first (keyset-paged on created_at, id)."""
+    statement = select(Campaign).where(Campaign.tenant_id == principal.tenant_id)
+    if cursor:
+        at, after = decode_cursor(cursor, tuple[AwareDatetime, UUID])
+        statement = statement.where(tuple_(Campaign.created_at, Campaign.id) < tuple_(at, after))
+    rows = list(
+        await session.scalars(statement.order_by(Campaign.created_at.desc(), Campaign.id.desc()).limit(limit + 1))
+    )
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return wire.CampaignPage(items=[_campaign_wire(c) for c in page], next_cursor=next_cursor)
+
+
 async def add_targets(
     session: AsyncSession,
     principal: Principal,
@@ -151,8 +172,7 @@ async def add_targets(
 
     Assignment strategies are kept to one place (`_assignee_for`), so rule-based assignment can join them.
     """
-    if not principal.has_role(*CAN_MANAGE_CAMPAIGNS):
-        raise forbidden("Only operations can target merchants.")
+    await require(session, principal, Feature.MANAGE_CAMPAIGNS, "Your role cannot target merchants.")
     campaign = await _campaign_in_tenant(session, principal, campaign_id)
     poi_ids = [t.poi_id for t in data.targets]
     pois = await holders_of(session, principal.tenant_id, poi_ids)
@@ -674,10 +694,20 @@ async def update_work_item(
             try:
                 closing = patch.status in ("goal_met", "visited_not_met")
                 _check_answers(campaign.form, answers, complete=closing)
-                if patch.status == "goal_met" and not _goal_met(campaign.goal, outcome):
-                    raise DomainError(
-                        ErrorCode.GOAL_NOT_MET, "The outcome does not meet the campaign's goal; record it first."
-                    )
+                if patch.status == "goal_met":
+                    # Measured from business events where an order or contract system reports them; the BD's
+                    # recorded outcome only where none is connected.
+                    measured = await events_service.goal_measured(session, item.tenant_id, item.id, campaign.goal)
+                    if measured is False:
+                        raise DomainError(
+                            ErrorCode.GOAL_NOT_MET,
+                            "No credited business event meets the campaign's goal yet (the order or contract system"
+                            " reports them); set the status once it has.",
+                        )
+                    if measured is None and not _goal_met(campaign.goal, outcome):
+                        raise DomainError(
+                            ErrorCode.GOAL_NOT_MET, "The outcome does not meet the campaign's goal; record it first."
+                        )
             except DomainError as refused:
                 if origin is Origin.ONLINE:
                     raise  # the person is there to read the problem and fix the edit
@@ -799,8 +829,7 @@ async def _late_edit(
 async def _reassign(
     session: AsyncSession, principal: Principal, item: WorkItem, assignee_id: UUID
 ) -> wire.WorkItemUpdated:
-    if not principal.has_role(*CAN_REASSIGN):
-        raise forbidden("Your role cannot reassign work items.")
+    await require(session, principal, Feature.REASSIGN_WORK_ITEMS, "Your role cannot reassign work items.")
     both = {item.assignee_id, assignee_id}
     if await users_in_scope(session, principal, both, active_only=True) != both:
         raise not_found("assignee")

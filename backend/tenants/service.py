@@ -12,10 +12,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.models import Tenant
+from backend.auth.permissions import require
 from backend.auth.tokens import Principal
-from backend.errors import DomainError, forbidden, not_found
+from backend.errors import DomainError, not_found
 from geo.verdict import VerdictPolicy
-from mobile_contract.auth import Role
+from mobile_contract.admin import Feature
 from mobile_contract.errors import ErrorCode
 from mobile_contract.tenants import VerificationPolicy, VerificationPolicyPatch
 
@@ -59,8 +60,9 @@ async def load_policy(session: AsyncSession, tenant_id: UUID) -> TenantPolicy:
 async def update_policy(
     session: AsyncSession, principal: Principal, patch: VerificationPolicyPatch
 ) -> VerificationPolicy:
-    if not principal.has_role(Role.ADMIN):
-        raise forbidden("Only a tenant admin can change the verification policy.")
+    await require(
+        session, principal, Feature.EDIT_VERIFICATION_POLICY, "Your role cannot change the verification policy."
+    )
     current = await load_policy(session, principal.tenant_id)
     changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
     radius = changes.pop("default_geofence_radius_m", current.default_geofence_radius_m)

@@ -369,3 +369,38 @@ async def test_attribution_does_not_depend_on_arrival_order(
     shuffled = named[:]
     random.Random(seed).shuffle(shuffled)
     assert await _play(factory, client, named, 1) == await _play(factory, client, shuffled, 0)
+
+
+async def test_goal_met_is_measured_from_business_events_where_a_source_is_connected(
+    factory: Factory, client: Client
+) -> None:
+    """With an order or contract system connected (an active integration key), a BD's "goal met" stands only on
+    credited events that meet the goal: the outcome they type is not enough. Without one, the typed outcome is
+    what there is."""
+    answers = {"decision_maker_present": True, "competitor": "a"}
+    with held_clock(client) as clock:
+        world = await World(factory, client, clock).build({"kind": "sign", "target": 1})
+        await world.check_in()
+        claim = {"status": "goal_met", "outcome": {"signed": True}, "answers": answers}
+        typed = await client.patch(f"/v1/work-items/{world.work_item}", json=claim, headers=world.bd.headers)
+        assert typed.status_code == 422, typed.text
+        assert typed.json()["code"] == "goal_not_met"
+        assert "business event" in typed.json()["detail"]
+        await world.event("recharge")  # credited (the visit), but not the goal's kind
+        again = await client.patch(f"/v1/work-items/{world.work_item}", json=claim, headers=world.bd.headers)
+        assert again.status_code == 422, again.text
+        clock.move(days=1)
+        await world.event("signing")
+        met = await client.patch(f"/v1/work-items/{world.work_item}", json=claim, headers=world.bd.headers)
+        assert met.status_code == 200, met.text
+        assert met.json()["work_item"]["status"] == "goal_met"
+    # Another tenant's signing at its own merchant of the same name never meets this one's goal.
+    with held_clock(client) as clock:
+        other = await World(factory, client, clock).build({"kind": "sign", "target": 1})
+        await other.check_in()  # the signing above was the other tenant's: none here
+        refused = await client.patch(
+            f"/v1/work-items/{other.work_item}",
+            json={"status": "goal_met", "outcome": {"signed": True}, "answers": answers},
+            headers=other.bd.headers,
+        )
+        assert refused.status_code == 422

@@ -409,9 +409,10 @@ async def test_technicians_list_their_jobs_and_dispatchers_their_scope(factory: 
     theirs = await create_job(client, ops)
     await client.post(f"/v1/jobs/{mine['id']}/assign", json={"technician_id": str(tech.id)}, headers=ops.headers)
     await client.post(f"/v1/jobs/{theirs['id']}/assign", json={"technician_id": str(other.id)}, headers=ops.headers)
-    listed = (await client.get("/v1/jobs", headers=tech.headers)).json()
+    listed = (await client.get("/v1/jobs", headers=tech.headers)).json()["items"]
     assert [j["id"] for j in listed] == [mine["id"]]
-    assert {j["id"] for j in (await client.get("/v1/jobs", headers=ops.headers)).json()} == {mine["id"], theirs["id"]}
+    everyone = (await client.get("/v1/jobs", headers=ops.headers)).json()["items"]
+    assert {j["id"] for j in everyone} == {mine["id"], theirs["id"]}
     assert (await client.get(f"/v1/jobs/{theirs['id']}", headers=tech.headers)).status_code == 404
     assert (await client.get("/v1/jobs", params={"status": "flying"}, headers=tech.headers)).status_code == 422
 

@@ -177,7 +177,7 @@ async def test_dispatch_picks_within_the_dispatchers_scope_and_the_dispatcher_ke
     )
     assert moved.status_code == 200
     assert (await client.get(f"/v1/jobs/{job['id']}", headers=supervisor.headers)).status_code == 200
-    assert job["id"] in {j["id"] for j in (await client.get("/v1/jobs", headers=supervisor.headers)).json()}
+    assert job["id"] in {j["id"] for j in (await client.get("/v1/jobs", headers=supervisor.headers)).json()["items"]}
 
 
 async def test_every_candidate_a_dispatcher_is_offered_keeps_a_job_they_did_not_create_in_their_sight(
@@ -206,7 +206,8 @@ async def test_every_candidate_a_dispatcher_is_offered_keeps_a_job_they_did_not_
         assigned = await client.post(f"{url}/assign", json={"technician_id": technician_id}, headers=supervisor.headers)
         assert assigned.status_code == 200, assigned.text
         assert (await client.get(url, headers=supervisor.headers)).status_code == 200
-        assert job["id"] in {j["id"] for j in (await client.get("/v1/jobs", headers=supervisor.headers)).json()}
+        listed = (await client.get("/v1/jobs", headers=supervisor.headers)).json()["items"]
+        assert job["id"] in {j["id"] for j in listed}
     auto = await client.post(f"{url}/dispatch", json={}, headers=supervisor.headers)
     assert auto.status_code == 200, auto.text
     assert auto.json()["chosen"] in offered
@@ -251,7 +252,7 @@ async def test_jobs_take_and_answer_coordinates_in_the_callers_system(
     assert arrived.status_code == 200, arrived.text
     assert arrived.json()["arrival"]["status"] == "verified"
     assert arrived.json()["arrival"]["distance_m"] < 5
-    listed = (await client.get("/v1/jobs", params={"crs": crs}, headers=tech.headers)).json()
+    listed = (await client.get("/v1/jobs", params={"crs": crs}, headers=tech.headers)).json()["items"]
     assert listed[0]["location"] == pytest.approx({"lat": site[0], "lon": site[1]}, abs=1e-6)
     bad = await client.post(
         f"/v1/jobs/{body['id']}/steps/arrive", params={"crs": "utm"}, json={"fix": fix(*site)}, headers=tech.headers

@@ -2,7 +2,7 @@
 versions, round-robin cursors, the decisions with their explanation, and users' leave
 
 Revision ID: c7e2a9d4b1f6
-Revises: b3d5f7a9c1e2
+Revises: c4a9e2d7f013
 Create Date: 2026-12-02 14:45:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "c7e2a9d4b1f6"
-down_revision: str | None = "b3d5f7a9c1e2"
+down_revision: str | None = "c4a9e2d7f013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
