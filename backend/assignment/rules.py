@@ -21,10 +21,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.assignment.models import AssignmentDecision, AssignmentRuleVersion
-from backend.assignment.territories import EDITORS, READERS
+from backend.assignment.territories import READERS
+from backend.auth.permissions import require
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
 from mobile_contract import assignment as wire
+from mobile_contract.admin import Feature
 from mobile_contract.auth import Role
 from mobile_contract.errors import ErrorCode
 from mobile_contract.jobs import JobStatus
@@ -453,8 +455,7 @@ async def rule_versions(session: AsyncSession, principal: Principal) -> list[wir
 
 async def save_rules(session: AsyncSession, principal: Principal, rule_set: wire.RuleSetIn) -> wire.RuleSetView:
     """A new version of the tenant's rules (the old ones stay, as the audit trail)."""
-    if not principal.has_role(*EDITORS):
-        raise forbidden("Only ops and admins change the assignment rules.")
+    await require(session, principal, Feature.MANAGE_ASSIGNMENT_RULES, "Your role cannot change the assignment rules.")
     await _check(session, principal.tenant_id, rule_set)
     # Serialise savers of one tenant, so two saves never take the same version number.
     await session.execute(
@@ -475,8 +476,7 @@ async def save_rules(session: AsyncSession, principal: Principal, rule_set: wire
 
 async def dry_run(session: AsyncSession, principal: Principal, data: wire.DryRunIn, now: datetime) -> wire.DryRunResult:
     """The proposed rules on real records, saving nothing: which rule, who would be chosen, who was skipped."""
-    if not principal.has_role(*EDITORS):
-        raise forbidden("Only ops and admins dry-run assignment rules.")
+    await require(session, principal, Feature.MANAGE_ASSIGNMENT_RULES, "Your role cannot dry-run assignment rules.")
     await _check(session, principal.tenant_id, data.rules)
     kind = wire.RecordKind(data.kind)
     records = await load_records(session, principal.tenant_id, kind, data.record_ids or None, data.sample)

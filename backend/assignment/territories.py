@@ -11,14 +11,15 @@ from shapely.validation import explain_validity
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.auth.permissions import require
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
+from mobile_contract.admin import Feature
 from mobile_contract.assignment import TerritoryIn, TerritoryView
 from mobile_contract.auth import Role
 from mobile_contract.errors import ErrorCode
 from mobile_contract.location import Point
 
-EDITORS = (Role.OPS, Role.ADMIN)  # who draws territories and writes rules
 READERS = (Role.SUPERVISOR, Role.OPS, Role.ADMIN)
 
 # The spelling every caller uses for "the territory of this row's location".
@@ -99,8 +100,7 @@ async def save_territory(
     """Create (no `territory_id`) or replace a territory; True when it was created. A create retried with the
     same client id and body answers the stored territory; the same id with another body is an idempotency
     conflict. `data` is in WGS-84 (the route converts the caller's `crs`)."""
-    if not principal.has_role(*EDITORS):
-        raise forbidden("Only ops and admins draw territories.")
+    await require(session, principal, Feature.MANAGE_TERRITORIES, "Your role cannot draw territories.")
     area = polygon_ewkt([(p.lat, p.lon) for p in data.ring])
     await _check_team(session, principal.tenant_id, data.team_id)
     params = {"tenant_id": principal.tenant_id, "name": data.name, "team_id": data.team_id, "area": area}
@@ -143,8 +143,7 @@ async def save_territory(
 
 
 async def delete_territory(session: AsyncSession, principal: Principal, territory_id: UUID) -> None:
-    if not principal.has_role(*EDITORS):
-        raise forbidden("Only ops and admins delete territories.")
+    await require(session, principal, Feature.MANAGE_TERRITORIES, "Your role cannot delete territories.")
     deleted = await session.scalar(
         text("DELETE FROM territories WHERE tenant_id = :tenant_id AND id = :id RETURNING id"),
         {"tenant_id": principal.tenant_id, "id": territory_id},

@@ -380,3 +380,25 @@ async def test_won_leads_do_not_count_as_load(factory: Factory, client: Client) 
     group = {"user_ids": [str(winner.id), str(other.id)]}
     await _save(client, ops, [{"name": "all", "group": group, "strategy": "least_loaded"}])
     assert (await _route(client, ops, await factory.poi(tenant)))["chosen"] == str(winner.id)
+
+
+async def test_the_tenants_permission_table_decides_who_writes_rules_and_territories(
+    factory: Factory, client: Client
+) -> None:
+    tenant = await factory.tenant()
+    admin, ops = await factory.user(tenant, Role.ADMIN), await factory.user(tenant, Role.OPS)
+    supervisor = await factory.user(tenant, Role.SUPERVISOR)
+    bd = await factory.user(tenant, login=False)
+    changes = {"features": [{"feature": f, "roles": ["admin", "supervisor"]} for f in _FEATURES]}
+    changed = await client.put("/v1/admin/permissions", json=changes, headers=admin.headers)
+    assert changed.status_code == 200, changed.text
+    body = {"rules": [{"name": "x", "group": {"user_ids": [str(bd.id)]}}]}
+    assert (await client.put("/v1/assignment/rules", json=body, headers=ops.headers)).status_code == 403
+    assert (await client.put("/v1/assignment/rules", json=body, headers=supervisor.headers)).status_code == 200
+    ring = [{"lat": 31.22, "lon": 121.46}, {"lat": 31.22, "lon": 121.48}, {"lat": 31.24, "lon": 121.48}]
+    territory = {"name": "T", "ring": ring}
+    assert (await client.post("/v1/territories", json=territory, headers=ops.headers)).status_code == 403
+    assert (await client.post("/v1/territories", json=territory, headers=supervisor.headers)).status_code == 201
+
+
+_FEATURES = ("manage_territories", "manage_assignment_rules")
