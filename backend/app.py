@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from backend.admin.routes import PermissionController, SetPasswordController, TeamController, UserController
+from backend.assignment.routes import AssignmentController, TerritoryController
 from backend.auth.passwords import Passwords
 from backend.auth.routes import AuthController
 from backend.auth.throttle import KnownLocks
@@ -115,6 +116,8 @@ ROUTES: list[ControllerRouterHandler] = [
     EventController,
     LiveController,
     TrackingDayController,
+    AssignmentController,
+    TerritoryController,
     *HEALTH_ROUTES,
 ]
 

@@ -4,7 +4,13 @@ With backend/app.py, the only module that lists the domains: backend/db/ is the 
 imports none of them."""
 
 from backend.admin.models import SetPasswordToken
-from backend.assignment.models import TechnicianProfile
+from backend.assignment.models import (
+    AssignmentCursor,
+    AssignmentDecision,
+    AssignmentRuleVersion,
+    TechnicianProfile,
+    Territory,
+)
 from backend.auth.models import LoginThrottle, RefreshToken, RolePermission, Team, Tenant, User
 from backend.db.base import Base
 from backend.events.models import (
@@ -44,6 +50,9 @@ from backend.visits.models import Visit, VisitVerdictChange
 from sync.tables import metadata as sync_metadata
 
 __all__ = [
+    "AssignmentCursor",
+    "AssignmentDecision",
+    "AssignmentRuleVersion",
     "BackgroundJob",
     "Base",
     "BusinessEvent",
@@ -83,6 +92,7 @@ __all__ = [
     "Team",
     "TechnicianProfile",
     "Tenant",
+    "Territory",
     "TrackingKey",
     "TrackingSettings",
     "TrackingWindow",

@@ -114,6 +114,8 @@ class Feature(enum.StrEnum):
     SIMULATE_LEAD_POLICY = "simulate_lead_policy"
     EDIT_VERIFICATION_POLICY = "edit_verification_policy"
     MANAGE_TECHNICIANS = "manage_technicians"  # list technicians, edit their dispatch profiles
+    MANAGE_TERRITORIES = "manage_territories"  # draw, redraw and delete territories
+    MANAGE_ASSIGNMENT_RULES = "manage_assignment_rules"  # save and dry-run the assignment rules
 
 
 class FeatureRoles(Response):

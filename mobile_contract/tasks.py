@@ -94,12 +94,13 @@ class Target(Request):
 
 class TargetsAdd(Request):
     targets: Annotated[list[Target], msgspec.Meta(min_length=1, max_length=5_000)]
-    assign: Literal["explicit", "poi_holder"] = "explicit"  # poi_holder: to whoever holds the merchant as a lead
+    # poi_holder: to whoever holds the merchant as a lead; rule: as the tenant's assignment rules choose
+    assign: Literal["explicit", "poi_holder", "rule"] = "explicit"
 
 
 class SkippedTarget(Response):
     poi_id: UUID
-    reason: str  # "not_found" | "no_holder" | "assignee_not_found" | "already_targeted"
+    reason: str  # "not_found" | "no_holder" | "assignee_not_found" | "already_targeted" | "no_rule_choice"
 
 
 class TargetsAdded(Response):

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.assignment.models import TechnicianProfile
+from backend.assignment.rules import ACTIVE_FOR_LOAD, job_group, record_decision
 from backend.auth.models import User
 from backend.auth.permissions import require
 from backend.auth.scopes import effective_scope, scope_params, visible_to
@@ -32,24 +33,10 @@ from mobile_contract import jobs as wire
 from mobile_contract.admin import Feature
 from mobile_contract.auth import DataScope, Role
 from mobile_contract.errors import ErrorCode
-from mobile_contract.jobs import JobStatus
 from mobile_contract.location import Point
 
 # Who dispatches: creates jobs, assigns them, edits technicians' profiles.
 DISPATCHERS = (Role.SUPERVISOR, Role.OPS, Role.ADMIN)
-
-ACTIVE_FOR_LOAD = tuple(
-    s.value
-    for s in (
-        JobStatus.ASSIGNED,
-        JobStatus.ACCEPTED,
-        JobStatus.SCHEDULED,
-        JobStatus.ARRIVED,
-        JobStatus.VERIFICATION,
-        JobStatus.ON_HOLD,
-    )
-)
-
 
 # -- choosing ----------------------------------------------------------------------------------------------------
 
@@ -160,14 +147,24 @@ async def candidates(
 
 
 async def choose(
-    session: AsyncSession, dispatcher: Principal, job_id: UUID, *, status: str, dry_run: bool
+    session: AsyncSession,
+    dispatcher: Principal,
+    job_id: UUID,
+    *,
+    status: str,
+    dry_run: bool,
+    now: datetime | None = None,
 ) -> wire.DispatchDecision:
-    """The best eligible technician within the dispatcher's scope, and why (`status`: the job's, for the
-    explanation when nobody fits). Chooses only: the caller takes the assign step."""
+    """The best eligible technician within the dispatcher's scope and the group of the tenant's first matching
+    job rule, and why (`status`: the job's, for the explanation when nobody fits). Chooses only: the caller takes
+    the assign step. A real choice under a rule is stored as an assignment decision."""
     within = await assignable_by(session, dispatcher)
+    group, rule_note = await job_group(session, dispatcher.tenant_id, job_id, now or datetime.now(UTC))
+    if group is not None:  # the tenant's job rule names the group; the score still chooses within it
+        within = group.members if within is None else within & group.members
     views = await candidates(session, dispatcher.tenant_id, job_id, within=within)
     chosen = views[0] if views and views[0].eligible else None
-    scope_note = "" if within is None else " in your scope"
+    scope_note = "" if within is None else " in your scope" if group is None else " in the rule's group"
     if chosen is None:
         explanation = (
             f"No technician{scope_note} passes the hard filters ({len(views)} considered); the job stays {status}."
@@ -177,6 +174,12 @@ async def choose(
             f"{chosen.name}: lowest score {chosen.score} (distance {chosen.distance_m} m, {chosen.load} jobs that day,"
             f" {chosen.recent} in 7 days) among {sum(v.eligible for v in views)} eligible of {len(views)}{scope_note}."
         )
+    explanation += rule_note
+    if group is not None and not dry_run:
+        outcome = msgspec.structs.replace(
+            group.outcome, chosen=chosen.technician_id if chosen else None, explanation=explanation
+        )
+        await record_decision(session, dispatcher.tenant_id, "job", group.version, outcome, now or datetime.now(UTC))
     return wire.DispatchDecision(
         job_id=job_id,
         chosen=chosen.technician_id if chosen else None,

@@ -62,6 +62,8 @@ class User(Base):
     # new role, team or data scope; see service.py). Access tokens carry the version they were issued under and
     # are refused once it differs (backend/auth/userstate.py), within the few seconds of its cache.
     auth_version: Mapped[int] = mapped_column(server_default="0")
+    # Rule-based assignment passes over a user on leave until this moment (None: not on leave).
+    on_leave_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_at_column()
 
 

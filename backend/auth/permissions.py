@@ -37,6 +37,8 @@ DEFAULT_ROLES: Mapping[Feature, frozenset[Role]] = {
     Feature.SIMULATE_LEAD_POLICY: frozenset({Role.ADMIN, Role.OPS, Role.SUPERVISOR}),
     Feature.EDIT_VERIFICATION_POLICY: frozenset({Role.ADMIN}),
     Feature.MANAGE_TECHNICIANS: _DISPATCHERS,
+    Feature.MANAGE_TERRITORIES: frozenset({Role.OPS, Role.ADMIN}),
+    Feature.MANAGE_ASSIGNMENT_RULES: frozenset({Role.OPS, Role.ADMIN}),
 }
 assert set(DEFAULT_ROLES) == set(Feature), "every feature has default roles"
 

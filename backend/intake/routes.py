@@ -16,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, problems
-from backend.intake import service
+from backend.intake import routing, service
+from backend.leads.clock import CLOCK
 from mobile_contract import intake as wire
+from mobile_contract.assignment import Outcome
 from mobile_contract.errors import ErrorCode
 
 
@@ -156,3 +158,17 @@ class IntakeController(Controller):
     ) -> None:
         await service.dismiss(session, principal, review_id)
         await session.commit()
+
+    @post(
+        "/leads/{poi_id:uuid}/route",
+        operation_id="routeLeadByRules",
+        status_code=200,
+        responses=problems(401, 403, 404),
+        summary="Route a merchant by the assignment rules in force: a BD's private pool or the team's queue",
+    )
+    async def route_lead(
+        self, poi_id: FromPath[UUID], principal: NamedDependency[Principal], session: NamedDependency[AsyncSession]
+    ) -> Outcome:
+        outcome = await routing.assign_lead_for(session, principal, poi_id, CLOCK.now())
+        await session.commit()
+        return outcome

@@ -37,6 +37,7 @@ from backend.coordinates import point_to_wgs84
 from backend.errors import DomainError, forbidden, not_found
 from backend.intake.models import MerchantDuplicate, MerchantImport
 from backend.intake.names import CHAIN_SPACING_M, NEAR_M, Judgement, MerchantRecord, Verdict, judge, search_terms
+from backend.intake.routing import assign_new_leads
 from backend.queue.service import enqueue
 from geo.distance import haversine_m
 from mobile_contract import intake as wire
@@ -274,7 +275,7 @@ async def run_import(
     try:
         for chunk in _batches(parse(content, fmt), CHUNK):
             async with sessions() as session:
-                await _import_chunk(session, tenant_id, import_id, chunk, progress)
+                await _import_chunk(session, tenant_id, import_id, chunk, progress, now())
                 await _save_progress(session, tenant_id, import_id, progress, status=wire.ImportStatus.RUNNING)
                 await session.commit()
             if on_progress is not None:
@@ -394,6 +395,7 @@ async def _import_chunk(
     import_id: UUID,
     chunk: list[tuple[int, dict[str, Any]]],
     progress: Progress,
+    now: datetime,
 ) -> None:
     usernames = {str(raw["holder"]) for _, raw in chunk if isinstance(raw.get("holder"), str)}
     staged = _stage(import_id, chunk, progress, await _holders(session, tenant_id, usernames))
@@ -476,6 +478,8 @@ async def _import_chunk(
     held = [Change(r.holder_id, "pois", r.id) for r in new if r.holder_id is not None]
     if held:
         await record_changes(session, tenant_id, held)
+    # Rows that name no holder are routed by the tenant's assignment rules (nothing happens without rules).
+    await assign_new_leads(session, tenant_id, [r.id for r in new if r.holder_id is None], now)
     if reviews:
         progress.likely_duplicates += len(reviews)
         await session.execute(

@@ -431,7 +431,7 @@ async def _assign(
     user_id: UUID,
     now: datetime,
     *,
-    actor: UUID,
+    actor: UUID | None,
     reason: str | None,
 ) -> bool:
     if not await _take(session, tenant_id, poi_id, user_id, now, from_holder=holder_id):
@@ -587,3 +587,11 @@ async def on_signing(session: AsyncSession, tenant_id: UUID, poi_id: UUID, at: d
     if holder_id is not None:
         await record_changes(session, tenant_id, [Change(holder_id, LEADS, poi_id), Change(holder_id, POIS, poi_id)])
     return True
+
+
+async def assign_by_rule(
+    session: AsyncSession, tenant_id: UUID, poi_id: UUID, user_id: UUID, now: datetime, *, reason: str
+) -> bool:
+    """The assignment rules put a lead from the public pool in a BD's private pool (no actor: the rules did).
+    False when the lead is no longer in the pool."""
+    return await _assign(session, tenant_id, poi_id, None, user_id, now, actor=None, reason=reason)

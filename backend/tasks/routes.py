@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
 from backend.errors import problems
+from backend.leads.clock import CLOCK
 from backend.openapi import replayed
 from backend.tasks import service
 from mobile_contract.base import SINGLE_LINE
@@ -80,7 +81,7 @@ class CampaignController(Controller):
         operation_id="addCampaignTargets",
         status_code=200,
         responses=problems(401, 403, 404),
-        summary="Target merchants: a work item per merchant, assigned explicitly or to its lead holder",
+        summary="Target merchants: a work item per merchant, assigned explicitly, to its lead holder or by the rules",
     )
     async def add_targets(
         self,
@@ -89,7 +90,7 @@ class CampaignController(Controller):
         principal: NamedDependency[Principal],
         session: NamedDependency[AsyncSession],
     ) -> TargetsAdded:
-        added = await service.add_targets(session, principal, campaign_id, data)
+        added = await service.add_targets(session, principal, campaign_id, data, CLOCK.now())
         await session.commit()
         return added
 

@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.assignment.rules import assign_targets
 from backend.auth.models import User
 from backend.auth.permissions import require
 from backend.auth.scopes import effective_scope, scope_params, users_in_scope, visible_to
@@ -160,9 +161,14 @@ async def list_campaigns(
 
 
 async def add_targets(
-    session: AsyncSession, principal: Principal, campaign_id: UUID, data: wire.TargetsAdd
+    session: AsyncSession,
+    principal: Principal,
+    campaign_id: UUID,
+    data: wire.TargetsAdd,
+    now: datetime | None = None,
 ) -> wire.TargetsAdded:
-    """Target merchants, each assigned explicitly or to whoever holds the merchant as a lead.
+    """Target merchants, each assigned explicitly, to whoever holds the merchant as a lead, or as the tenant's
+    assignment rules choose (backend/assignment/rules.py; each choice stored with its explanation).
 
     Assignment strategies are kept to one place (`_assignee_for`), so rule-based assignment can join them.
     """
@@ -170,7 +176,17 @@ async def add_targets(
     campaign = await _campaign_in_tenant(session, principal, campaign_id)
     poi_ids = [t.poi_id for t in data.targets]
     pois = await holders_of(session, principal.tenant_id, poi_ids)
-    wanted_users = {t.assignee_id for t in data.targets if t.assignee_id} | {h for h in pois.values() if h}
+    by_rule: dict[UUID, UUID | None] = {}
+    if data.assign == "rule":
+        outcomes = await assign_targets(
+            session, principal.tenant_id, [p for p in poi_ids if p in pois], now or datetime.now(UTC)
+        )
+        by_rule = {poi_id: outcome.chosen for poi_id, outcome in outcomes.items()}
+    wanted_users = (
+        {t.assignee_id for t in data.targets if t.assignee_id}
+        | {h for h in pois.values() if h}
+        | {u for u in by_rule.values() if u}
+    )
     active_users = set(
         await session.scalars(
             select(User.id).where(
@@ -185,9 +201,10 @@ async def add_targets(
         if target.poi_id not in pois:
             skipped.append(wire.SkippedTarget(poi_id=target.poi_id, reason="not_found"))
             continue
-        assignee = _assignee_for(target, data.assign, pois[target.poi_id])
+        assignee = _assignee_for(target, data.assign, pois[target.poi_id], by_rule.get(target.poi_id))
         if assignee is None:
-            skipped.append(wire.SkippedTarget(poi_id=target.poi_id, reason="no_holder"))
+            reason = "no_rule_choice" if data.assign == "rule" else "no_holder"
+            skipped.append(wire.SkippedTarget(poi_id=target.poi_id, reason=reason))
             continue
         if assignee not in active_users:
             skipped.append(wire.SkippedTarget(poi_id=target.poi_id, reason="assignee_not_found"))
@@ -224,9 +241,11 @@ async def add_targets(
     return wire.TargetsAdded(created=created, skipped=skipped)
 
 
-def _assignee_for(target: wire.Target, strategy: str, holder: UUID | None) -> UUID | None:
+def _assignee_for(target: wire.Target, strategy: str, holder: UUID | None, by_rule: UUID | None) -> UUID | None:
     if strategy == "poi_holder":
         return holder
+    if strategy == "rule":
+        return by_rule
     return target.assignee_id
 
 
