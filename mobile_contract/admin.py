@@ -116,6 +116,10 @@ class Feature(enum.StrEnum):
     MANAGE_TECHNICIANS = "manage_technicians"  # list technicians, edit their dispatch profiles
     MANAGE_TERRITORIES = "manage_territories"  # draw, redraw and delete territories
     MANAGE_ASSIGNMENT_RULES = "manage_assignment_rules"  # save and dry-run the assignment rules
+    IMPORT_MERCHANTS = "import_merchants"  # bulk imports of merchants and their reports
+    REVIEW_DUPLICATES = "review_duplicates"  # the review queue of likely duplicate merchants: merge, dismiss
+    MANAGE_INTEGRATION_KEYS = "manage_integration_keys"  # issue and revoke the keys order systems sign events with
+    READ_BUSINESS_EVENTS = "read_business_events"  # events, their attribution, campaign progress, event settings
 
 
 class FeatureRoles(Response):

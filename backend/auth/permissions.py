@@ -39,6 +39,10 @@ DEFAULT_ROLES: Mapping[Feature, frozenset[Role]] = {
     Feature.MANAGE_TECHNICIANS: _DISPATCHERS,
     Feature.MANAGE_TERRITORIES: frozenset({Role.OPS, Role.ADMIN}),
     Feature.MANAGE_ASSIGNMENT_RULES: frozenset({Role.OPS, Role.ADMIN}),
+    Feature.IMPORT_MERCHANTS: frozenset({Role.OPS, Role.ADMIN}),
+    Feature.REVIEW_DUPLICATES: frozenset({Role.OPS, Role.ADMIN, Role.SUPERVISOR}),
+    Feature.MANAGE_INTEGRATION_KEYS: frozenset({Role.ADMIN, Role.OPS}),
+    Feature.READ_BUSINESS_EVENTS: frozenset({Role.ADMIN, Role.OPS}),
 }
 assert set(DEFAULT_ROLES) == set(Feature), "every feature has default roles"
 

@@ -25,15 +25,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.auth import permissions
 from backend.auth.tokens import Principal
-from backend.errors import DomainError, forbidden, not_found
+from backend.errors import DomainError, not_found
 from backend.events.models import IntegrationKey
 from mobile_contract import events as wire
-from mobile_contract.auth import Role
+from mobile_contract.admin import Feature
 from mobile_contract.errors import ErrorCode
 
 SECRET_PREFIX = "gwk_"  # noqa: S105 - a prefix, not a secret
-KEY_ADMINS = (Role.ADMIN, Role.OPS)
 _NONCE_BYTES = 12
 MAX_SIGNATURE_HEADER = 1024
 
@@ -149,9 +149,10 @@ async def verify(session: AsyncSession, kek: bytes, request: SignedRequest, body
 # -- managing keys -----------------------------------------------------------------------------------------------
 
 
-def _check_admin(principal: Principal) -> None:
-    if not principal.has_role(*KEY_ADMINS):
-        raise forbidden("Only admins and ops manage integration keys.")
+async def _check_admin(session: AsyncSession, principal: Principal) -> None:
+    await permissions.require(
+        session, principal, Feature.MANAGE_INTEGRATION_KEYS, "Your role cannot manage integration keys."
+    )
 
 
 def _key_wire(key: IntegrationKey) -> wire.IntegrationKey:
@@ -169,7 +170,7 @@ async def issue_key(
     session: AsyncSession, principal: Principal, data: wire.IntegrationKeyCreate, *, kek: bytes
 ) -> wire.IntegrationKeyIssued:
     """A new key; the secret is in this answer only."""
-    _check_admin(principal)
+    await _check_admin(session, principal)
     key_id = uuid.uuid4()
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     row = IntegrationKey(
@@ -192,7 +193,7 @@ def _fields(row: IntegrationKey) -> dict[str, Any]:
 
 
 async def list_keys(session: AsyncSession, principal: Principal) -> wire.IntegrationKeyList:
-    _check_admin(principal)
+    await _check_admin(session, principal)
     rows = await session.scalars(
         select(IntegrationKey)
         .where(IntegrationKey.tenant_id == principal.tenant_id)
@@ -203,7 +204,7 @@ async def list_keys(session: AsyncSession, principal: Principal) -> wire.Integra
 
 async def revoke_key(session: AsyncSession, principal: Principal, key_id: UUID, *, now: datetime) -> None:
     """Refused from now on. Revoking a revoked key is fine (and keeps the first revocation's time)."""
-    _check_admin(principal)
+    await _check_admin(session, principal)
     found = await session.scalar(
         select(IntegrationKey.id).where(IntegrationKey.tenant_id == principal.tenant_id, IntegrationKey.id == key_id)
     )

@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.auth import permissions
 from backend.auth.models import User
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
@@ -51,7 +52,7 @@ from backend.events.models import (
 from backend.leads import pool as lead_pool
 from backend.queue.models import BackgroundJob
 from mobile_contract import events as wire
-from mobile_contract.auth import Role
+from mobile_contract.admin import Feature
 from mobile_contract.errors import ErrorCode
 
 # Events sit below pois and tasks (which tell it of follow-ups and new targets), so it names the columns it
@@ -67,7 +68,6 @@ WORK_ITEMS = table(
 )
 
 REATTRIBUTE = "events.reattribute"
-OPS_ROLES = (Role.ADMIN, Role.OPS)
 # Which event kind meets which goal kind (mobile_contract.tasks.GoalKind).
 GOAL_EVENT_KIND = {
     "sign": wire.EventKind.SIGNING,
@@ -77,9 +77,9 @@ GOAL_EVENT_KIND = {
 _CURRENCIES = {currency.code: currency for currency in iso4217.Currency}
 
 
-def _check_ops(principal: Principal) -> None:
-    if not principal.has_role(*OPS_ROLES):
-        raise forbidden("Only admins and ops read and set business events.")
+async def _check_ops(session: AsyncSession, principal: Principal) -> None:
+    if not await permissions.can(session, principal, Feature.READ_BUSINESS_EVENTS):
+        raise forbidden("Your role cannot read or set business events (the tenant's permissions).")
 
 
 # -- settings ----------------------------------------------------------------------------------------------------
@@ -93,14 +93,14 @@ async def window_days(session: AsyncSession, tenant_id: UUID) -> int:
 
 
 async def get_settings(session: AsyncSession, principal: Principal) -> wire.EventSettings:
-    _check_ops(principal)
+    await _check_ops(session, principal)
     return wire.EventSettings(attribution_window_days=await window_days(session, principal.tenant_id))
 
 
 async def put_settings(session: AsyncSession, principal: Principal, data: wire.EventSettingsIn) -> wire.EventSettings:
     """A new window re-attributes every stored event of the tenant: a job per merchant with events, after the
     commit (the same handler as late visits use)."""
-    _check_ops(principal)
+    await _check_ops(session, principal)
     before = await window_days(session, principal.tenant_id)
     await session.execute(
         pg_insert(EventSettings)
@@ -138,7 +138,7 @@ async def _reattribute_all(session: AsyncSession, tenant_id: UUID) -> None:
 async def set_merchant_code(
     session: AsyncSession, principal: Principal, poi_id: UUID, data: wire.MerchantCodeIn
 ) -> wire.MerchantCode:
-    _check_ops(principal)
+    await _check_ops(session, principal)
     if (
         await session.scalar(select(POIS.c.id).where(POIS.c.tenant_id == principal.tenant_id, POIS.c.id == poi_id))
         is None
@@ -607,7 +607,7 @@ def _attribution_wire(row: EventAttribution) -> wire.Attribution:
 
 
 async def event_attribution(session: AsyncSession, principal: Principal, event_id: UUID) -> wire.EventAttribution:
-    _check_ops(principal)
+    await _check_ops(session, principal)
     event = await session.get(BusinessEvent, (principal.tenant_id, event_id))
     if event is None:
         raise not_found("event")
@@ -623,7 +623,7 @@ async def refused_events(
     session: AsyncSession, principal: Principal, *, after: int | None, limit: int
 ) -> tuple[list[wire.RefusedEvent], int | None]:
     """The tenant's refused events, newest first: what an integration sent that could not be taken, and why."""
-    _check_ops(principal)
+    await _check_ops(session, principal)
     statement = select(RefusedEvent).where(RefusedEvent.tenant_id == principal.tenant_id)
     if after is not None:
         statement = statement.where(RefusedEvent.id < after)
@@ -646,7 +646,7 @@ async def refused_events(
 
 
 async def _campaign(session: AsyncSession, principal: Principal, campaign_id: UUID) -> Any:
-    _check_ops(principal)
+    await _check_ops(session, principal)
     campaign = (
         await session.execute(
             select(CAMPAIGNS.c.id, CAMPAIGNS.c.goal).where(

@@ -31,16 +31,18 @@ import msgspec
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.auth import permissions
 from backend.auth.models import User
 from backend.auth.tokens import Principal
 from backend.coordinates import point_to_wgs84
-from backend.errors import DomainError, forbidden, not_found
+from backend.errors import DomainError, not_found
 from backend.intake.models import MerchantDuplicate, MerchantImport
 from backend.intake.names import CHAIN_SPACING_M, NEAR_M, Judgement, MerchantRecord, Verdict, judge, search_terms
 from backend.intake.routing import assign_new_leads
 from backend.queue.service import enqueue
 from geo.distance import haversine_m
 from mobile_contract import intake as wire
+from mobile_contract.admin import Feature
 from mobile_contract.auth import Role
 from mobile_contract.errors import ErrorCode
 from sync.feed import Change, record_changes
@@ -48,8 +50,6 @@ from sync.feed import Change, record_changes
 CHUNK = 1_000
 MAX_IMPORT_BYTES = 32 * 1024 * 1024
 MAX_REPORTED = 1_000  # refused and skipped rows kept in the report, each
-CAN_IMPORT = (Role.OPS, Role.ADMIN)
-CAN_REVIEW = (Role.OPS, Role.ADMIN, Role.SUPERVISOR)
 IMPORT_JOB = "intake.import"
 
 # Column names as spreadsheets from Chinese systems spell them, and the usual English ones.
@@ -158,16 +158,17 @@ def validate(raw: dict[str, Any]) -> wire.ImportRow | list[str]:
 # -- the import --------------------------------------------------------------------------------------------------
 
 
-def _can(principal: Principal, roles: Iterable[Role], what: str) -> None:
-    if not principal.has_role(*roles):
-        raise forbidden(f"Your role cannot {what}.")
+async def _can(session: AsyncSession, principal: Principal, feature: Feature, what: str) -> None:
+    """The tenant's permission table decides (backend/auth/permissions.py; defaults: ops and admin import,
+    supervisors also review)."""
+    await permissions.require(session, principal, feature, f"Your role cannot {what}.")
 
 
 async def create_import(
     session: AsyncSession, principal: Principal, content: bytes, fmt: wire.ImportFormat
 ) -> wire.MerchantImport:
     """Store the file and queue its import (it runs after the commit, in the worker)."""
-    _can(principal, CAN_IMPORT, "import merchants")
+    await _can(session, principal, Feature.IMPORT_MERCHANTS, "import merchants")
     if len(content) > MAX_IMPORT_BYTES:
         raise DomainError(ErrorCode.BODY_TOO_LARGE, f"An import is at most {MAX_IMPORT_BYTES // 2**20} MiB; split it.")
     try:  # the file must make sense as a whole before it is queued; its rows are judged one by one later
@@ -191,7 +192,7 @@ async def create_import(
 
 
 async def get_import(session: AsyncSession, principal: Principal, import_id: UUID) -> wire.MerchantImport:
-    _can(principal, CAN_IMPORT, "see imports")
+    await _can(session, principal, Feature.IMPORT_MERCHANTS, "see imports")
     record = await session.get(MerchantImport, (principal.tenant_id, import_id))
     if record is None:
         raise not_found("import")
@@ -550,7 +551,7 @@ def _metres(a: _Staged, b: _Staged) -> float:
 async def list_reviews(
     session: AsyncSession, principal: Principal, status: wire.ReviewStatus, limit: int
 ) -> wire.DuplicateReviewList:
-    _can(principal, CAN_REVIEW, "review duplicates")
+    await _can(session, principal, Feature.REVIEW_DUPLICATES, "review duplicates")
     rows = await session.execute(
         text(
             """
@@ -593,7 +594,7 @@ def _review(r: Any) -> wire.DuplicateReview:
 
 
 async def _pending_review(session: AsyncSession, principal: Principal, review_id: UUID) -> MerchantDuplicate:
-    _can(principal, CAN_REVIEW, "review duplicates")
+    await _can(session, principal, Feature.REVIEW_DUPLICATES, "review duplicates")
     review = await session.get(MerchantDuplicate, (principal.tenant_id, review_id), with_for_update=True)
     if review is None:
         raise not_found("duplicate review")

@@ -298,3 +298,31 @@ def test_the_cli_imports_a_file_with_progress(settings: Settings, tmp_path: Path
     missing = CliRunner().invoke(main, ["import", "merchants", str(path), "--tenant", "no-such"], obj=settings)
     assert missing.exit_code != 0
     assert "no tenant" in missing.output
+
+
+async def test_who_imports_and_reviews_is_the_tenants_permission_table(factory: Factory, client: Client) -> None:
+    """Defaults: ops and admin import, supervisors also review. A tenant that takes imports from ops and gives
+    the review to nobody but admins gets 403s there, and another tenant keeps the defaults."""
+    tenant, other = await factory.tenant(), await factory.tenant()
+    admin = await factory.user(tenant, Role.ADMIN)
+    ops = await factory.user(tenant, Role.OPS)
+    supervisor = await factory.user(tenant, Role.SUPERVISOR)
+    their_ops = await factory.user(other, Role.OPS)
+    body = csv_of([{"name": "A", "category": "shop", "lat": 1, "lon": 2}])
+    assert (await upload(client, ops.headers, body)).status_code == 202
+    assert (await client.get("/v1/intake/duplicates", headers=supervisor.headers)).status_code == 200
+    changed = await client.put(
+        "/v1/admin/permissions",
+        json={
+            "features": [
+                {"feature": "import_merchants", "roles": ["admin"]},
+                {"feature": "review_duplicates", "roles": ["admin"]},
+            ]
+        },
+        headers=admin.headers,
+    )
+    assert changed.status_code == 200, changed.text
+    assert (await upload(client, ops.headers, body)).status_code == 403
+    assert (await upload(client, admin.headers, body)).status_code == 202
+    assert (await client.get("/v1/intake/duplicates", headers=supervisor.headers)).status_code == 403
+    assert (await upload(client, their_ops.headers, body)).status_code == 202
