@@ -11,7 +11,7 @@ from uuid import UUID
 import msgspec
 
 from mobile_contract.auth import DataScope, Role
-from mobile_contract.base import NO_NUL, SINGLE_LINE, Phone, Request, Response, ShortText
+from mobile_contract.base import NO_NUL, SINGLE_LINE, AwareDatetime, Phone, Request, Response, ShortText
 
 
 class UserView(Response):
@@ -23,6 +23,7 @@ class UserView(Response):
     team_id: UUID | None
     is_active: bool
     created_at: datetime
+    on_leave_until: datetime | None = None  # rule-based assignment skips them until then
 
 
 class UserPage(Response):
@@ -80,6 +81,8 @@ class UserUpdate(Request):
     role: Role | msgspec.UnsetType = msgspec.UNSET
     team_id: UUID | msgspec.UnsetType | None = msgspec.UNSET
     data_scope: DataScope | msgspec.UnsetType = msgspec.UNSET
+    # On leave until then (null: back): assignment rules skip them with `on_leave` (backend/assignment/rules.py).
+    on_leave_until: AwareDatetime | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class SetPasswordLink(Response):

@@ -40,6 +40,7 @@ def _user_wire(user: User) -> wire.UserView:
         team_id=user.team_id,
         is_active=user.is_active,
         created_at=user.created_at,
+        on_leave_until=user.on_leave_until,
     )
 
 
@@ -327,6 +328,8 @@ async def update_user(
     values: dict[str, Any] = {}
     if data.display_name is not msgspec.UNSET:
         user.display_name = data.display_name
+    if data.on_leave_until is not msgspec.UNSET:  # who is away says nothing of what they may do: no version bump
+        user.on_leave_until = data.on_leave_until
     if data.role is not msgspec.UNSET and data.role.value != user.role:
         values["role"] = data.role.value
         if data.data_scope is msgspec.UNSET:  # a new role brings its default scope unless one is given

@@ -124,7 +124,15 @@ async def test_inactive_and_on_leave_people_are_skipped_with_their_reason(factor
     team, (a, b, c) = await _team_of(factory, tenant, 3)
     t0 = now()
     await _set_user(factory, a, is_active=False)
-    await _set_user(factory, b, on_leave_until=t0 + timedelta(days=3))
+    # The leave is set by the tenant's admin (PATCH /v1/users/{id}), as in the app; an ops user may not.
+    admin = await factory.user(tenant, Role.ADMIN)
+    leave = {"on_leave_until": (t0 + timedelta(days=3)).isoformat()}
+    assert (await client.patch(f"/v1/users/{b.id}", json=leave, headers=ops.headers)).status_code == 403
+    patched = await client.patch(f"/v1/users/{b.id}", json=leave, headers=admin.headers)
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["on_leave_until"] is not None
+    bad = await client.patch(f"/v1/users/{b.id}", json={"on_leave_until": "tomorrow"}, headers=admin.headers)
+    assert bad.status_code == 422
     await _save(client, ops, [{"name": "team", "group": {"team_id": str(team)}}])
     with pinned(t0):
         outcome = await _route(client, ops, await factory.poi(tenant))
