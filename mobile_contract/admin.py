@@ -123,6 +123,7 @@ class Feature(enum.StrEnum):
     REVIEW_DUPLICATES = "review_duplicates"  # the review queue of likely duplicate merchants: merge, dismiss
     MANAGE_INTEGRATION_KEYS = "manage_integration_keys"  # issue and revoke the keys order systems sign events with
     READ_BUSINESS_EVENTS = "read_business_events"  # events, their attribution, campaign progress, event settings
+    MANAGE_JOB_TYPES = "manage_job_types"  # add job types and change what proves them done
 
 
 class FeatureRoles(Response):

@@ -130,6 +130,32 @@ class JobTypeView(Response):
     policy: VerificationPolicy
 
 
+class VerificationPolicyIn(Request):
+    """What proves a job of this type done (a job keeps the policy of its type at the time it was created)."""
+
+    code: bool
+    location: bool
+    photos: Annotated[int, msgspec.Meta(ge=0, le=20)]
+
+
+JobTypeKey = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$")]
+
+
+class JobTypeCreate(Request):
+    """A new kind of job. `key` is chosen by the caller, so a retried create is the same type."""
+
+    key: JobTypeKey
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=SINGLE_LINE)]
+    policy: VerificationPolicyIn
+
+
+class JobTypeUpdate(Request):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=SINGLE_LINE)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    policy: VerificationPolicyIn | msgspec.UnsetType = msgspec.UNSET
+
+
 class TechnicianView(Response):
     """A technician with their dispatch profile (`profile` null until a dispatcher sets one)."""
 

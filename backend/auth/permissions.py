@@ -43,6 +43,7 @@ DEFAULT_ROLES: Mapping[Feature, frozenset[Role]] = {
     Feature.REVIEW_DUPLICATES: frozenset({Role.OPS, Role.ADMIN, Role.SUPERVISOR}),
     Feature.MANAGE_INTEGRATION_KEYS: frozenset({Role.ADMIN, Role.OPS}),
     Feature.READ_BUSINESS_EVENTS: frozenset({Role.ADMIN, Role.OPS}),
+    Feature.MANAGE_JOB_TYPES: frozenset({Role.ADMIN, Role.OPS}),
 }
 assert set(DEFAULT_ROLES) == set(Feature), "every feature has default roles"
 

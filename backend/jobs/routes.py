@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, Response, get, post, put
+from litestar import Controller, Request, Response, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -300,6 +300,42 @@ class JobTypeController(Controller):
         self, principal: NamedDependency[Principal], session: NamedDependency[AsyncSession]
     ) -> list[wire.JobTypeView]:
         return await service.list_job_types(session, principal)
+
+    @post(
+        "/",
+        operation_id="createJobType",
+        responses={
+            **replayed(wire.JobTypeView, "A retry of the same key and body: the job type as stored"),
+            **problems(401, 403, 409, 422),
+        },
+        summary="Add a job type and what proves it done (ops, admins)",
+    )
+    async def create_job_type(
+        self,
+        data: JSONBody[wire.JobTypeCreate],
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+    ) -> Response[wire.JobTypeView]:
+        job_type, created = await service.create_job_type(session, principal, data)
+        await session.commit()
+        return Response(job_type, status_code=201 if created else 200)
+
+    @patch(
+        "/{key:str}",
+        operation_id="updateJobType",
+        responses=problems(401, 403, 404, 422),
+        summary="Rename a job type or change its proof (new jobs take it; a job keeps the policy it was made with)",
+    )
+    async def update_job_type(
+        self,
+        key: Annotated[str, Parameter(min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$")],
+        data: JSONBody[wire.JobTypeUpdate],
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+    ) -> wire.JobTypeView:
+        job_type = await service.update_job_type(session, principal, key, data)
+        await session.commit()
+        return job_type
 
 
 class TechnicianController(Controller):

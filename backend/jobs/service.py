@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.assignment import service as assignment
 from backend.assignment.service import DISPATCHERS
+from backend.auth import permissions
 from backend.auth.scopes import scope_params
 from backend.auth.tokens import Principal
 from backend.errors import DomainError, forbidden, not_found
@@ -42,6 +43,7 @@ from backend.push.service import notify_users
 from geo.fence import CircleFence
 from geo.postgis import point_ewkt
 from mobile_contract import jobs as wire
+from mobile_contract.admin import Feature
 from mobile_contract.auth import Role
 from mobile_contract.base import AwareDatetime
 from mobile_contract.errors import ErrorCode
@@ -334,6 +336,50 @@ async def list_job_types(session: AsyncSession, principal: Principal) -> list[wi
         wire.JobTypeView(key=t.key, name=t.name, policy=msgspec.convert(t.policy, wire.VerificationPolicy))
         for t in rows
     ]
+
+
+def _job_type_wire(row: JobType) -> wire.JobTypeView:
+    return wire.JobTypeView(key=row.key, name=row.name, policy=msgspec.convert(row.policy, wire.VerificationPolicy))
+
+
+async def create_job_type(
+    session: AsyncSession, principal: Principal, data: wire.JobTypeCreate
+) -> tuple[wire.JobTypeView, bool]:
+    """Add a job type; the same key and body again is a replay (False), the same key with another body a 409."""
+    await permissions.require(session, principal, Feature.MANAGE_JOB_TYPES, "Your role cannot manage job types.")
+    await ensure_job_types(session, principal.tenant_id)
+    policy = msgspec.to_builtins(data.policy)
+    existing = await session.get(JobType, (principal.tenant_id, data.key))
+    if existing is not None:
+        if existing.name == data.name and existing.policy == policy:
+            return _job_type_wire(existing), False
+        raise DomainError(
+            ErrorCode.IDEMPOTENCY_CONFLICT,
+            f"A job type {data.key!r} exists with another name or policy;"
+            f" change it with PATCH /v1/job-types/{data.key}.",
+        )
+    row = JobType(tenant_id=principal.tenant_id, key=data.key, name=data.name, policy=policy)
+    session.add(row)
+    await session.flush()
+    return _job_type_wire(row), True
+
+
+async def update_job_type(
+    session: AsyncSession, principal: Principal, key: str, data: wire.JobTypeUpdate
+) -> wire.JobTypeView:
+    """Rename a job type or change what proves it done: jobs created from now on take the new policy; a job keeps
+    the policy it was created with."""
+    await permissions.require(session, principal, Feature.MANAGE_JOB_TYPES, "Your role cannot manage job types.")
+    await ensure_job_types(session, principal.tenant_id)
+    row = await session.get(JobType, (principal.tenant_id, key))
+    if row is None:
+        raise not_found("job type")
+    if data.name is not msgspec.UNSET:
+        row.name = data.name
+    if data.policy is not msgspec.UNSET:
+        row.policy = msgspec.to_builtins(data.policy)
+    await session.flush()
+    return _job_type_wire(row)
 
 
 # -- the lifecycle: side effects, then the table of rules --------------------------------------------------------
