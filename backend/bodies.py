@@ -7,7 +7,11 @@ refused by the contract's free-form JSON bound (mobile_contract.base.MAX_JSON_DE
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
+
+from litestar import Request
+from litestar.exceptions import InternalServerException
 
 from backend.errors import DomainError
 from backend.json_body import JsonOnlyRequest
@@ -27,3 +31,14 @@ class BoundedRequest(JsonOnlyRequest):
                 ErrorCode.VALIDATION_FAILED,
                 f"The body is nested too deep; free-form JSON may be {MAX_JSON_DEPTH} deep.",
             ) from exc
+
+
+async def body_chunks(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
+    """A raw request body (a photo, an import file), chunk by chunk. A phone that loses its network mid-upload is
+    an everyday event, not a server error: Litestar reports the disconnect as a 500 (and we would log it as a bug),
+    so it becomes a 400 here, which nobody will read, and nothing is stored (the client retries)."""
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except InternalServerException as exc:  # raised by stream() only for a disconnect or a consumed stream
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "The upload ended before the whole body arrived.") from exc

@@ -9,12 +9,12 @@ from uuid import UUID
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import InternalServerException
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
+from backend.bodies import body_chunks
 from backend.errors import DomainError, problems
 from backend.intake import routing, service
 from backend.leads.clock import CLOCK
@@ -46,16 +46,13 @@ class _FileUpload(Operation):
 async def _read(request: Request[Any, Any, Any]) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > service.MAX_IMPORT_BYTES:
-                raise DomainError(
-                    ErrorCode.BODY_TOO_LARGE, f"An import is at most {service.MAX_IMPORT_BYTES // 2**20} MiB; split it."
-                )
-            chunks.append(chunk)
-    except InternalServerException as exc:  # a disconnect mid-upload
-        raise DomainError(ErrorCode.VALIDATION_FAILED, "The upload ended before the whole body arrived.") from exc
+    async for chunk in body_chunks(request):
+        size += len(chunk)
+        if size > service.MAX_IMPORT_BYTES:
+            raise DomainError(
+                ErrorCode.BODY_TOO_LARGE, f"An import is at most {service.MAX_IMPORT_BYTES // 2**20} MiB; split it."
+            )
+        chunks.append(chunk)
     return b"".join(chunks)
 
 

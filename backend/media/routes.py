@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -11,7 +10,6 @@ from uuid import UUID
 from litestar import Controller, Request, Response, get, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import InternalServerException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     OpenAPIFormat,
@@ -26,15 +24,15 @@ from litestar.params import FromPath, FromQuery, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.tokens import Principal
+from backend.bodies import body_chunks
 from backend.coordinates import answer_in
-from backend.errors import DomainError, problems
+from backend.errors import problems
 from backend.limits import Call, UserConcurrency
 from backend.media import service
 from backend.media.images import CONTENT_TYPES
 from backend.media.storage import PhotoStore, local_store
 from backend.settings import Settings
 from mobile_contract.base import SINGLE_LINE
-from mobile_contract.errors import ErrorCode
 from mobile_contract.location import CrsName
 from mobile_contract.media import PhotoPage, PhotoView
 
@@ -70,17 +68,6 @@ class _ImageContent(Operation):
             content={media_type: OpenAPIMediaType(schema=binary) for media_type in sorted(set(CONTENT_TYPES.values()))},
         )
         self.responses = responses
-
-
-async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
-    """The request's body, chunk by chunk. A phone that loses its network mid-upload is an everyday event, not
-    a server error: Litestar reports the disconnect as a 500 (and we would log it as a bug), so it becomes a 400
-    here, which nobody will read, and the photo is simply not stored (the phone retries with the same id)."""
-    try:
-        async for chunk in request.stream():
-            yield chunk
-    except InternalServerException as exc:  # raised by stream() only for a disconnect or a consumed stream
-        raise DomainError(ErrorCode.VALIDATION_FAILED, "The upload ended before the whole body arrived.") from exc
 
 
 class PhotoController(Controller):
@@ -129,7 +116,7 @@ class PhotoController(Controller):
                 principal,
                 photo_id,
                 job_id,
-                _body(request),
+                body_chunks(request),
                 declared_length=request.content_length,
                 declared_content_type=request.headers.get("content-type"),
                 max_bytes=settings.max_photo_bytes,
