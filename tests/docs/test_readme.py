@@ -185,7 +185,9 @@ def blocks(readme: str) -> Iterator[Block]:
             assert answer is not None, f"README.md:{line_no}: a request without an answer"
             status, rest = int(answer.group(1)), answer.group(2)
             i += 1
-            answer_lines = [rest[rest.index("{") :]] if "{" in rest else []
+            # The answer's JSON starts at its first bracket (after header words such as `Retry-After: 2`).
+            starts = [at for at in (rest.find("{"), rest.find("[")) if at >= 0]
+            answer_lines = [rest[min(starts) :]] if starts else []
             while i < len(lines) and lines[i].strip() and not _REQUEST.match(lines[i]):
                 answer_lines.append(lines[i])
                 i += 1
